@@ -1,0 +1,77 @@
+"""mlflow-delta-lineage: link every MLflow model to the exact Delta data it was trained on.
+
+Example:
+    >>> import lineage_plugin as lp
+    >>> lp.autolog()
+    >>> lp.get_lineage("diabetes", 1).inputs
+
+MLflow imports this package at start-up for every user who has the plugin installed (it hosts
+the entry points), so nothing is imported here until it is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "autolog": "lineage_plugin.tracking.autolog",
+    "log_delta_input": "lineage_plugin.api",
+    "get_lineage": "lineage_plugin.api",
+    "get_run_lineage": "lineage_plugin.api",
+    "read_context": "lineage_plugin.tracking.capture",
+    "DeltaInput": "lineage_plugin.records",
+    "Environment": "lineage_plugin.records",
+    "CodeVersion": "lineage_plugin.records",
+    "RunLineage": "lineage_plugin.records",
+    "ModelVersionLineage": "lineage_plugin.records",
+    "LineageError": "lineage_plugin.errors",
+    "CaptureError": "lineage_plugin.errors",
+    "UnsupportedURIError": "lineage_plugin.errors",
+    "LineageNotFoundError": "lineage_plugin.errors",
+}
+
+__all__ = [
+    "CaptureError",
+    "CodeVersion",
+    "DeltaInput",
+    "Environment",
+    "LineageError",
+    "LineageNotFoundError",
+    "ModelVersionLineage",
+    "RunLineage",
+    "UnsupportedURIError",
+    "autolog",
+    "get_lineage",
+    "get_run_lineage",
+    "log_delta_input",
+    "read_context",
+]
+
+if TYPE_CHECKING:
+    from lineage_plugin.api import get_lineage, get_run_lineage, log_delta_input
+    from lineage_plugin.errors import (
+        CaptureError,
+        LineageError,
+        LineageNotFoundError,
+        UnsupportedURIError,
+    )
+    from lineage_plugin.records import (
+        CodeVersion,
+        DeltaInput,
+        Environment,
+        ModelVersionLineage,
+        RunLineage,
+    )
+    from lineage_plugin.tracking.autolog import autolog
+    from lineage_plugin.tracking.capture import read_context
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lineage_plugin' has no attribute '{name}'")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,37 @@
+"""One exception hierarchy for the whole plugin.
+
+Every error the plugin raises on purpose is a :class:`LineageError`; the CLI turns them into
+clean messages and exit codes at its boundary.
+"""
+
+from __future__ import annotations
+
+
+class LineageError(Exception):
+    """Base class of every error raised by mlflow-delta-lineage."""
+
+    exit_code = 2
+
+
+class UnsupportedURIError(LineageError):
+    """A ``lineage+`` URI names a backend the plugin cannot wrap."""
+
+
+class CaptureError(LineageError):
+    """Lineage of a read could not be captured (raised only when strict mode is on)."""
+
+
+class TableNotFoundError(CaptureError):
+    """The path or URI is not a Delta table, or the table does not exist."""
+
+
+class DeltaLogError(CaptureError):
+    """The table's ``_delta_log`` could not be read or parsed."""
+
+
+class AmbiguousRunError(CaptureError):
+    """A read happened in a thread with no active run while several runs were active."""
+
+
+class LineageNotFoundError(LineageError):
+    """The model version or run has no lineage record."""

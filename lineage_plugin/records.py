@@ -1,0 +1,247 @@
+"""Lineage as small, typed, keyword-only value objects.
+
+Every record serialises to a plain dict with sorted keys and without ``None`` values, and the
+manifest carries :data:`SCHEMA_VERSION`, so a reader can tell which layout it is looking at.
+
+Example:
+    >>> from lineage_plugin.records import DeltaInput
+    >>> DeltaInput(uri="file:///data/t", version=0, engine="deltalake").to_dict()
+    {'context': 'training', 'engine': 'deltalake', 'uri': 'file:///data/t', 'version': 0}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in sorted(value.items()) if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def to_json(data: dict[str, Any]) -> str:
+    """Serialise a record dict compactly, with sorted keys and no nulls."""
+    return json.dumps(_drop_nulls(data), sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeltaInput:
+    """One Delta table version that a run read.
+
+    Attributes:
+        uri: Normalised table URI (``file:///abs/path``, ``s3://bucket/key``, ``abfss://...``).
+        version: The table version that was read. Version 0 is a version.
+        engine: What read it: ``deltalake``, ``polars``, ``mlflow`` (a logged dataset) or
+            ``manual`` (``log_delta_input``).
+        context: ``training``, ``evaluation`` or any label the user gives.
+        table_id: The Delta table id (``metaData.id``); tells a re-created table apart.
+        name: A short display name (the last path segment, or a catalog name).
+        commit_timestamp: Milliseconds since the epoch of the version's commit.
+        timestamp_source: ``inCommitTimestamp`` or ``commitInfo.timestamp``.
+        operation: The commit's operation (``WRITE``, ``MERGE``, ``RESTORE``...).
+        filters: The read's filters, as text, when given.
+        partitions: The read's partition filters, as text, when given.
+        columns: The columns read, when given.
+        change_data_from: For a change-data-feed read, the first version of the range (the
+            range ends at ``version``).
+    """
+
+    uri: str
+    version: int
+    engine: str
+    context: str = "training"
+    table_id: str | None = None
+    name: str | None = None
+    commit_timestamp: int | None = None
+    timestamp_source: str | None = None
+    operation: str | None = None
+    filters: str | None = None
+    partitions: str | None = None
+    columns: tuple[str, ...] | None = None
+    change_data_from: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the input as a plain dict with sorted keys and no nulls."""
+        return _drop_nulls(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeltaInput:
+        """Build an input from :meth:`to_dict` output (unknown keys are ignored)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if known.get("columns") is not None:
+            known["columns"] = tuple(known["columns"])
+        return cls(**known)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What makes two reads the same read (used to de-duplicate)."""
+        return (
+            self.uri,
+            self.table_id,
+            self.version,
+            self.context,
+            self.filters,
+            self.partitions,
+            self.columns,
+            self.change_data_from,
+        )
+
+    @property
+    def label(self) -> str:
+        """``name@vN``, for people."""
+        return f"{self.name or self.uri}@v{self.version}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Environment:
+    """Where a run ran: interpreter, platform and library versions.
+
+    Attributes:
+        python: The Python version.
+        platform: ``platform.platform()``.
+        packages: Versions of the libraries that matter for reproducing a model.
+    """
+
+    python: str
+    platform: str
+    packages: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the environment as a plain dict with sorted keys and no nulls."""
+        return _drop_nulls(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Environment:
+        """Build an environment from :meth:`to_dict` output."""
+        return cls(
+            python=data.get("python", ""),
+            platform=data.get("platform", ""),
+            packages=dict(data.get("packages", {})),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodeVersion:
+    """Which code produced a run, and how to start it again.
+
+    Attributes:
+        argv: The command line of the training process.
+        cwd: Its working directory.
+        git_commit: The commit of the repository the entry point lives in, if any.
+        git_dirty: Whether that repository had uncommitted changes.
+    """
+
+    argv: tuple[str, ...] = ()
+    cwd: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the code version as a plain dict with sorted keys and no nulls."""
+        return _drop_nulls(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodeVersion:
+        """Build a code version from :meth:`to_dict` output."""
+        return cls(
+            argv=tuple(data.get("argv", ())),
+            cwd=data.get("cwd"),
+            git_commit=data.get("git_commit"),
+            git_dirty=data.get("git_dirty"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunLineage:
+    """Everything the plugin knows about the data and code behind one run.
+
+    Attributes:
+        run_id: The MLflow run.
+        status: ``complete``, ``incomplete`` (see ``reasons``) or ``missing`` (nothing captured).
+        inputs: The Delta table versions the run read, in the order they were first read.
+        reasons: Why the record is incomplete, when it is.
+        environment: Interpreter and library versions, when captured.
+        code: Entry point and code version, when captured.
+        schema_version: Layout version of this record.
+    """
+
+    run_id: str
+    status: str
+    inputs: tuple[DeltaInput, ...] = ()
+    reasons: tuple[str, ...] = ()
+    environment: Environment | None = None
+    code: CodeVersion | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as a plain dict with sorted keys and no nulls."""
+        return _drop_nulls(
+            {
+                "schema_version": self.schema_version,
+                "run_id": self.run_id,
+                "status": self.status,
+                "inputs": [i.to_dict() for i in self.inputs],
+                "reasons": list(self.reasons),
+                "environment": self.environment.to_dict() if self.environment else None,
+                "code": self.code.to_dict() if self.code else None,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunLineage:
+        """Build a record from :meth:`to_dict` output."""
+        env = data.get("environment")
+        code = data.get("code")
+        return cls(
+            run_id=data["run_id"],
+            status=data.get("status", "missing"),
+            inputs=tuple(DeltaInput.from_dict(i) for i in data.get("inputs", ())),
+            reasons=tuple(data.get("reasons", ())),
+            environment=Environment.from_dict(env) if env else None,
+            code=CodeVersion.from_dict(code) if code else None,
+            schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelVersionLineage:
+    """The lineage attached to one registered model version.
+
+    Attributes:
+        name: Registered model name.
+        version: Model version.
+        status: ``complete``, ``incomplete`` or ``missing``.
+        run: The source run's lineage (``None`` when the source run had none).
+        source: The model version's source URI.
+    """
+
+    name: str
+    version: str
+    status: str
+    run: RunLineage | None = None
+    source: str | None = None
+
+    @property
+    def inputs(self) -> tuple[DeltaInput, ...]:
+        """The Delta table versions the model was trained on."""
+        return self.run.inputs if self.run else ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as a plain dict with sorted keys and no nulls."""
+        return _drop_nulls(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "name": self.name,
+                "version": self.version,
+                "status": self.status,
+                "source": self.source,
+                "run": self.run.to_dict() if self.run else None,
+            }
+        )

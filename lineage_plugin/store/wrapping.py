@@ -1,0 +1,135 @@
+"""Stores for ``lineage+X`` that are MLflow's own stores for ``X``, plus lineage.
+
+The store MLflow builds for the backend URI is built by MLflow's own builder, then given a
+subclass of its own class that adds lineage. So a ``lineage+sqlite:`` tracking store *is* a
+``SqlAlchemyStore`` (MLflow's gateway and webhooks check that with ``isinstance``), keeps every
+method, async logging and paging, and changes only what lineage needs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from lineage_plugin.store.uris import inner_uri
+
+if TYPE_CHECKING:
+    from mlflow.store.model_registry.abstract_store import AbstractStore as RegistryStore
+    from mlflow.store.tracking.abstract_store import AbstractStore as TrackingStore
+
+_logger = logging.getLogger(__name__)
+
+_subclasses: dict[tuple[type, type], type] = {}
+_subclasses_lock = threading.Lock()
+
+
+class LineageStoreMixin:
+    """Marks a store as wrapped by the plugin and remembers the URIs it was built from."""
+
+    lineage_uri: str
+    backend_uri: str
+
+
+class LineageTrackingStoreMixin(LineageStoreMixin):
+    """Tracking-store side of the plugin.
+
+    Capture happens in the client process (see :mod:`lineage_plugin.tracking`); the tracking
+    store only needs to be the real store and to switch capture on when it is loaded.
+    """
+
+
+class LineageRegistryStoreMixin(LineageStoreMixin):
+    """Registry-store side: attaches the source run's lineage to every new model version."""
+
+    def create_model_version(self, *args: Any, **kwargs: Any) -> Any:
+        parent = super().create_model_version  # type: ignore[misc]
+        bound = inspect.signature(parent).bind(*args, **kwargs)
+        from lineage_plugin.store.attach import tags_for_new_model_version
+
+        bound.arguments["tags"] = tags_for_new_model_version(
+            # Runs live in the same backend as the registry (MLflow's default and the server's
+            # set-up), so the source run is read through the registry's own URI.
+            tracking_uri=self.lineage_uri,
+            source=bound.arguments.get("source"),
+            run_id=bound.arguments.get("run_id"),
+            model_id=bound.arguments.get("model_id"),
+            tags=bound.arguments.get("tags"),
+        )
+        return parent(*bound.args, **bound.kwargs)
+
+
+def _with_mixin(store: Any, mixin: type) -> Any:
+    base = type(store)
+    with _subclasses_lock:
+        cls = _subclasses.get((base, mixin))
+        if cls is None:
+            cls = type(f"Lineage{base.__name__}", (mixin, base), {"__module__": __name__})
+            _subclasses[(base, mixin)] = cls
+    # The builder made this instance for us alone, so giving it the subclass changes nothing
+    # for anyone else; the instance keeps the state MLflow's constructor set up.
+    store.__class__ = cls
+    return store
+
+
+def build_tracking_store(store_uri: str, artifact_uri: str | None = None) -> TrackingStore:
+    """Build the tracking store for ``lineage+<backend URI>``.
+
+    Args:
+        store_uri: The ``lineage+`` tracking URI.
+        artifact_uri: Default artifact root, passed to MLflow's builder unchanged.
+
+    Returns:
+        MLflow's store for the backend URI, as an instance of a subclass of its own class.
+
+    Raises:
+        UnsupportedURIError: The URI wraps an unsupported or another ``lineage+`` URI.
+    """
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    backend = inner_uri(store_uri)
+    builder = _tracking_store_registry.get_store_builder(backend)
+    store = _with_mixin(
+        builder(store_uri=backend, artifact_uri=artifact_uri), LineageTrackingStoreMixin
+    )
+    store.lineage_uri = store_uri
+    store.backend_uri = backend
+    _enable_capture()
+    return store
+
+
+def build_registry_store(store_uri: str, tracking_uri: str | None = None) -> RegistryStore:
+    """Build the model-registry store for ``lineage+<backend URI>``.
+
+    Args:
+        store_uri: The ``lineage+`` registry URI.
+        tracking_uri: The tracking URI MLflow resolved next to it, passed to MLflow's builder.
+
+    Returns:
+        MLflow's registry store for the backend URI, as an instance of a subclass of its class.
+
+    Raises:
+        UnsupportedURIError: The URI wraps an unsupported or another ``lineage+`` URI.
+    """
+    from mlflow.tracking._model_registry.utils import _get_store_registry
+
+    backend = inner_uri(store_uri)
+    builder = _get_store_registry().get_store_builder(backend)
+    # Call MLflow's builder the way MLflow's registry does: not every builder takes tracking_uri.
+    if "tracking_uri" in inspect.signature(builder).parameters:
+        store = builder(store_uri=backend, tracking_uri=tracking_uri)
+    else:
+        store = builder(store_uri=backend)
+    store = _with_mixin(store, LineageRegistryStoreMixin)
+    store.lineage_uri = store_uri
+    store.backend_uri = backend
+    _enable_capture()
+    return store
+
+
+def _enable_capture() -> None:
+    # Contract: capture is on whenever a lineage+ store is loaded.
+    from lineage_plugin.tracking.autolog import autolog
+
+    autolog()

@@ -1,0 +1,183 @@
+"""How lineage is written into MLflow tags, and read back.
+
+Runs and model versions carry readable ``lineage.*`` tags (the stock MLflow UI shows them):
+
+- ``lineage.status`` (``complete`` / ``incomplete`` / ``missing``) and ``lineage.reason``;
+- ``lineage.tables``: a one-line summary such as ``sales@v3, customers@v0``;
+- ``lineage.input.000``, ``lineage.input.001`` ...: one compact JSON record per Delta input;
+- ``lineage.env.python``, ``lineage.env.platform``, ``lineage.env.pkg.<distribution>``;
+- ``lineage.code.argv`` (JSON), ``lineage.code.cwd``, ``lineage.code.git_commit``,
+  ``lineage.code.git_dirty``;
+- on model versions also ``lineage.run_id`` and ``lineage.manifest`` (the full JSON record).
+
+A value longer than MLflow's limit (read from MLflow at run time) is never cut: it is split
+over ``<key>``, ``<key>.part1`` ... with the count in ``<key>.parts``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+
+from lineage_plugin.records import (
+    SCHEMA_VERSION,
+    CodeVersion,
+    DeltaInput,
+    Environment,
+    RunLineage,
+    to_json,
+)
+
+PREFIX = "lineage."
+STATUS = "lineage.status"
+REASON = "lineage.reason"
+TABLES = "lineage.tables"
+SCHEMA = "lineage.schema_version"
+RUN_ID = "lineage.run_id"
+MANIFEST = "lineage.manifest"
+INPUT_PREFIX = "lineage.input."
+ENV_PREFIX = "lineage.env."
+PKG_PREFIX = "lineage.env.pkg."
+CODE_PREFIX = "lineage.code."
+
+COMPLETE = "complete"
+INCOMPLETE = "incomplete"
+MISSING = "missing"
+
+_INPUT_KEY = re.compile(r"^lineage\.input\.(\d+)$")
+
+
+def run_tag_value_limit() -> int:
+    """MLflow's maximum length of a run tag value (8000 in MLflow 3.x)."""
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    return MAX_TAG_VAL_LENGTH
+
+
+def model_version_tag_value_limit() -> int:
+    """MLflow's maximum length of a model-version tag value."""
+    from mlflow.utils import validation
+
+    return getattr(validation, "MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH", run_tag_value_limit())
+
+
+def split_value(key: str, value: str, limit: int) -> dict[str, str]:
+    """Spread ``value`` over as many tags as MLflow's value limit needs.
+
+    Args:
+        key: The tag key.
+        value: The full value.
+        limit: The maximum length of one tag value.
+
+    Returns:
+        ``{key: value}`` when it fits, else ``key``, ``key.part1``... and ``key.parts``.
+    """
+    if len(value) <= limit:
+        return {key: value}
+    chunks = [value[i : i + limit] for i in range(0, len(value), limit)]
+    out = {key: chunks[0], f"{key}.parts": str(len(chunks))}
+    out.update({f"{key}.part{n}": chunk for n, chunk in enumerate(chunks[1:], start=1)})
+    return out
+
+
+def join_value(tags: Mapping[str, str], key: str) -> str | None:
+    """Read back a value written by :func:`split_value` (``None`` when the key is absent)."""
+    if key not in tags:
+        return None
+    parts = int(tags.get(f"{key}.parts", "1"))
+    return tags[key] + "".join(tags[f"{key}.part{n}"] for n in range(1, parts))
+
+
+def input_key(index: int) -> str:
+    """The tag key of the ``index``-th input of a run."""
+    return f"{INPUT_PREFIX}{index:03d}"
+
+
+def tables_summary(inputs: Iterable[DeltaInput], limit: int) -> str:
+    """``name@vN, ...``; when that is too long it ends with an explicit ``(+N more...)``."""
+    labels = [i.label for i in inputs]
+    text = ", ".join(labels)
+    if len(text) <= limit:
+        return text
+    shown: list[str] = []
+    for n, label in enumerate(labels):
+        more = f" (+{len(labels) - n} more; see lineage.input.* tags)"
+        if len(", ".join([*shown, label])) + len(more) > limit:
+            return ", ".join(shown) + more
+        shown.append(label)
+    return text  # pragma: no cover - the loop always returns
+
+
+def environment_tags(env: Environment) -> dict[str, str]:
+    """Readable tags for an environment."""
+    tags = {f"{ENV_PREFIX}python": env.python, f"{ENV_PREFIX}platform": env.platform}
+    tags.update({f"{PKG_PREFIX}{name}": version for name, version in env.packages.items()})
+    return tags
+
+
+def code_tags(code: CodeVersion, limit: int) -> dict[str, str]:
+    """Readable tags for a code version (argv is JSON and may be split)."""
+    tags = split_value(f"{CODE_PREFIX}argv", json.dumps(list(code.argv)), limit)
+    if code.cwd:
+        tags[f"{CODE_PREFIX}cwd"] = code.cwd
+    if code.git_commit:
+        tags[f"{CODE_PREFIX}git_commit"] = code.git_commit
+    if code.git_dirty is not None:
+        tags[f"{CODE_PREFIX}git_dirty"] = str(code.git_dirty).lower()
+    return tags
+
+
+def inputs_from_tags(tags: Mapping[str, str]) -> tuple[DeltaInput, ...]:
+    """The inputs recorded in ``lineage.input.NNN`` tags, in index order."""
+    indexed = sorted(
+        (int(m.group(1)), key) for key in tags if (m := _INPUT_KEY.match(key)) is not None
+    )
+    return tuple(DeltaInput.from_dict(json.loads(join_value(tags, key))) for _, key in indexed)
+
+
+def environment_from_tags(tags: Mapping[str, str]) -> Environment | None:
+    """The environment recorded in ``lineage.env.*`` tags, if any."""
+    if f"{ENV_PREFIX}python" not in tags:
+        return None
+    packages = {k[len(PKG_PREFIX) :]: v for k, v in tags.items() if k.startswith(PKG_PREFIX)}
+    return Environment(
+        python=tags[f"{ENV_PREFIX}python"],
+        platform=tags.get(f"{ENV_PREFIX}platform", ""),
+        packages=dict(sorted(packages.items())),
+    )
+
+
+def code_from_tags(tags: Mapping[str, str]) -> CodeVersion | None:
+    """The code version recorded in ``lineage.code.*`` tags, if any."""
+    argv = join_value(tags, f"{CODE_PREFIX}argv")
+    if argv is None:
+        return None
+    dirty = tags.get(f"{CODE_PREFIX}git_dirty")
+    return CodeVersion(
+        argv=tuple(json.loads(argv)),
+        cwd=tags.get(f"{CODE_PREFIX}cwd"),
+        git_commit=tags.get(f"{CODE_PREFIX}git_commit"),
+        git_dirty=None if dirty is None else dirty == "true",
+    )
+
+
+def run_lineage_from_tags(run_id: str, tags: Mapping[str, str]) -> RunLineage:
+    """Rebuild a run's lineage record from its tags."""
+    inputs = inputs_from_tags(tags)
+    status = tags.get(STATUS) or (COMPLETE if inputs else MISSING)
+    reason = join_value(tags, REASON)
+    return RunLineage(
+        run_id=run_id,
+        status=status,
+        inputs=inputs,
+        reasons=tuple(reason.splitlines()) if reason else (),
+        environment=environment_from_tags(tags),
+        code=code_from_tags(tags),
+        schema_version=int(tags.get(SCHEMA, SCHEMA_VERSION)),
+    )
+
+
+def manifest_json(record: RunLineage) -> str:
+    """The versioned JSON manifest of a run's lineage."""
+    return to_json(record.to_dict())

@@ -1,0 +1,249 @@
+"""Read what lineage needs from a Delta table's ``_delta_log``: fast, exact, no data files.
+
+Local tables are read straight from the file system: the latest version comes from
+``_last_checkpoint`` and the commit files after it, a commit's timestamp and operation from its
+JSON file, the table id from the nearest ``metaData`` action. Tables on object stores go through
+``deltalake``. Versions are always exact; timestamps are only ever read, never used to pick a
+version.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from lineage_plugin.errors import DeltaLogError, TableNotFoundError
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
+LOG_DIR = "_delta_log"
+_SCHEME_ALIASES = {"s3a": "s3", "s3n": "s3", "gcs": "gs"}
+# Search this many commits back for a metaData action before opening the table instead.
+_METADATA_SCAN_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """What the commit of one table version says about itself."""
+
+    timestamp: int | None
+    timestamp_source: str | None
+    operation: str | None
+
+
+def normalize_uri(uri: str) -> str:
+    """Normalise a table location so the same table always has the same URI.
+
+    Local paths become absolute ``file:///`` URIs; ``s3a://`` and ``s3n://`` become ``s3://``;
+    the host of ``abfss://container@account...`` is lower-cased; trailing slashes go.
+
+    Args:
+        uri: A local path, ``file:`` URI or object-store URI.
+
+    Returns:
+        The normalised URI.
+
+    Example:
+        >>> normalize_uri("s3a://Bucket/sales/")
+        's3://Bucket/sales'
+    """
+    text = os.fspath(uri)
+    parsed = urlparse(text)
+    if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and os.name == "nt"):
+        path = unquote(parsed.path) if parsed.scheme == "file" else text
+        return "file://" + os.path.normpath(os.path.abspath(os.path.expanduser(path)))
+    scheme = _SCHEME_ALIASES.get(parsed.scheme.lower(), parsed.scheme.lower())
+    netloc = parsed.netloc.lower() if scheme in ("abfs", "abfss", "az", "adl") else parsed.netloc
+    path = parsed.path.rstrip("/")
+    return f"{scheme}://{netloc}{path}"
+
+
+def local_path(uri: str) -> str | None:
+    """The local directory of a normalised ``file://`` URI, else ``None``."""
+    return uri[len("file://") :] if uri.startswith("file://") else None
+
+
+def table_name(uri: str) -> str:
+    """A short display name for a table: its last path segment."""
+    return uri.rstrip("/").rsplit("/", 1)[-1] or uri
+
+
+def _commit_file(log_dir: str, version: int) -> str:
+    return os.path.join(log_dir, f"{version:020d}.json")
+
+
+def _parse_actions(text: str, where: str) -> list[dict[str, Any]]:
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise DeltaLogError(
+            f"{where} is not valid JSON ({exc}); the _delta_log is corrupt."
+        ) from exc
+
+
+def _commit_info(actions: list[dict[str, Any]]) -> CommitInfo:
+    for action in actions:
+        info = action.get("commitInfo")
+        if info is not None:
+            if info.get("inCommitTimestamp") is not None:
+                ts, source = int(info["inCommitTimestamp"]), "inCommitTimestamp"
+            elif info.get("timestamp") is not None:
+                ts, source = int(info["timestamp"]), "commitInfo.timestamp"
+            else:
+                ts, source = None, None
+            return CommitInfo(ts, source, info.get("operation"))
+    return CommitInfo(None, None, None)
+
+
+def _local_log_dir(path: str) -> str:
+    log_dir = os.path.join(path, LOG_DIR)
+    if not os.path.isdir(log_dir):
+        what = "does not exist" if not os.path.exists(path) else "is not a Delta table"
+        raise TableNotFoundError(f"'{path}' {what} (no {LOG_DIR} directory).")
+    return log_dir
+
+
+def _local_latest_version(log_dir: str) -> int:
+    start = -1
+    try:
+        with open(os.path.join(log_dir, "_last_checkpoint")) as fh:
+            start = int(json.load(fh)["version"])
+    except FileNotFoundError:
+        pass
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DeltaLogError(f"{log_dir}/_last_checkpoint is corrupt ({exc}).") from exc
+    version = start
+    while os.path.exists(_commit_file(log_dir, version + 1)):
+        version += 1
+    if version < 0:
+        raise TableNotFoundError(f"{log_dir} holds no commits; the table is empty or not Delta.")
+    return version
+
+
+def _read_local_commit(log_dir: str, version: int) -> list[dict[str, Any]] | None:
+    try:
+        with open(_commit_file(log_dir, version), encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return None
+    return _parse_actions(text, _commit_file(log_dir, version))
+
+
+@functools.lru_cache(maxsize=1024)
+def _local_table_id(log_dir: str, version: int, stamp: tuple[int, int]) -> str | None:
+    # ``stamp`` (mtime and size of the version's commit file) keys the cache, so a table
+    # re-created at the same path is not taken for the old one.
+    for v in range(version, max(-1, version - _METADATA_SCAN_LIMIT), -1):
+        actions = _read_local_commit(log_dir, v)
+        if actions is None:
+            break
+        for action in actions:
+            if "metaData" in action:
+                return action["metaData"].get("id")
+    return None
+
+
+def _file_stamp(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A resolved table version with what its commit says."""
+
+    uri: str
+    version: int
+    table_id: str | None
+    commit: CommitInfo
+
+
+def _open(uri: str, version: int | None, storage_options: dict[str, str] | None) -> DeltaTable:
+    from deltalake import DeltaTable
+
+    try:
+        return DeltaTable(uri, version=version, storage_options=storage_options)
+    except Exception as exc:
+        name = type(exc).__name__
+        if (
+            "TableNotFound" in name
+            or "not a Delta table" in str(exc)
+            or "No files in log" in str(exc)
+        ):
+            raise TableNotFoundError(f"'{uri}' is not a Delta table: {exc}") from exc
+        raise DeltaLogError(f"Could not open the Delta table '{uri}': {name}: {exc}") from exc
+
+
+def _remote_commit_info(table: DeltaTable, version: int) -> CommitInfo:
+    from deltalake.fs import DeltaStorageHandler
+
+    handler = DeltaStorageHandler(table.table_uri, table._storage_options)
+    path = f"{LOG_DIR}/{version:020d}.json"
+    try:
+        with handler.open_input_file(path) as fh:
+            text = fh.read().decode("utf-8")
+    except Exception:
+        return CommitInfo(None, None, None)
+    return _commit_info(_parse_actions(text, path))
+
+
+def resolve(
+    uri: str,
+    version: int | None = None,
+    *,
+    storage_options: dict[str, str] | None = None,
+    table: DeltaTable | None = None,
+) -> VersionInfo:
+    """Resolve a table version once, with its table id and commit info.
+
+    Args:
+        uri: The table's location (path or URI).
+        version: The version read; ``None`` resolves the latest version now.
+        storage_options: Credentials for object stores (used, never recorded).
+        table: An open ``DeltaTable`` at ``version``, when the caller has one.
+
+    Returns:
+        The resolved version.
+
+    Raises:
+        TableNotFoundError: There is no Delta table at ``uri`` or no such version.
+        DeltaLogError: The ``_delta_log`` cannot be read.
+    """
+    norm = normalize_uri(uri)
+    path = local_path(norm)
+    if path is not None:
+        log_dir = _local_log_dir(path)
+        latest = _local_latest_version(log_dir)
+        if version is None:
+            version = latest
+        elif not 0 <= version <= latest:
+            raise TableNotFoundError(f"'{path}' has no version {version} (latest is {latest}).")
+        actions = _read_local_commit(log_dir, version)
+        commit = _commit_info(actions) if actions is not None else CommitInfo(None, None, None)
+        stamp = _file_stamp(_commit_file(log_dir, version))
+        table_id = _local_table_id(log_dir, version, stamp)
+        if table_id is None:
+            table = table if table is not None else _open(path, version, None)
+            table_id = table.metadata().id
+        return VersionInfo(norm, version, table_id, commit)
+    if table is None:
+        table = _open(uri, version, storage_options)
+    resolved = table.version() if version is None else version
+    return VersionInfo(norm, resolved, table.metadata().id, _remote_commit_info(table, resolved))
+
+
+def is_local_table_path(path: str) -> bool:
+    """Whether ``path`` is a local directory with a ``_delta_log``."""
+    return os.path.isdir(os.path.join(path, LOG_DIR))
+
+
+_VERSION_FILE = re.compile(r"^(\d{20})\.json$")

@@ -1,0 +1,94 @@
+"""Environment and code capture: interpreter, library versions, git commit, entry point.
+
+Everything here is computed once per process and cached: it does not change between runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+
+from lineage_plugin.records import CodeVersion, Environment
+
+#: Distributions whose versions are recorded as readable tags (the full list is an artifact).
+TRACKED_PACKAGES: tuple[str, ...] = (
+    "mlflow",
+    "mlflow-delta-lineage",
+    "deltalake",
+    "polars",
+    "pyarrow",
+    "pyspark",
+    "delta-spark",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "xgboost",
+    "lightgbm",
+    "torch",
+    "tensorflow",
+    "statsmodels",
+    "catboost",
+)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def current_environment() -> Environment:
+    """The interpreter, platform and versions of :data:`TRACKED_PACKAGES` that are installed."""
+    packages = {name: v for name in TRACKED_PACKAGES if (v := _version(name)) is not None}
+    return Environment(
+        python=platform.python_version(), platform=platform.platform(), packages=packages
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def installed_distributions() -> str:
+    """Every installed distribution as ``name==version`` lines, sorted (a run artifact)."""
+    lines = {
+        f"{dist.metadata['Name']}=={dist.version}"
+        for dist in metadata.distributions()
+        if dist.metadata["Name"]
+    }
+    return "\n".join(sorted(lines, key=str.lower)) + "\n"
+
+
+def _git(cwd: str, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def _entry_directory(argv: list[str], cwd: str) -> str:
+    script = argv[0] if argv else ""
+    if script and os.path.isfile(script):
+        return os.path.dirname(os.path.abspath(script))
+    return cwd
+
+
+@functools.lru_cache(maxsize=1)
+def current_code() -> CodeVersion:
+    """The process's entry point (argv, working directory) and the git commit of its code."""
+    argv = list(sys.argv)
+    cwd = os.getcwd()
+    where = _entry_directory(argv, cwd)
+    commit = _git(where, "rev-parse", "HEAD")
+    dirty = None
+    if commit:
+        status = _git(where, "status", "--porcelain", "--untracked-files=no")
+        dirty = bool(status) if status is not None else None
+    return CodeVersion(argv=tuple(argv), cwd=cwd, git_commit=commit, git_dirty=dirty)

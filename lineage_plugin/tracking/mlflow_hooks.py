@@ -1,0 +1,111 @@
+"""Hooks into MLflow's client: runs starting, and datasets logged with ``mlflow.log_input``.
+
+- ``MlflowClient.create_run`` (``mlflow.start_run`` goes through it): reads made while no run
+  was active attach to the run just created.
+- ``MlflowClient.log_inputs`` (``mlflow.log_input`` goes through it): a dataset whose source is
+  a ``DeltaDatasetSource`` is recorded as a lineage input of that run.
+- ``DeltaDatasetSource.to_dict``: MLflow drops ``delta_table_version`` when it is 0; the patch
+  keeps it, so version 0 is recorded (and shown) as 0.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lineage_plugin.errors import CaptureError
+from lineage_plugin.records import DeltaInput
+from lineage_plugin.tracking import delta_log
+from lineage_plugin.tracking.capture import is_plugin_writing, session
+from lineage_plugin.tracking.patching import patch
+
+ENGINE = "mlflow"
+_DELTA_SOURCE_TYPE = "delta_table"
+
+
+def _after_create_run(run: Any, a: dict[str, Any]) -> None:
+    if not is_plugin_writing():
+        session().attach_pending(run.info.run_id)
+
+
+def describe_dataset_source(source: dict[str, Any], context: str) -> DeltaInput:
+    """Describe a read logged as an MLflow ``DeltaDatasetSource``.
+
+    Raises:
+        CaptureError: The source names only a catalog table (needs the Spark engine), or the
+            table at the path is not the table the source names.
+    """
+    path = source.get("path")
+    if not path:
+        raise CaptureError(
+            f"the dataset source names the catalog table '{source.get('delta_table_name')}' "
+            "without a path; catalog tables are resolved by the Spark engine only."
+        )
+    info = delta_log.resolve(path, source.get("delta_table_version"))
+    expected_id = source.get("delta_table_id")
+    if expected_id and info.table_id and expected_id != info.table_id:
+        raise CaptureError(
+            f"'{path}' now holds table {info.table_id}, not the logged table {expected_id} "
+            "(it was re-created)."
+        )
+    return DeltaInput(
+        uri=info.uri,
+        version=info.version,
+        engine=ENGINE,
+        context=context,
+        table_id=info.table_id,
+        name=source.get("delta_table_name") or delta_log.table_name(info.uri),
+        commit_timestamp=info.commit.timestamp,
+        timestamp_source=info.commit.timestamp_source,
+        operation=info.commit.operation,
+    )
+
+
+def _after_log_inputs(result: Any, a: dict[str, Any]) -> None:
+    if is_plugin_writing():
+        return
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    run_id = a["run_id"]
+    for item in a.get("datasets") or ():
+        dataset = item.dataset
+        if dataset.source_type != _DELTA_SOURCE_TYPE:
+            continue
+        context = next(
+            (t.value for t in item.tags or () if t.key == MLFLOW_DATASET_CONTEXT), "training"
+        )
+        try:
+            inp = describe_dataset_source(json.loads(dataset.source), context)
+        except CaptureError as exc:
+            session().fail(f"mlflow.log_input({dataset.name}): {exc}", run_id=run_id)
+            continue
+        except Exception as exc:
+            session().fail(
+                f"mlflow.log_input({dataset.name}): could not describe the dataset ({exc})",
+                run_id=run_id,
+            )
+            continue
+        session().record(inp, run_id=run_id, log_dataset=False)
+
+
+def _keep_version_zero(original: Any) -> Any:
+    def to_dict(self: Any) -> dict[Any, Any]:
+        info = original(self)
+        if getattr(self, "_delta_table_version", None) == 0:
+            info["delta_table_version"] = 0
+        return info
+
+    to_dict.__wrapped__ = original  # type: ignore[attr-defined]
+    return to_dict
+
+
+def install(module: Any = None) -> None:
+    """Patch MLflow's client (called once MLflow's client module is imported)."""
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+    from mlflow.tracking.client import MlflowClient
+
+    from lineage_plugin.tracking.patching import after_hook
+
+    patch(MlflowClient, "create_run", lambda f: after_hook(f, _after_create_run))
+    patch(MlflowClient, "log_inputs", lambda f: after_hook(f, _after_log_inputs))
+    patch(DeltaDatasetSource, "to_dict", _keep_version_zero)

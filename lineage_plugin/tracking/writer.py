@@ -1,0 +1,99 @@
+"""Write a run's captured lineage into MLflow: tags, dataset inputs and the manifest artifact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING
+
+from lineage_plugin import tags as T
+from lineage_plugin.records import RunLineage, to_json
+from lineage_plugin.tracking.environment import (
+    current_code,
+    current_environment,
+    installed_distributions,
+)
+
+if TYPE_CHECKING:
+    from mlflow.entities import DatasetInput
+
+    from lineage_plugin.records import DeltaInput
+    from lineage_plugin.tracking.capture import _RunState
+
+MANIFEST_ARTIFACT = "lineage/manifest.json"
+DISTRIBUTIONS_ARTIFACT = "lineage/installed-distributions.txt"
+_DELTA_SOURCE_TYPE = "delta_table"
+
+
+def record_for(run_id: str, state: _RunState) -> RunLineage:
+    """The run's lineage record as captured so far in this process."""
+    return RunLineage(
+        run_id=run_id,
+        status=T.INCOMPLETE if state.reasons else T.COMPLETE,
+        inputs=tuple(state.inputs),
+        reasons=tuple(state.reasons),
+        environment=current_environment(),
+        code=current_code(),
+    )
+
+
+def dataset_input(inp: DeltaInput) -> DatasetInput:
+    """An MLflow dataset input for a captured read, so the stock run page lists it."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    source = {"path": inp.uri, "delta_table_version": inp.version}
+    if inp.table_id:
+        source["delta_table_id"] = inp.table_id
+    digest = hashlib.sha256(f"{inp.uri}|{inp.table_id}|{inp.version}".encode()).hexdigest()[:8]
+    dataset = Dataset(
+        name=f"{inp.name or inp.uri}@v{inp.version}",
+        digest=digest,
+        source_type=_DELTA_SOURCE_TYPE,
+        source=json.dumps(source, sort_keys=True),
+    )
+    return DatasetInput(dataset=dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, inp.context)])
+
+
+def _batches(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def write_run(run_id: str, state: _RunState) -> None:
+    """Write what is new in ``state`` to the run, in as few calls as MLflow allows.
+
+    One ``log_batch`` for the tags (split only at MLflow's per-batch limit), one
+    ``log_inputs`` for the new dataset inputs, and the manifest artifact. The list of installed
+    distributions is logged with the first write.
+    """
+    from mlflow.entities import RunTag
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
+
+    client = MlflowClient()
+    limit = T.run_tag_value_limit()
+    record = record_for(run_id, state)
+    new = range(state.written, len(state.inputs))
+    tags: dict[str, str] = {}
+    if not state.first_write_done:
+        tags.update({T.SCHEMA: str(T.SCHEMA_VERSION)})
+        tags.update(T.environment_tags(record.environment))
+        tags.update(T.code_tags(record.code, limit))
+    for index in new:
+        value = to_json(state.inputs[index].to_dict())
+        tags.update(T.split_value(T.input_key(index), value, limit))
+    tags[T.TABLES] = T.tables_summary(state.inputs, limit)
+    tags[T.STATUS] = record.status
+    if state.reasons:
+        tags.update(T.split_value(T.REASON, "\n".join(state.reasons), limit))
+    run_tags = [RunTag(k, v) for k, v in tags.items()]
+    for batch in _batches(run_tags, MAX_PARAMS_TAGS_PER_BATCH):
+        client.log_batch(run_id, tags=batch)
+    datasets = [dataset_input(state.inputs[i]) for i in new if i not in state.already_datasets]
+    if datasets:
+        client.log_inputs(run_id, datasets=datasets)
+    client.log_text(run_id, T.manifest_json(record), MANIFEST_ARTIFACT)
+    if not state.first_write_done:
+        client.log_text(run_id, installed_distributions(), DISTRIBUTIONS_ARTIFACT)
+    state.written = len(state.inputs)
+    state.first_write_done = True
