@@ -179,6 +179,13 @@ def session() -> CaptureSession:
         return _session
 
 
+def reset_session() -> None:
+    """Forget every captured read (pending or attached) in this process."""
+    global _session
+    with _session_lock:
+        _session = None
+
+
 def capture_read(describe: Callable[[], DeltaInput], *, what: str) -> None:
     """Describe a read and record it; a failure to describe it never breaks the read.
 

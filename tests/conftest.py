@@ -1,0 +1,73 @@
+"""Shared fixtures: real MLflow stores in tmp_path, real Delta tables written with deltalake."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+
+# Tests never reach the network: MLflow telemetry off.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def lineage_tracking(tmp_path: Path, sqlite_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A ``lineage+sqlite`` tracking and registry URI with capture on; state reset after."""
+    from lineage_plugin.tracking.capture import reset_session
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"lineage+{sqlite_uri}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.set_experiment("lineage-tests")
+    reset_session()
+    import lineage_plugin
+
+    lineage_plugin.autolog()
+    yield uri
+    while mlflow.active_run():
+        mlflow.end_run()
+    reset_session()
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+
+
+@pytest.fixture
+def make_table(tmp_path: Path) -> Callable[..., str]:
+    """Write a small Delta table with ``commits`` appends; returns its path."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    def make(name: str = "sales", commits: int = 1, rows: int = 3, **kwargs: object) -> str:
+        path = str(tmp_path / name)
+        for c in range(commits):
+            data = pa.table(
+                {
+                    "id": list(range(c * rows, (c + 1) * rows)),
+                    "x": [float(i) for i in range(rows)],
+                    "y": [float(c)] * rows,
+                }
+            )
+            write_deltalake(path, data, mode="append", **kwargs)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def no_lineage_warnings() -> Iterator[None]:
+    from lineage_plugin.tracking.capture import LineageWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LineageWarning)
+        yield
