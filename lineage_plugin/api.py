@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin import tags as T
-from lineage_plugin.errors import LineageError, LineageNotFoundError
+from lineage_plugin.errors import CaptureError, LineageError, LineageNotFoundError
 from lineage_plugin.records import DeltaInput, ModelVersionLineage, RunLineage
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ def log_delta_input(
                 table=table,
             )
     except LineageError as exc:
-        session().fail(f"log_delta_input({table!s}): {exc}", run_id=run_id)
+        error = type(exc) if isinstance(exc, CaptureError) else CaptureError
+        session().fail(f"log_delta_input({table!s}): {exc}", run_id=run_id, error=error)
         return None
     inp = DeltaInput(
         uri=info.uri,

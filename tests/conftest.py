@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,13 +16,30 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
-@pytest.fixture
-def sqlite_uri(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One MLflow SQLite database with every migration applied, copied by each test."""
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    SqlAlchemyStore(f"sqlite:///{path}", str(path.parent / "artifacts"))
+    RegistryStore(f"sqlite:///{path}")
+    return path
 
 
 @pytest.fixture
-def lineage_tracking(tmp_path: Path, sqlite_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def sqlite_uri(tmp_path: Path, _migrated_sqlite: Path) -> str:
+    """A fresh, fully migrated MLflow SQLite database in ``tmp_path``."""
+    target = tmp_path / "mlflow.db"
+    shutil.copyfile(_migrated_sqlite, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def lineage_tracking(
+    tmp_path: Path, sqlite_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """A ``lineage+sqlite`` tracking and registry URI with capture on; state reset after."""
     from lineage_plugin.tracking.capture import reset_session
 
