@@ -76,13 +76,14 @@ def workout(uri: str) -> dict[str, Any]:
     client.delete_run(run_ids[3])
 
     out["runs"] = [_run(client.get_run(r), ids) for r in run_ids]
-    out["history"] = [
-        (m.value, m.step) for m in client.get_metric_history(run_ids[0], "loss")
-    ]
+    out["history"] = [(m.value, m.step) for m in client.get_metric_history(run_ids[0], "loss")]
     pages, token = [], None
     while True:
         page = client.search_runs(
-            [exp_id], "params.alpha != '0.9'", order_by=["metrics.loss ASC"], max_results=2,
+            [exp_id],
+            "params.alpha != '0.9'",
+            order_by=["metrics.loss ASC"],
+            max_results=2,
             page_token=token,
         )
         pages.append([ids(r.info.run_id) for r in page])
