@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from mlflow.exceptions import MlflowException
 from mlflow.store.model_registry.file_store import FileStore as RegistryFileStore
 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistrySqlStore

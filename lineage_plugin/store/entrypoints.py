@@ -29,6 +29,19 @@ def registry_store(store_uri: str, tracking_uri: str | None = None, **_: Any) ->
     return build_registry_store(store_uri, tracking_uri)
 
 
+def workspace_store(workspace_uri: str) -> Any:
+    """Build MLflow's workspace store for the backend of a ``lineage+`` URI.
+
+    ``mlflow server`` uses the backend store URI as the workspace URI when workspaces are on.
+    """
+    from mlflow.tracking._workspace.registry import _get_workspace_store_registry
+
+    from lineage_plugin.store.uris import inner_uri
+
+    backend = inner_uri(workspace_uri)
+    return _get_workspace_store_registry().get_store_builder(backend)(workspace_uri=backend)
+
+
 if autolog_requested_by_env():
     # Contract: MLFLOW_LINEAGE_AUTOLOG=true turns capture on in every MLflow process. This only
     # registers post-import hooks; deltalake and polars are patched when the user imports them.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -43,21 +44,40 @@ class LineageTrackingStoreMixin(LineageStoreMixin):
 class LineageRegistryStoreMixin(LineageStoreMixin):
     """Registry-store side: attaches the source run's lineage to every new model version."""
 
-    def create_model_version(self, *args: Any, **kwargs: Any) -> Any:
-        parent = super().create_model_version  # type: ignore[misc]
-        bound = inspect.signature(parent).bind(*args, **kwargs)
+    # The signature is spelled out: MLflow passes ``local_model_path`` only to stores whose
+    # create_model_version names it, and calls it positionally.
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        tags: list[Any] | None = None,
+        run_link: str | None = None,
+        description: str | None = None,
+        local_model_path: str | None = None,
+        model_id: str | None = None,
+    ) -> Any:
         from lineage_plugin.store.attach import tags_for_new_model_version
 
-        bound.arguments["tags"] = tags_for_new_model_version(
+        tags = tags_for_new_model_version(
             # Runs live in the same backend as the registry (MLflow's default and the server's
             # set-up), so the source run is read through the registry's own URI.
             tracking_uri=self.lineage_uri,
-            source=bound.arguments.get("source"),
-            run_id=bound.arguments.get("run_id"),
-            model_id=bound.arguments.get("model_id"),
-            tags=bound.arguments.get("tags"),
+            source=source,
+            run_id=run_id,
+            model_id=model_id,
+            tags=tags,
         )
-        return parent(*bound.args, **bound.kwargs)
+        return super().create_model_version(  # type: ignore[misc]
+            name,
+            source,
+            run_id,
+            tags,
+            run_link,
+            description,
+            local_model_path=local_model_path,
+            model_id=model_id,
+        )
 
 
 def _with_mixin(store: Any, mixin: type) -> Any:
@@ -96,7 +116,27 @@ def build_tracking_store(store_uri: str, artifact_uri: str | None = None) -> Tra
     store.lineage_uri = store_uri
     store.backend_uri = backend
     _enable_capture()
+    _explain_server_limits(store_uri, backend)
     return store
+
+
+def _explain_server_limits(store_uri: str, backend: str) -> None:
+    """Say, once, what ``mlflow server`` cannot do with a lineage+ backend URI, and what to do."""
+    from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION
+    from mlflow.server.constants import BACKEND_STORE_URI_ENV_VAR
+
+    if os.environ.get(BACKEND_STORE_URI_ENV_VAR) != store_uri:
+        return  # not the backend of an mlflow server process
+    if MLFLOW_SERVER_ENABLE_JOB_EXECUTION.get() and not backend.startswith(("http", "file")):
+        _logger.warning(
+            "mlflow-delta-lineage: MLflow's job runner (online scoring, judges, prompt "
+            "optimisation, trace roll-ups) reads the raw backend URI and accepts only plain "
+            "database URIs, so this server runs without jobs. Tracking, the registry, the UI, "
+            "artifacts, the gateway and webhooks are unaffected. To run jobs, start a second "
+            "`mlflow server --backend-store-uri %s` on the same database for them, or set "
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false to silence this message.",
+            backend,
+        )
 
 
 def build_registry_store(store_uri: str, tracking_uri: str | None = None) -> RegistryStore:
