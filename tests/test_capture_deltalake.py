@@ -35,7 +35,8 @@ def test_to_pandas_records_the_loaded_version_once(make_table, no_lineage_warnin
     assert inp.engine == "deltalake"
     assert inp.operation == "WRITE"
     assert inp.table_id == DeltaTable(path).metadata().id
-    first_commit = json.loads(open(f"{path}/_delta_log/00000000000000000001.json").readline())
+    with open(f"{path}/_delta_log/00000000000000000001.json") as fh:
+        first_commit = json.loads(fh.readline())
     assert inp.commit_timestamp == first_commit["commitInfo"]["timestamp"]
     assert inp.timestamp_source == "commitInfo.timestamp"
     tags = lineage_tags(run.info.run_id)
@@ -203,10 +204,12 @@ def test_captured_reads_are_logged_as_mlflow_datasets_with_versions(make_table):
 def test_in_commit_timestamp_is_preferred(make_table):
     path = make_table(commits=1)
     log = f"{path}/_delta_log/00000000000000000000.json"
-    lines = open(log).read().splitlines()
+    with open(log) as fh:
+        lines = fh.read().splitlines()
     info = json.loads(lines[0])
     info["commitInfo"]["inCommitTimestamp"] = 1_700_000_000_123
-    open(log, "w").write("\n".join([json.dumps(info), *lines[1:]]) + "\n")
+    with open(log, "w") as fh:
+        fh.write("\n".join([json.dumps(info), *lines[1:]]) + "\n")
     with mlflow.start_run() as run:
         read_pandas(DeltaTable(path))
     (inp,) = inputs_of(run.info.run_id)

@@ -1,14 +1,11 @@
 """MLflow features that parse the raw backend URI themselves, with lineage+ URIs.
 
-| feature                          | with lineage+                                                  |
-|----------------------------------|----------------------------------------------------------------|
-| ``mlflow db upgrade``            | works (SQLAlchemy dialect entry points ``lineage.<db>``)        |
-| ``mlflow gc``                    | works (the store is MLflow's own class)                         |
-| gateway / webhooks isinstance    | works (see test_store_equivalence)                              |
-| ``mlflow-artifacts:`` for http   | works (artifact repository entry point; see test_server)        |
-| workspace store                  | works (``mlflow.workspace_provider`` entry points)              |
-| scorer store                     | works (``mlflow.scorer_store`` entry points)                    |
-| server job execution             | off, with a warning that says what to do (MLflow reads the URI) |
+- ``mlflow db upgrade``: works (SQLAlchemy dialect entry points ``lineage.<db>``).
+- ``mlflow gc``: works (the store is MLflow's own class).
+- gateway and webhooks ``isinstance`` checks: work (see test_store_equivalence).
+- ``mlflow-artifacts:`` with a ``lineage+http`` client: works (see test_server).
+- workspace and scorer stores: work (their own entry points).
+- server job execution: off, with a warning that says what to do (MLflow reads the raw URI).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A real ``mlflow server --backend-store-uri lineage+sqlite:...`` serves stock clients unchanged."""
+"""A real ``mlflow server --backend-store-uri lineage+sqlite:`` serves stock clients unchanged."""
 
 from __future__ import annotations
 
