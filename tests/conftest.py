@@ -58,6 +58,9 @@ def lineage_tracking(
     reset_session()
     mlflow.set_tracking_uri(None)
     mlflow.set_registry_uri(None)
+    # set_experiment() also exports MLFLOW_EXPERIMENT_ID; it must not leak into later tests.
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    mlflow.tracking.fluent._active_experiment_id = None
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -11,6 +10,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from helpers import child_env
 
 
 def free_port() -> int:
@@ -34,7 +35,7 @@ def mlflow_server(
         *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(
-        cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=child_env(**(env or {}))
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import child_env
 
 DEMO = Path(__file__).resolve().parents[1] / "demo_notebooks" / "train_two_versions.py"
 
@@ -20,7 +20,7 @@ def test_demo_trains_two_versions_on_two_table_versions(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        env=child_env(),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from importlib import metadata
 
 import mlflow
 import pytest
+from helpers import child_env
 
 import lineage_plugin as lp
 from lineage_plugin.tracking.environment import installed_distributions
@@ -49,7 +49,7 @@ def test_training_script_records_code_and_environment(training_repo, sqlite_uri,
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        env=child_env(),
     )
     assert result.returncode == 0, result.stderr
     run_id = result.stdout.strip().splitlines()[-1]
@@ -85,11 +85,7 @@ def test_script_outside_a_repository_has_no_commit(tmp_path, sqlite_uri, make_ta
         capture_output=True,
         text=True,
         timeout=300,
-        env={
-            **os.environ,
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "GIT_CEILING_DIRECTORIES": str(tmp_path),
-        },
+        env=child_env(GIT_CEILING_DIRECTORIES=str(tmp_path)),
     )
     assert result.returncode == 0, result.stderr
     mlflow.set_tracking_uri(f"lineage+{sqlite_uri}")

@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import subprocess
 import sys
 
 import pytest
+from helpers import child_env
 from mlflow import MlflowClient
 
 
@@ -27,7 +27,7 @@ def cli(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.Comple
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})},
+        env=child_env(**(env or {})),
     )
 
 
@@ -113,7 +113,7 @@ print(mlflow.get_run(run.info.run_id).data.tags.get("lineage.tables"))
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "MLFLOW_LINEAGE_AUTOLOG": flag, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        env=child_env(MLFLOW_LINEAGE_AUTOLOG=flag),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "sales@v1"
@@ -132,7 +132,7 @@ def test_plugin_load_imports_no_engine(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "MLFLOW_LINEAGE_AUTOLOG": "true"},
+        env=child_env(MLFLOW_LINEAGE_AUTOLOG="true"),
     )
     assert result.returncode == 0, result.stderr
     engines, plugin_loaded = result.stdout.strip().splitlines()[-2:]

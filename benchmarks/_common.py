@@ -1,0 +1,345 @@
+"""Helpers shared by the benchmark scripts (standard library only at import time).
+
+- a cache directory (``benchmarks/.cache`` or ``--workdir``) for generated Delta tables and a
+  pre-migrated MLflow SQLite database, built once and reused;
+- fresh child processes (``sys.executable``) with telemetry off, their wall time and the JSON
+  result line they print;
+- small statistics and table printing helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+DEFAULT_WORKDIR = BENCH_DIR / ".cache"
+RESULT_PREFIX = "BENCH_RESULT "
+
+# Tables up to this many commits are written commit by commit with deltalake.write_deltalake;
+# bigger ones get their later commits written directly in deltalake's own format (see
+# build_table), because deltalake's per-commit cost grows with the log length.
+REAL_WRITE_LIMIT = 1000
+CHECKPOINT_INTERVAL = 100
+ROWS_PER_COMMIT = 3
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a benchmark child: telemetry off, no inherited MLflow/lineage config."""
+    env = dict(os.environ)
+    for key in list(env):
+        if key.startswith(("MLFLOW_LINEAGE_", "MLFLOW_TRACKING_", "MLFLOW_REGISTRY_")):
+            del env[key]
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    env["DO_NOT_TRACK"] = "true"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONPROFILEIMPORTTIME", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+class ChildError(RuntimeError):
+    pass
+
+
+def run_child(
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = 300,
+) -> tuple[float, dict, subprocess.CompletedProcess[str]]:
+    """Run ``sys.executable *args``; return (wall seconds, parsed result line, process).
+
+    The child reports by printing one line ``BENCH_RESULT {json}``. A child that printed its
+    result and then died at interpreter exit (the deltalake/pyarrow exit abort, code 134) is
+    still counted, and its return code is kept in the result under ``_returncode``.
+    """
+    cmd = [sys.executable, *args]
+    start = time.perf_counter()
+    proc = subprocess.run(
+        cmd, env=env or child_env(), cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    wall = time.perf_counter() - start
+    result = None
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            result = json.loads(line[len(RESULT_PREFIX) :])
+    if result is None:
+        raise ChildError(
+            f"child failed (exit {proc.returncode}): {' '.join(cmd)}\n"
+            f"--- stdout ---\n{proc.stdout[-3000:]}\n--- stderr ---\n{proc.stderr[-5000:]}"
+        )
+    result["_returncode"] = proc.returncode
+    return wall, result, proc
+
+
+def emit_result(payload: dict) -> None:
+    """Called in a child: print the result line and flush."""
+    sys.stdout.write(RESULT_PREFIX + json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        v = values[0] if values else float("nan")
+        return v, v
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print a plain fixed-width table (first column left-aligned, the rest right-aligned)."""
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)
+        )
+
+    print(line(cells[0]))
+    print("  ".join("-" * w for w in widths))
+    for r in cells[1:]:
+        print(line(r))
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        if value != value:  # nan
+            return "n/a"
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def workdir(path: str | None) -> Path:
+    wd = Path(path).resolve() if path else DEFAULT_WORKDIR
+    wd.mkdir(parents=True, exist_ok=True)
+    ignore = wd / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    return wd
+
+
+def scratch_dir(wd: Path, name: str) -> Path:
+    d = wd / "scratch" / f"{name}-{os.getpid()}"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    return d
+
+
+_TEMPLATE_CODE = r"""
+import sys
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+db, artifacts = sys.argv[1], sys.argv[2]
+SqlAlchemyStore("sqlite:///" + db, artifacts)
+RegistryStore("sqlite:///" + db)
+print("BENCH_RESULT {}")
+"""
+
+
+def migrated_sqlite_template(wd: Path) -> Path:
+    """One MLflow SQLite database with every migration applied (built once per mlflow version).
+
+    Built in a child process with MLflow's own stores, so the parent does not import MLflow.
+    Callers copy it (:func:`fresh_db`) so migrations are never part of what is timed.
+    """
+    from importlib.metadata import version
+
+    target = wd / "templates" / f"mlflow-{version('mlflow')}.db"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial.db")
+    partial.unlink(missing_ok=True)
+    print(f"[setup] building the migrated MLflow SQLite template {target} ...", flush=True)
+    run_child(
+        ["-c", _TEMPLATE_CODE, str(partial), str(target.parent / "template-artifacts")],
+        timeout=600,
+    )
+    os.replace(partial, target)
+    return target
+
+
+def fresh_db(template: Path, dest_dir: Path) -> Path:
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / "mlflow.db"
+    shutil.copyfile(template, target)
+    return target
+
+
+def _batch(commit: int):
+    import pyarrow as pa
+
+    ids = [commit * ROWS_PER_COMMIT + i for i in range(ROWS_PER_COMMIT)]
+    xs = [float((i * 7919) % 101) / 10.0 for i in ids]
+    ys = [2.0 * x + 1.0 + ((i % 5) - 2) * 0.1 for x, i in zip(xs, ids)]
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "x": pa.array(xs, pa.float64()),
+            "y": pa.array(ys, pa.float64()),
+        }
+    )
+
+
+def _checkpoint_path(log_dir: Path, version: int) -> Path:
+    return log_dir / f"{version:020d}.checkpoint.parquet"
+
+
+def table_path(wd: Path, commits: int) -> Path:
+    return wd / "tables" / f"appends_{commits}"
+
+
+def build_table(
+    wd: Path, commits: int, *, log: Callable[[str], None] = print
+) -> Path:
+    """A local Delta table of ``commits`` small appends (3 rows each), cached in ``wd``.
+
+    Commits 0 .. ``REAL_WRITE_LIMIT``-1 are each one ``deltalake.write_deltalake(mode="append")``.
+    Beyond that (the 10,000-commit table), each further commit is one parquet file written with
+    pyarrow plus one ``_delta_log`` JSON commit whose actions are copied from a commit deltalake
+    itself wrote, with the file's path, size, stats and a later timestamp. Either way a
+    checkpoint is made every ``CHECKPOINT_INTERVAL`` commits (deltalake makes them itself when
+    writing; otherwise ``DeltaTable.create_checkpoint()``), so the ``_delta_log`` looks the
+    same. A marker file records a finished build; an interrupted build is started again.
+    """
+    path = table_path(wd, commits)
+    marker = path.with_name(path.name + ".built.json")
+    if marker.exists() and (path / "_delta_log").is_dir():
+        try:
+            info = json.loads(marker.read_text())
+            if info.get("commits") == commits:
+                return path
+        except ValueError:
+            pass
+    marker.unlink(missing_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+
+    from deltalake import DeltaTable, write_deltalake
+
+    log(f"[setup] building a Delta table with {commits} commits in {path} (cached) ...")
+    start = time.perf_counter()
+    log_dir = partial / "_delta_log"
+    real = min(commits, REAL_WRITE_LIMIT)
+    write_deltalake(str(partial), _batch(0), mode="append")
+    dt = DeltaTable(str(partial))
+    step = max(100, commits // 10)
+    for c in range(1, real):
+        write_deltalake(dt, _batch(c), mode="append")
+        if (c + 1) % CHECKPOINT_INTERVAL == 0 and not _checkpoint_path(log_dir, c).exists():
+            dt.create_checkpoint()
+        if (c + 1) % step == 0:
+            log(f"[setup]   {c + 1}/{commits} commits ({time.perf_counter() - start:.0f} s)")
+    if commits > real:
+        _synthesize_commits(partial, real, commits, log, start, step)
+    dt = DeltaTable(str(partial))
+    if dt.version() != commits - 1:
+        raise RuntimeError(f"built table has version {dt.version()}, expected {commits - 1}")
+    os.replace(partial, path)
+    marker.write_text(
+        json.dumps(
+            {
+                "commits": commits,
+                "written_with_write_deltalake": real,
+                "written_as_log_files": commits - real,
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
+    )
+    log(f"[setup] built in {time.perf_counter() - start:.0f} s")
+    return path
+
+
+def _synthesize_commits(
+    root: Path, first: int, commits: int, log: Callable[[str], None], start: float, step: int
+) -> None:
+    import uuid
+
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    log_dir = root / "_delta_log"
+    template = [
+        json.loads(line)
+        for line in (log_dir / f"{first - 1:020d}.json").read_text().splitlines()
+        if line.strip()
+    ]
+    commit_info = next(a["commitInfo"] for a in template if "commitInfo" in a)
+    add = next(a["add"] for a in template if "add" in a)
+    ts = int(commit_info.get("timestamp") or time.time() * 1000)
+    for v in range(first, commits):
+        ts += 1
+        batch = _batch(v)
+        name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+        pq.write_table(batch, root / name, compression="snappy")
+        cols = batch.column_names
+        stats = {
+            "numRecords": batch.num_rows,
+            "minValues": {c: min(batch[c].to_pylist()) for c in cols},
+            "maxValues": {c: max(batch[c].to_pylist()) for c in cols},
+            "nullCount": {c: 0 for c in cols},
+        }
+        ci = dict(commit_info, timestamp=ts)
+        if "readVersion" in ci:
+            ci["readVersion"] = v - 1
+        if isinstance(ci.get("operationMetrics"), dict):
+            ci["operationMetrics"] = dict(
+                ci["operationMetrics"], num_added_rows=batch.num_rows, execution_time_ms=1
+            )
+        ad = dict(
+            add,
+            path=name,
+            size=(root / name).stat().st_size,
+            modificationTime=ts,
+            stats=json.dumps(stats, separators=(",", ":")),
+        )
+        compact = (",", ":")
+        lines = [
+            json.dumps({"commitInfo": ci}, separators=compact),
+            json.dumps({"add": ad}, separators=compact),
+        ]
+        with open(log_dir / f"{v:020d}.json", "x", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        if (v + 1) % CHECKPOINT_INTERVAL == 0:
+            DeltaTable(str(root)).create_checkpoint()
+        if (v + 1) % step == 0:
+            log(f"[setup]   {v + 1}/{commits} commits ({time.perf_counter() - start:.0f} s)")
