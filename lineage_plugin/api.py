@@ -65,17 +65,7 @@ def log_delta_input(
         error = type(exc) if isinstance(exc, CaptureError) else CaptureError
         session().fail(f"log_delta_input({table!s}): {exc}", run_id=run_id, error=error)
         return None
-    inp = DeltaInput(
-        uri=info.uri,
-        version=info.version,
-        engine="manual",
-        context=context,
-        table_id=info.table_id,
-        name=delta_log.table_name(info.uri),
-        commit_timestamp=info.commit.timestamp,
-        timestamp_source=info.commit.timestamp_source,
-        operation=info.commit.operation,
-    )
+    inp = info.to_input(engine="manual", context=context)
     session().record(inp, run_id=run_id)
     return inp
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from lineage_plugin.errors import DeltaLogError, TableNotFoundError
+from lineage_plugin.records import DeltaInput
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -166,6 +166,30 @@ class VersionInfo:
     table_id: str | None
     commit: CommitInfo
 
+    def to_input(
+        self, *, engine: str, context: str, name: str | None = None, **details: Any
+    ) -> DeltaInput:
+        """The lineage record of a read of this version.
+
+        Args:
+            engine: What read it.
+            context: ``training``, ``evaluation``...
+            name: Display name; defaults to the last path segment.
+            **details: ``filters``, ``partitions``, ``columns``, ``change_data_from``.
+        """
+        return DeltaInput(
+            uri=self.uri,
+            version=self.version,
+            engine=engine,
+            context=context,
+            table_id=self.table_id,
+            name=name or table_name(self.uri),
+            commit_timestamp=self.commit.timestamp,
+            timestamp_source=self.commit.timestamp_source,
+            operation=self.commit.operation,
+            **details,
+        )
+
 
 def _open(uri: str, version: int | None, storage_options: dict[str, str] | None) -> DeltaTable:
     from deltalake import DeltaTable
@@ -239,11 +263,3 @@ def resolve(
         table = _open(uri, version, storage_options)
     resolved = table.version() if version is None else version
     return VersionInfo(norm, resolved, table.metadata().id, _remote_commit_info(table, resolved))
-
-
-def is_local_table_path(path: str) -> bool:
-    """Whether ``path`` is a local directory with a ``_delta_log``."""
-    return os.path.isdir(os.path.join(path, LOG_DIR))
-
-
-_VERSION_FILE = re.compile(r"^(\d{20})\.json$")

@@ -43,16 +43,9 @@ def describe_table(
     info = delta_log.resolve(
         table.table_uri, table.version(), storage_options=table._storage_options, table=table
     )
-    return DeltaInput(
-        uri=info.uri,
-        version=info.version,
+    return info.to_input(
         engine=details.engine,
         context=current_read_context(),
-        table_id=info.table_id,
-        name=delta_log.table_name(info.uri),
-        commit_timestamp=info.commit.timestamp,
-        timestamp_source=info.commit.timestamp_source,
-        operation=info.commit.operation,
         filters=details.filters,
         partitions=details.partitions,
         columns=details.columns,

@@ -48,17 +48,7 @@ def describe_dataset_source(source: dict[str, Any], context: str) -> DeltaInput:
             f"'{path}' now holds table {info.table_id}, not the logged table {expected_id} "
             "(it was re-created)."
         )
-    return DeltaInput(
-        uri=info.uri,
-        version=info.version,
-        engine=ENGINE,
-        context=context,
-        table_id=info.table_id,
-        name=source.get("delta_table_name") or delta_log.table_name(info.uri),
-        commit_timestamp=info.commit.timestamp,
-        timestamp_source=info.commit.timestamp_source,
-        operation=info.commit.operation,
-    )
+    return info.to_input(engine=ENGINE, context=context, name=source.get("delta_table_name"))
 
 
 def _after_log_inputs(result: Any, a: dict[str, Any]) -> None:
