@@ -233,3 +233,35 @@ def test_warnings_are_not_emitted_for_normal_reads(make_table):
         warnings.simplefilter("error")
         with mlflow.start_run():
             read_pandas(DeltaTable(path))
+
+
+def test_cdf_without_ending_version_is_pinned_to_the_latest_version(make_table):
+    path = make_table(commits=1, configuration={"delta.enableChangeDataFeed": "true"})
+    old = DeltaTable(path)  # loaded at version 0 ...
+    for i in range(2):  # ... while the table moves on to version 2
+        write_deltalake(path, pa.table({"id": [50 + i], "x": [0.0], "y": [1.0]}), mode="append")
+    with mlflow.start_run() as run:
+        changes = old.load_cdf(starting_version=1).read_all()
+    assert set(changes.column("_commit_version").to_pylist()) == {1, 2}
+    (inp,) = inputs_of(run.info.run_id)
+    assert (inp.change_data_from, inp.version) == (1, 2)
+
+
+def test_cdf_by_timestamp_is_not_guessed(make_table):
+    path = make_table(commits=2, configuration={"delta.enableChangeDataFeed": "true"})
+    with mlflow.start_run() as run, pytest.warns(LineageWarning, match="by timestamp"):
+        DeltaTable(path).load_cdf(starting_timestamp="2000-01-01T00:00:00Z").read_all()
+    lineage = lp.get_run_lineage(run.info.run_id)
+    assert (lineage.status, lineage.inputs) == ("incomplete", ())
+
+
+def test_query_builder_records_the_version_registered_not_the_refreshed_one(make_table):
+    path = make_table(commits=1)
+    dt = DeltaTable(path)
+    qb = QueryBuilder().register("sales", dt)
+    write_deltalake(path, pa.table({"id": [7], "x": [0.0], "y": [0.0]}), mode="append")
+    dt.update_incremental()  # dt is at version 1 now; the query builder still reads version 0
+    with mlflow.start_run() as run:
+        rows = qb.execute("select * from sales").read_all().num_rows
+    assert rows == 3
+    assert [i.version for i in inputs_of(run.info.run_id)] == [0]

@@ -103,3 +103,25 @@ def test_log_input_of_catalog_name_only_marks_the_run_incomplete(make_table):
     lineage = lp.get_run_lineage(run.info.run_id)
     assert lineage.status == "incomplete"
     assert "catalog" in lineage.reasons[0]
+
+
+def test_lazy_frame_collected_in_two_runs_is_recorded_in_both(make_table):
+    path = make_table(commits=1)
+    lazy = pl.scan_delta(path)
+    with mlflow.start_run() as first:
+        lazy.collect()
+    append(path)
+    with mlflow.start_run() as second:
+        frame = lazy.collect()  # the scan stays on the version it resolved first
+    assert len(frame) == 3
+    assert [i.version for i in inputs_of(first.info.run_id)] == [0]
+    assert [i.version for i in inputs_of(second.info.run_id)] == [0]
+
+
+def test_scan_of_a_deltatable_records_what_polars_reads_not_the_version_argument(make_table):
+    path = make_table(commits=3)
+    with mlflow.start_run() as run:
+        # polars ignores version= for a DeltaTable source and reads the table's own snapshot.
+        frame = pl.scan_delta(DeltaTable(path, version=2), version=0).collect()
+    assert len(frame) == 9
+    assert [i.version for i in inputs_of(run.info.run_id)] == [2]

@@ -40,7 +40,8 @@ class CommitInfo:
 def normalize_uri(uri: str) -> str:
     """Normalise a table location so the same table always has the same URI.
 
-    Local paths become absolute ``file:///`` URIs; ``s3a://`` and ``s3n://`` become ``s3://``;
+    Local paths become absolute ``file:///`` URIs (symlinks resolved, percent-escapes
+    decoded, as deltalake does); ``s3a://`` and ``s3n://`` become ``s3://``;
     the host of ``abfss://container@account...`` is lower-cased; trailing slashes go.
 
     Args:
@@ -57,7 +58,8 @@ def normalize_uri(uri: str) -> str:
     parsed = urlparse(text)
     if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and os.name == "nt"):
         path = unquote(parsed.path) if parsed.scheme == "file" else text
-        return "file://" + os.path.normpath(os.path.abspath(os.path.expanduser(path)))
+        # realpath: deltalake resolves symlinks too, so both spellings give one URI.
+        return "file://" + os.path.realpath(os.path.expanduser(path))
     scheme = _SCHEME_ALIASES.get(parsed.scheme.lower(), parsed.scheme.lower())
     netloc = parsed.netloc.lower() if scheme in ("abfs", "abfss", "az", "adl") else parsed.netloc
     path = parsed.path.rstrip("/")
@@ -135,17 +137,33 @@ def _read_local_commit(log_dir: str, version: int) -> list[dict[str, Any]] | Non
     return _parse_actions(text, _commit_file(log_dir, version))
 
 
+def _checkpoint_table_id(log_dir: str, version: int) -> str | None:
+    path = os.path.join(log_dir, f"{version:020d}.checkpoint.parquet")
+    if not os.path.exists(path):
+        return None
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(path, columns=["metaData"], use_threads=False).column("metaData")
+    return next((row["id"] for row in column.to_pylist() if row), None)
+
+
 @functools.lru_cache(maxsize=1024)
 def _local_table_id(log_dir: str, version: int, stamp: tuple[int, int]) -> str | None:
-    # ``stamp`` (mtime and size of the version's commit file) keys the cache, so a table
-    # re-created at the same path is not taken for the old one.
+    """The table id in force at ``version``: from the nearest metaData action or checkpoint.
+
+    ``stamp`` (mtime and size of the version's commit file) is part of the cache key, so a
+    table re-created at the same path is not taken for the old one.
+    """
     for v in range(version, max(-1, version - _METADATA_SCAN_LIMIT), -1):
         actions = _read_local_commit(log_dir, v)
-        if actions is None:
-            break
-        for action in actions:
+        for action in actions or ():
             if "metaData" in action:
                 return action["metaData"].get("id")
+        table_id = _checkpoint_table_id(log_dir, v)
+        if table_id is not None:
+            return table_id
+        if actions is None:
+            break  # the log before v was cleaned up and no checkpoint covers it
     return None
 
 

@@ -1,28 +1,31 @@
 """Read hooks for polars ``read_delta`` / ``scan_delta``.
 
-polars resolves a Delta scan when the query is collected (``DeltaDataset.to_dataset_scan``),
-opening the table and reading it through ``DeltaTable.file_uris`` (native reader) or
-``DeltaTable.to_pyarrow_dataset`` (``use_pyarrow=True``), which the deltalake hooks record.
-This hook only tells them that polars is the reader and which columns and predicate it pushed
-down, so a lazy scan is recorded with the version it read when it was collected.
+polars resolves a Delta scan when the query is collected: ``DeltaDataset.to_dataset_scan``
+opens the table once (the ``DeltaTable`` is then cached, so later collects of the same lazy
+frame read the same version) and reads it through ``DeltaTable.file_uris`` or
+``to_pyarrow_dataset``. The hook records ``dataset.table().version()`` after every collect,
+including the collects that reuse a resolved scan, so a lazy frame built outside a run and
+collected inside it is recorded in that run, with the version it read.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from lineage_plugin.tracking.patching import ReadDetails, around_hook, patch
+from lineage_plugin.tracking.deltalake_hooks import record_table_read
+from lineage_plugin.tracking.patching import ReadDetails, after_hook, patch
 
 ENGINE = "polars"
 
 
-def _details(dataset: Any, *args: Any, **kwargs: Any) -> ReadDetails:
-    projection = kwargs.get("projection")
-    return ReadDetails(
+def _after_scan(result: Any, a: dict[str, Any]) -> None:
+    projection = a.get("projection")
+    details = ReadDetails(
         ENGINE,
-        filters=kwargs.get("pyarrow_predicate"),
+        filters=a.get("pyarrow_predicate"),
         columns=tuple(projection) if projection else None,
     )
+    record_table_read(lambda: a["self"].table(), "polars scan", details)
 
 
 def install(module: Any = None) -> None:
@@ -32,4 +35,4 @@ def install(module: Any = None) -> None:
     except ImportError:  # older polars: reads are still recorded by the deltalake hooks
         return
     if "to_dataset_scan" in DeltaDataset.__dict__:
-        patch(DeltaDataset, "to_dataset_scan", lambda f: around_hook(f, _details))
+        patch(DeltaDataset, "to_dataset_scan", lambda f: after_hook(f, _after_scan))
