@@ -226,16 +226,19 @@ def _open(uri: str, version: int | None, storage_options: dict[str, str] | None)
 
 
 def _remote_commit_info(table: DeltaTable, version: int) -> CommitInfo:
-    from deltalake.fs import DeltaStorageHandler
+    """Commit info of ``version`` through deltalake (tables on object stores).
 
-    handler = DeltaStorageHandler(table.table_uri, table._storage_options)
-    path = f"{LOG_DIR}/{version:020d}.json"
-    try:
-        with handler.open_input_file(path) as fh:
-            text = fh.read().decode("utf-8")
-    except Exception:
+    ``history()`` of a table loaded at ``version`` returns the commits from the latest one
+    down to ``version`` (deltalake 1.x labels them from the loaded version, so the labels are
+    wrong when the table has moved on), and in every case the last entry is the commit of
+    ``version`` itself: that entry is used, never the labels.
+    """
+    if table.version() != version:
+        table = _open(table.table_uri, version, table._storage_options)
+    entries = table.history(1)
+    if not entries:
         return CommitInfo(None, None, None)
-    return _commit_info(_parse_actions(text, path))
+    return _commit_info([{"commitInfo": entries[-1]}])
 
 
 def resolve(
