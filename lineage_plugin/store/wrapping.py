@@ -123,9 +123,9 @@ def build_tracking_store(store_uri: str, artifact_uri: str | None = None) -> Tra
 def _explain_server_limits(store_uri: str, backend: str) -> None:
     """Say, once, what ``mlflow server`` cannot do with a lineage+ backend URI, and what to do."""
     from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION
-    from mlflow.server.constants import BACKEND_STORE_URI_ENV_VAR
 
-    if os.environ.get(BACKEND_STORE_URI_ENV_VAR) != store_uri:
+    # mlflow.server.constants.BACKEND_STORE_URI_ENV_VAR; importing mlflow.server costs seconds.
+    if os.environ.get("_MLFLOW_SERVER_FILE_STORE") != store_uri:
         return  # not the backend of an mlflow server process
     if MLFLOW_SERVER_ENABLE_JOB_EXECUTION.get() and not backend.startswith(("http", "file")):
         _logger.warning(

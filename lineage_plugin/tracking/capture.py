@@ -40,7 +40,8 @@ class _RunState:
     reasons: list[str] = field(default_factory=list)
     already_datasets: set[int] = field(default_factory=set)  # indexes the user logged already
     written: int = 0
-    first_write_done: bool = False
+    env_tagged: bool = False  # lineage.env.* / lineage.code.* already on the run
+    distributions_logged: bool = False
 
 
 @dataclass
@@ -104,6 +105,13 @@ class CaptureSession:
                 self._apply(run_id, item)
             if pending:
                 self._flush(run_id)
+
+    def run_started(self, run_id: str, tags: dict[str, str]) -> None:
+        """A run was created in this process: note what it already carries, attach pending."""
+        if T.SCHEMA in tags:  # the run-context provider tagged environment and code already
+            with self._lock:
+                self._runs.setdefault(run_id, _RunState()).env_tagged = True
+        self.attach_pending(run_id)
 
     def run_state(self, run_id: str) -> tuple[DeltaInput, ...]:
         """The inputs captured for ``run_id`` in this process."""

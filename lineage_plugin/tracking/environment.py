@@ -8,9 +8,9 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import re
 import subprocess
 import sys
-from importlib import metadata
 
 from lineage_plugin.records import CodeVersion, Environment
 
@@ -36,11 +36,47 @@ TRACKED_PACKAGES: tuple[str, ...] = (
 )
 
 
-def _version(dist: str) -> str | None:
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@functools.lru_cache(maxsize=1)
+def _installed() -> dict[str, str]:
+    """``{canonical name: version}`` of every installed distribution.
+
+    Read from the ``<name>-<version>.dist-info`` directory names on ``sys.path`` (one directory
+    listing per entry; a metadata file is opened only for an ``.egg-info`` without a version
+    in its name), which keeps environment capture cheap enough for every run.
+    """
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            stem, dot, kind = name.rpartition(".")
+            if dot and kind in ("dist-info", "egg-info"):
+                dist, _, version = stem.partition("-")
+                version = version.split("-")[0] or _pkg_info_version(os.path.join(entry, name))
+                if version:
+                    found.setdefault(_canonical(dist), version)
+    return found
+
+
+def _pkg_info_version(egg_info: str) -> str | None:
     try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
+        with open(os.path.join(egg_info, "PKG-INFO"), encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("Version:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _version(dist: str) -> str | None:
+    return _installed().get(_canonical(dist))
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,15 +88,9 @@ def current_environment() -> Environment:
     )
 
 
-@functools.lru_cache(maxsize=1)
 def installed_distributions() -> str:
     """Every installed distribution as ``name==version`` lines, sorted (a run artifact)."""
-    lines = {
-        f"{dist.metadata['Name']}=={dist.version}"
-        for dist in metadata.distributions()
-        if dist.metadata["Name"]
-    }
-    return "\n".join(sorted(lines, key=str.lower)) + "\n"
+    return "".join(f"{name}=={version}\n" for name, version in sorted(_installed().items()))
 
 
 def _git(cwd: str, *args: str) -> str | None:

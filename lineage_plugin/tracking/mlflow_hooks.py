@@ -25,7 +25,7 @@ _DELTA_SOURCE_TYPE = "delta_table"
 
 def _after_create_run(run: Any, a: dict[str, Any]) -> None:
     if not is_plugin_writing():
-        session().attach_pending(run.info.run_id)
+        session().run_started(run.info.run_id, run.data.tags)
 
 
 def describe_dataset_source(source: dict[str, Any], context: str) -> DeltaInput:

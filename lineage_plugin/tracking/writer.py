@@ -75,7 +75,7 @@ def write_run(run_id: str, state: _RunState) -> None:
     record = record_for(run_id, state)
     new = range(state.written, len(state.inputs))
     tags: dict[str, str] = {}
-    if not state.first_write_done:
+    if not state.env_tagged:
         tags.update({T.SCHEMA: str(T.SCHEMA_VERSION)})
         tags.update(T.environment_tags(record.environment))
         tags.update(T.code_tags(record.code, limit))
@@ -93,7 +93,8 @@ def write_run(run_id: str, state: _RunState) -> None:
     if datasets:
         client.log_inputs(run_id, datasets=datasets)
     client.log_text(run_id, T.manifest_json(record), MANIFEST_ARTIFACT)
-    if not state.first_write_done:
+    if not state.distributions_logged:
         client.log_text(run_id, installed_distributions(), DISTRIBUTIONS_ARTIFACT)
+        state.distributions_logged = True
     state.written = len(state.inputs)
-    state.first_write_done = True
+    state.env_tagged = True
