@@ -24,10 +24,10 @@ REPO_DIR = BENCH_DIR.parent
 DEFAULT_WORKDIR = BENCH_DIR / ".cache"
 RESULT_PREFIX = "BENCH_RESULT "
 
-# Tables up to this many commits are written commit by commit with deltalake.write_deltalake;
-# bigger ones get their later commits written directly in deltalake's own format (see
-# build_table), because deltalake's per-commit cost grows with the log length.
-REAL_WRITE_LIMIT = 1000
+# The first commits of a table are written one by one with deltalake.write_deltalake; later
+# ones directly in deltalake's own format (see build_table), because deltalake's per-commit
+# cost grows with the log: 1,000 real appends take ~1 minute here, 10,000 over an hour.
+REAL_WRITE_LIMIT = 100
 CHECKPOINT_INTERVAL = 100
 ROWS_PER_COMMIT = 3
 
@@ -35,16 +35,28 @@ ROWS_PER_COMMIT = 3
 # --------------------------------------------------------------------------- processes
 
 
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a benchmark child: telemetry off, no inherited MLflow/lineage config."""
+def child_env(
+    extra: dict[str, str] | None = None, *, pycache: Path | None = None
+) -> dict[str, str]:
+    """The environment of a benchmark child: telemetry off, no inherited MLflow/lineage config.
+
+    With ``pycache``, children compile each module once into that directory and reuse the
+    bytecode (``PYTHONPYCACHEPREFIX``), as an installed package does: this machine sets
+    ``PYTHONDONTWRITEBYTECODE=1`` and the editable checkout has no ``__pycache__``, so without
+    it every process compiles ``lineage_plugin`` from source. Without ``pycache`` the
+    environment's setting is kept as it is.
+    """
     env = dict(os.environ)
     for key in list(env):
         if key.startswith(("MLFLOW_LINEAGE_", "MLFLOW_TRACKING_", "MLFLOW_REGISTRY_")):
             del env[key]
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     env["DO_NOT_TRACK"] = "true"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.pop("PYTHONPROFILEIMPORTTIME", None)
+    if pycache is not None:
+        pycache.mkdir(parents=True, exist_ok=True)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     if extra:
         env.update(extra)
     return env
@@ -84,6 +96,15 @@ def run_child(
         )
     result["_returncode"] = proc.returncode
     return wall, result, proc
+
+
+def run_main(main: Callable[[], int]) -> int:
+    """Run a script's ``main``; a crashed child is reported without a parent traceback."""
+    try:
+        return main()
+    except ChildError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
 
 
 def emit_result(payload: dict) -> None:
@@ -155,6 +176,26 @@ def workdir(path: str | None) -> Path:
     return wd
 
 
+def add_bytecode_option(parser) -> None:
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="keep the environment's bytecode settings (here PYTHONDONTWRITEBYTECODE=1: "
+        "lineage_plugin is compiled from source in every process); default: cache bytecode "
+        "under <workdir>/pycache like an installed package",
+    )
+
+
+def bytecode_env(wd: Path, args) -> dict[str, str]:
+    """``child_env`` as chosen by ``--no-bytecode-cache``; prints which one."""
+    if args.no_bytecode_cache:
+        state = os.environ.get("PYTHONDONTWRITEBYTECODE")
+        print(f"bytecode: environment as is (PYTHONDONTWRITEBYTECODE={state!r})")
+        return child_env()
+    print(f"bytecode: cached under {wd / 'pycache'} (PYTHONPYCACHEPREFIX)")
+    return child_env(pycache=wd / "pycache")
+
+
 def scratch_dir(wd: Path, name: str) -> Path:
     d = wd / "scratch" / f"{name}-{os.getpid()}"
     shutil.rmtree(d, ignore_errors=True)
@@ -208,7 +249,7 @@ def _batch(commit: int):
 
     ids = [commit * ROWS_PER_COMMIT + i for i in range(ROWS_PER_COMMIT)]
     xs = [float((i * 7919) % 101) / 10.0 for i in ids]
-    ys = [2.0 * x + 1.0 + ((i % 5) - 2) * 0.1 for x, i in zip(xs, ids)]
+    ys = [2.0 * x + 1.0 + ((i % 5) - 2) * 0.1 for x, i in zip(xs, ids, strict=True)]
     return pa.table(
         {
             "id": pa.array(ids, pa.int64()),
@@ -226,25 +267,25 @@ def table_path(wd: Path, commits: int) -> Path:
     return wd / "tables" / f"appends_{commits}"
 
 
-def build_table(
-    wd: Path, commits: int, *, log: Callable[[str], None] = print
-) -> Path:
+def build_table(wd: Path, commits: int, *, log: Callable[[str], None] = print) -> Path:
     """A local Delta table of ``commits`` small appends (3 rows each), cached in ``wd``.
 
     Commits 0 .. ``REAL_WRITE_LIMIT``-1 are each one ``deltalake.write_deltalake(mode="append")``.
-    Beyond that (the 10,000-commit table), each further commit is one parquet file written with
-    pyarrow plus one ``_delta_log`` JSON commit whose actions are copied from a commit deltalake
-    itself wrote, with the file's path, size, stats and a later timestamp. Either way a
+    Each further commit is one parquet file written with pyarrow plus one ``_delta_log`` JSON
+    commit whose actions are copied from the last commit deltalake itself wrote, with the new
+    file's path, size, stats and a later timestamp: the same log deltalake would write, in
+    seconds instead of minutes (deltalake reads such tables, polars too). Either way a
     checkpoint is made every ``CHECKPOINT_INTERVAL`` commits (deltalake makes them itself when
-    writing; otherwise ``DeltaTable.create_checkpoint()``), so the ``_delta_log`` looks the
-    same. A marker file records a finished build; an interrupted build is started again.
+    writing; otherwise ``DeltaTable.create_checkpoint()``). A marker file records a finished
+    build; an interrupted build is started again.
     """
     path = table_path(wd, commits)
     marker = path.with_name(path.name + ".built.json")
     if marker.exists() and (path / "_delta_log").is_dir():
         try:
             info = json.loads(marker.read_text())
-            if info.get("commits") == commits:
+            real = min(commits, REAL_WRITE_LIMIT)
+            if info.get("commits") == commits and info.get("written_with_write_deltalake") == real:
                 return path
         except ValueError:
             pass

@@ -37,6 +37,11 @@ def _timer(fn, reps: int) -> list[float]:  # pragma: no cover - helper
     return out
 
 
+def p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[int(0.9 * (len(ordered) - 1))]
+
+
 def measure(path: str, reps: int) -> dict:
     """Interleaved samples (ms) of every method, plus diagnostics, for one table."""
     from deltalake import DeltaTable
@@ -60,7 +65,7 @@ def measure(path: str, reps: int) -> dict:
     def dl_facts() -> None:
         dt = DeltaTable(path)
         dt.version()
-        dt.metadata().id
+        _ = dt.metadata().id
         dt.history(1)
 
     methods = {
@@ -152,8 +157,10 @@ def main() -> int:
     wd = C.workdir(args.workdir)
     paths = {n: str(C.build_table(wd, n)) for n in sizes}
     started = time.perf_counter()
-    print(f"version resolution: median of {args.reps} calls per method, local tables of small "
-          f"appends with a checkpoint every {C.CHECKPOINT_INTERVAL} commits")
+    print(
+        f"version resolution: median of {args.reps} calls per method, local tables of small "
+        f"appends with a checkpoint every {C.CHECKPOINT_INTERVAL} commits"
+    )
     results = {}
     for n in sizes:
         results[n] = measure(paths[n], args.reps)
@@ -177,25 +184,32 @@ def main() -> int:
     print("\np90 ms per call")
     C.print_table(
         ["commits", *methods],
-        [[n, *(sorted(results[n]["samples"][m])[int(0.9 * (len(results[n]["samples"][m]) - 1))]
-               for m in methods)] for n in sizes],
+        [[n, *(p90(results[n]["samples"][m]) for m in methods)] for n in sizes],
     )
 
     print("\nresolver breakdown (min ms of a cold call's parts)")
     rows = []
     for n in sizes:
         d = results[n]["diag"]
-        rows.append([
-            n,
-            d.get("latest_ms", float("nan")),
-            d.get("table_id_cold_ms", float("nan")),
-            {True: "yes", False: "no"}.get(d.get("table_id_found_in_log"), "?"),
-            d.get("cold_opens", "?"),
-            d.get("warm_opens", "?"),
-        ])
+        rows.append(
+            [
+                n,
+                d.get("latest_ms", float("nan")),
+                d.get("table_id_cold_ms", float("nan")),
+                {True: "yes", False: "no"}.get(d.get("table_id_found_in_log"), "?"),
+                d.get("cold_opens", "?"),
+                d.get("warm_opens", "?"),
+            ]
+        )
     C.print_table(
-        ["commits", "latest version", "table-id scan", "id found in log",
-         "deltalake opens (cold)", "deltalake opens (warm)"],
+        [
+            "commits",
+            "latest version",
+            "table-id scan",
+            "id found in log",
+            "deltalake opens (cold)",
+            "deltalake opens (warm)",
+        ],
         rows,
     )
     for n in sizes:
@@ -205,17 +219,22 @@ def main() -> int:
     first, last = sizes[0], sizes[-1]
     print()
     for m in methods:
-        print(f"scaling {m}: {last}/{first} commits = "
-              f"{C.ratio(meds[last][m], meds[first][m]):.1f}x")
+        print(
+            f"scaling {m}: {last}/{first} commits = {C.ratio(meds[last][m], meds[first][m]):.1f}x"
+        )
     if TARGET_COMMITS in meds:
         for m in ("plugin cold", "plugin warm"):
             if m in meds[TARGET_COMMITS]:
                 v = meds[TARGET_COMMITS][m]
-                print(f"target: {m} on {TARGET_COMMITS} commits <= {TARGET_MS:.0f} ms -> "
-                      f"{v:.2f} ms: {C.verdict(v <= TARGET_MS)}")
+                print(
+                    f"target: {m} on {TARGET_COMMITS} commits <= {TARGET_MS:.0f} ms -> "
+                    f"{v:.2f} ms: {C.verdict(v <= TARGET_MS)}"
+                )
     else:
-        print(f"(target <= {TARGET_MS:.0f} ms is checked on the {TARGET_COMMITS}-commit table; "
-              "not measured in this run)")
+        print(
+            f"(target <= {TARGET_MS:.0f} ms is checked on the {TARGET_COMMITS}-commit table; "
+            "not measured in this run)"
+        )
     for n in sizes:
         for p in results[n]["problems"]:
             print(f"MISMATCH on {n} commits: {p}")
@@ -224,4 +243,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _common import run_main
+
+    sys.exit(run_main(main))

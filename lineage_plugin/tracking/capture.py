@@ -113,12 +113,6 @@ class CaptureSession:
                 self._runs.setdefault(run_id, _RunState()).env_tagged = True
         self.attach_pending(run_id)
 
-    def run_state(self, run_id: str) -> tuple[DeltaInput, ...]:
-        """The inputs captured for ``run_id`` in this process."""
-        with self._lock:
-            state = self._runs.get(run_id)
-            return tuple(state.inputs) if state else ()
-
     def _add(self, item: _Pending, run_id: str | None) -> None:
         if run_id is None:
             target = target_run()
