@@ -274,11 +274,13 @@ def resolve(
             raise TableNotFoundError(f"'{path}' has no version {version} (latest is {latest}).")
         actions = _read_local_commit(log_dir, version)
         commit = _commit_info(actions) if actions is not None else CommitInfo(None, None, None)
-        stamp = _file_stamp(_commit_file(log_dir, version))
-        table_id = _local_table_id(log_dir, version, stamp)
-        if table_id is None:
-            table = table if table is not None else _open(path, version, None)
+        if table is not None:  # an open snapshot at this version knows its id already
             table_id = table.metadata().id
+        else:
+            stamp = _file_stamp(_commit_file(log_dir, version))
+            table_id = _local_table_id(log_dir, version, stamp)
+            if table_id is None:
+                table_id = _open(path, version, None).metadata().id
         return VersionInfo(norm, version, table_id, commit)
     if table is None:
         table = _open(uri, version, storage_options)
