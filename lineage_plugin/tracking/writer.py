@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from typing import TYPE_CHECKING
 
 from lineage_plugin import tags as T
@@ -20,8 +22,9 @@ if TYPE_CHECKING:
     from lineage_plugin.records import DeltaInput
     from lineage_plugin.tracking.capture import _RunState
 
-MANIFEST_ARTIFACT = "lineage/manifest.json"
-DISTRIBUTIONS_ARTIFACT = "lineage/installed-distributions.txt"
+ARTIFACT_DIR = "lineage"
+MANIFEST_FILE = "manifest.json"
+DISTRIBUTIONS_FILE = "installed-distributions.txt"
 _DELTA_SOURCE_TYPE = "delta_table"
 
 
@@ -63,8 +66,8 @@ def write_run(run_id: str, state: _RunState) -> None:
     """Write what is new in ``state`` to the run, in as few calls as MLflow allows.
 
     One ``log_batch`` for the tags (split only at MLflow's per-batch limit), one
-    ``log_inputs`` for the new dataset inputs, and the manifest artifact. The list of installed
-    distributions is logged with the first write.
+    ``log_inputs`` for the new dataset inputs, and one artifact upload: the manifest, plus the
+    list of installed distributions with the first write.
     """
     from mlflow.entities import RunTag
     from mlflow.tracking import MlflowClient
@@ -92,9 +95,13 @@ def write_run(run_id: str, state: _RunState) -> None:
     datasets = [dataset_input(state.inputs[i]) for i in new if i not in state.already_datasets]
     if datasets:
         client.log_inputs(run_id, datasets=datasets)
-    client.log_text(run_id, T.manifest_json(record), MANIFEST_ARTIFACT)
-    if not state.distributions_logged:
-        client.log_text(run_id, installed_distributions(), DISTRIBUTIONS_ARTIFACT)
-        state.distributions_logged = True
+    with tempfile.TemporaryDirectory(prefix="lineage-") as tmp:  # one artifact upload
+        with open(os.path.join(tmp, MANIFEST_FILE), "w", encoding="utf-8") as fh:
+            fh.write(T.manifest_json(record))
+        if not state.distributions_logged:
+            with open(os.path.join(tmp, DISTRIBUTIONS_FILE), "w", encoding="utf-8") as fh:
+                fh.write(installed_distributions())
+        client.log_artifacts(run_id, tmp, ARTIFACT_DIR)
+    state.distributions_logged = True
     state.written = len(state.inputs)
     state.env_tagged = True
