@@ -103,3 +103,22 @@ def test_installed_distributions_lists_everything_sorted():
     assert "scikit-learn" in names  # canonical names, as pip spells them
     assert f"mlflow=={metadata.version('mlflow')}" in lines
     assert len(lines) > 50
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["train.py", "--alpha", "0.1"], ["train.py", "--alpha", "0.1"]),
+        (["train.py", "--password", "hunter2", "--x"], ["train.py", "--password", "***", "--x"]),
+        (["train.py", "--api-key=abc", "data"], ["train.py", "--api-key=***", "data"]),
+        (
+            ["t.py", "--aws_secret_access_key", "s", "--db-token=t"],
+            ["t.py", "--aws_secret_access_key", "***", "--db-token=***"],
+        ),
+        (["t.py", "--token-file", "/x"], ["t.py", "--token-file", "***"]),
+    ],
+)
+def test_secret_options_in_argv_are_redacted(argv, expected):
+    from lineage_plugin.tracking.environment import redact_argv
+
+    assert redact_argv(argv) == expected

@@ -103,6 +103,33 @@ def _git(cwd: str, *args: str) -> str | None:
     return out.stdout.strip()
 
 
+_SECRET_OPTION = re.compile(
+    r"^--?[\w.-]*(password|passwd|secret|token|api[-_]?key|credential)", re.I
+)
+REDACTED = "***"
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """``argv`` with the values of secret-looking options (``--password``, ``--api-key``,
+    ``--aws-secret=...``) replaced by ``***``: the entry point is recorded, credentials never.
+    """
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next and not arg.startswith("-"):
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        hide_next = False
+        if _SECRET_OPTION.match(arg):
+            option, eq, _ = arg.partition("=")
+            out.append(f"{option}={REDACTED}" if eq else arg)
+            hide_next = not eq
+        else:
+            out.append(arg)
+    return out
+
+
 def _entry_directory(argv: list[str], cwd: str) -> str:
     script = argv[0] if argv else ""
     if script and os.path.isfile(script):
@@ -113,7 +140,7 @@ def _entry_directory(argv: list[str], cwd: str) -> str:
 @functools.lru_cache(maxsize=1)
 def current_code() -> CodeVersion:
     """The process's entry point (argv, working directory) and the git commit of its code."""
-    argv = list(sys.argv)
+    argv = redact_argv(list(sys.argv))
     cwd = os.getcwd()
     where = _entry_directory(argv, cwd)
     commit = _git(where, "rev-parse", "HEAD")
