@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin import tags as T
-from lineage_plugin.errors import CaptureError, LineageError, LineageNotFoundError
+from lineage_plugin.errors import CaptureError, DeltaLogError, LineageError, LineageNotFoundError
 from lineage_plugin.records import DeltaInput, ModelVersionLineage, RunLineage
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ def log_delta_input(
         and the run is tagged ``lineage.status=incomplete``).
 
     Raises:
+        TypeError: ``table`` is neither a path nor a ``DeltaTable``.
         CaptureError: Only when ``MLFLOW_LINEAGE_STRICT=true``.
 
     Example:
@@ -46,8 +47,14 @@ def log_delta_input(
     from lineage_plugin.tracking import delta_log
     from lineage_plugin.tracking.capture import session
 
+    is_path = isinstance(table, str) or hasattr(table, "__fspath__")
+    if not is_path and not hasattr(table, "table_uri"):
+        raise TypeError(
+            f"log_delta_input() takes a table path or URI, or a deltalake.DeltaTable; "
+            f"got {type(table).__name__}."
+        )
     try:
-        if isinstance(table, str) or hasattr(table, "__fspath__"):
+        if is_path:
             info = delta_log.resolve(str(table), version, storage_options=storage_options)
         else:
             if version is not None and version != table.version():
@@ -64,6 +71,10 @@ def log_delta_input(
     except LineageError as exc:
         error = type(exc) if isinstance(exc, CaptureError) else CaptureError
         session().fail(f"log_delta_input({table!s}): {exc}", run_id=run_id, error=error)
+        return None
+    except Exception as exc:  # an unreadable log never breaks the user's run
+        reason = f"log_delta_input({table!s}): could not read the table's log ({exc})"
+        session().fail(reason, run_id=run_id, error=DeltaLogError)
         return None
     inp = info.to_input(engine="manual", context=context)
     session().record(inp, run_id=run_id)

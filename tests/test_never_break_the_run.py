@@ -132,3 +132,18 @@ def test_values_longer_than_the_tag_limit_are_split_not_truncated(make_table):
         mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/lineage/manifest.json")
     )
     assert manifest["inputs"][0]["columns"] == columns
+
+
+def test_unreadable_commit_file_warns_instead_of_raising(make_table):
+    path = make_table(commits=2)
+    commit = os.path.join(path, "_delta_log", f"{1:020d}.json")
+    os.remove(commit)
+    os.mkdir(commit)  # reading it raises IsADirectoryError, not a LineageError
+    with mlflow.start_run() as run, pytest.warns(LineageWarning, match="could not read"):
+        assert lp.log_delta_input(path, version=1) is None
+    assert lp.get_run_lineage(run.info.run_id).status == "incomplete"
+
+
+def test_log_delta_input_of_something_else_is_a_type_error():
+    with pytest.raises(TypeError, match="takes a table path or URI, or a deltalake.DeltaTable"):
+        lp.log_delta_input(42)
