@@ -107,7 +107,10 @@ def _arguments(function: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[
 def _pinned_load_cdf(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def load_cdf(self: DeltaTable, *args: Any, **kwargs: Any) -> Any:
-        a = _arguments(original, self, *args, **kwargs)
+        try:
+            a = _arguments(original, self, *args, **kwargs)
+        except TypeError:  # a bad call: let deltalake say what is wrong
+            return original(self, *args, **kwargs)
         details = ReadDetails(ENGINE, filters=_text(a["predicate"]), columns=_columns(a["columns"]))
         if a["starting_version"] is None or a["starting_timestamp"] or a["ending_timestamp"]:
             result = original(self, *args, **kwargs)

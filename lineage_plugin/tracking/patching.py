@@ -51,7 +51,7 @@ def after_hook(
             result = original(*args, **kwargs)
         finally:
             _in_read.reset(token)
-        bound = signature.bind(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)  # the call succeeded, so its arguments bind
         bound.apply_defaults()
         after(result, bound.arguments)
         return result
