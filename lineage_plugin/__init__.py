@@ -30,6 +30,7 @@ _EXPORTS = {
     "CaptureError": "lineage_plugin.errors",
     "UnsupportedURIError": "lineage_plugin.errors",
     "LineageNotFoundError": "lineage_plugin.errors",
+    "LineageWarning": "lineage_plugin.errors",
 }
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Environment",
     "LineageError",
     "LineageNotFoundError",
+    "LineageWarning",
     "ModelVersionLineage",
     "RunLineage",
     "UnsupportedURIError",
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
         CaptureError,
         LineageError,
         LineageNotFoundError,
+        LineageWarning,
         UnsupportedURIError,
     )
     from lineage_plugin.records import (

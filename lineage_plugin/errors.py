@@ -35,3 +35,7 @@ class AmbiguousRunError(CaptureError):
 
 class LineageNotFoundError(LineageError):
     """The model version or run has no lineage record."""
+
+
+class LineageWarning(UserWarning):
+    """A read's lineage could not be captured; the run goes on, tagged incomplete."""

@@ -147,3 +147,16 @@ def test_unreadable_commit_file_warns_instead_of_raising(make_table):
 def test_log_delta_input_of_something_else_is_a_type_error():
     with pytest.raises(TypeError, match="takes a table path or URI, or a deltalake.DeltaTable"):
         lp.log_delta_input(42)
+
+
+def test_a_bug_in_a_hook_never_breaks_the_read(make_table, monkeypatch):
+    from lineage_plugin.tracking import deltalake_hooks
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug in the plugin")
+
+    monkeypatch.setattr(deltalake_hooks, "ReadDetails", broken)
+    path = make_table(commits=2)
+    with mlflow.start_run(), pytest.warns(LineageWarning, match="hook failed"):
+        df = read_pandas(DeltaTable(path))
+    assert len(df) == 6

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from lineage_plugin import settings
 from lineage_plugin import tags as T
-from lineage_plugin.errors import AmbiguousRunError, CaptureError, LineageError
+from lineage_plugin.errors import AmbiguousRunError, CaptureError, LineageError, LineageWarning
 from lineage_plugin.records import DeltaInput
 from lineage_plugin.tracking.environment import current_code, current_environment
 from lineage_plugin.tracking.runs import target_run
@@ -27,10 +27,6 @@ _logger = logging.getLogger(__name__)
 
 # Set while the plugin itself talks to MLflow, so its own log_inputs is not captured again.
 _writing: ContextVar[bool] = ContextVar("lineage_writing", default=False)
-
-
-class LineageWarning(UserWarning):
-    """A read's lineage could not be captured; the run goes on, tagged incomplete."""
 
 
 @dataclass

@@ -10,10 +10,13 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import warnings
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+
+from lineage_plugin.errors import LineageError, LineageWarning
 
 _in_read: ContextVar[bool] = ContextVar("lineage_in_read", default=False)
 
@@ -51,9 +54,18 @@ def after_hook(
             result = original(*args, **kwargs)
         finally:
             _in_read.reset(token)
-        bound = signature.bind(*args, **kwargs)  # the call succeeded, so its arguments bind
-        bound.apply_defaults()
-        after(result, bound.arguments)
+        try:
+            bound = signature.bind(*args, **kwargs)  # the call succeeded, so its arguments bind
+            bound.apply_defaults()
+            after(result, bound.arguments)
+        except LineageError:
+            raise  # strict mode
+        except Exception as exc:  # a bug in a hook must never break the user's call
+            warnings.warn(
+                f"mlflow-delta-lineage: {original.__qualname__} hook failed: {exc!r}",
+                LineageWarning,
+                stacklevel=2,
+            )
         return result
 
     wrapper.__lineage_original__ = original  # type: ignore[attr-defined]
