@@ -104,9 +104,9 @@ def tables_summary(inputs: Iterable[DeltaInput], limit: int) -> str:
     for n, label in enumerate(labels):
         more = f" (+{len(labels) - n} more; see lineage.input.* tags)"
         if len(", ".join([*shown, label])) + len(more) > limit:
-            return ", ".join(shown) + more
+            break
         shown.append(label)
-    return text  # pragma: no cover - the loop always returns
+    return ", ".join(shown) + more
 
 
 def environment_tags(env: Environment) -> dict[str, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from helpers import tracking_at
 
 # Tests never reach the network: MLflow telemetry off.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -41,23 +42,13 @@ def lineage_tracking(
     tmp_path: Path, sqlite_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     """A ``lineage+sqlite`` tracking and registry URI with capture on; state reset after."""
-    from lineage_plugin.tracking.capture import reset_session
-
     monkeypatch.chdir(tmp_path)
     uri = f"lineage+{sqlite_uri}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    mlflow.set_experiment("lineage-tests")
-    reset_session()
-    import lineage_plugin
-
-    lineage_plugin.autolog()
-    yield uri
-    while mlflow.active_run():
-        mlflow.end_run()
-    reset_session()
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
+    with tracking_at(uri):
+        mlflow.set_experiment("lineage-tests")
+        yield uri
+        while mlflow.active_run():
+            mlflow.end_run()
     # set_experiment() also exports MLFLOW_EXPERIMENT_ID; it must not leak into later tests.
     os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     mlflow.tracking.fluent._active_experiment_id = None

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import mlflow
@@ -39,3 +44,44 @@ def child_env(**extra: str) -> dict[str, str]:
     """The environment for a child process: this one's, without MLflow state set by tests."""
     env = {k: v for k, v in os.environ.items() if k not in _MLFLOW_STATE_VARS}
     return {**env, "MLFLOW_DISABLE_TELEMETRY": "true", **extra}
+
+
+def run_python(*args: str, cwd: Any, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python *args`` in a clean child environment (plus ``env``), capturing output."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_env(**env),
+    )
+
+
+def set_in_commit_timestamp(table_path: str, version: int, timestamp: int) -> None:
+    """Give a commit an in-commit timestamp, as Spark writes it (deltalake cannot)."""
+    log = os.path.join(table_path, "_delta_log", f"{version:020d}.json")
+    with open(log) as fh:
+        lines = fh.read().splitlines()
+    info = json.loads(lines[0])
+    info["commitInfo"]["inCommitTimestamp"] = timestamp
+    with open(log, "w") as fh:
+        fh.write("\n".join([json.dumps(info), *lines[1:]]) + "\n")
+
+
+@contextlib.contextmanager
+def tracking_at(uri: str) -> Iterator[None]:
+    """Track and register at ``uri`` with capture on, for the block; state reset after."""
+    import lineage_plugin
+    from lineage_plugin.tracking.capture import reset_session
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    reset_session()
+    lineage_plugin.autolog()
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        reset_session()

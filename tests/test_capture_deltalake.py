@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 from deltalake import DeltaTable, QueryBuilder, write_deltalake
-from helpers import lineage_tags, read_pandas
+from helpers import lineage_tags, read_pandas, set_in_commit_timestamp
 
 import lineage_plugin as lp
 from lineage_plugin.records import DeltaInput
@@ -203,13 +203,7 @@ def test_captured_reads_are_logged_as_mlflow_datasets_with_versions(make_table):
 
 def test_in_commit_timestamp_is_preferred(make_table):
     path = make_table(commits=1)
-    log = f"{path}/_delta_log/00000000000000000000.json"
-    with open(log) as fh:
-        lines = fh.read().splitlines()
-    info = json.loads(lines[0])
-    info["commitInfo"]["inCommitTimestamp"] = 1_700_000_000_123
-    with open(log, "w") as fh:
-        fh.write("\n".join([json.dumps(info), *lines[1:]]) + "\n")
+    set_in_commit_timestamp(path, 0, 1_700_000_000_123)
     with mlflow.start_run() as run:
         read_pandas(DeltaTable(path))
     (inp,) = inputs_of(run.info.run_id)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from helpers import set_in_commit_timestamp
 
 from lineage_plugin.errors import DeltaLogError, TableNotFoundError
 from lineage_plugin.tracking import delta_log
@@ -92,12 +92,6 @@ def test_corrupt_last_checkpoint_is_a_delta_log_error(make_table):
 
 def test_commit_info_reads_in_commit_timestamp(make_table):
     path = make_table(commits=1)
-    log = os.path.join(path, "_delta_log", f"{0:020d}.json")
-    with open(log) as fh:
-        lines = fh.read().splitlines()
-    info = json.loads(lines[0])
-    info["commitInfo"]["inCommitTimestamp"] = 42
-    with open(log, "w") as fh:
-        fh.write("\n".join([json.dumps(info), *lines[1:]]) + "\n")
+    set_in_commit_timestamp(path, 0, 42)
     commit = delta_log.resolve(path).commit
     assert (commit.timestamp, commit.timestamp_source) == (42, "inCommitTimestamp")

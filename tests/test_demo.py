@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import child_env
+from helpers import run_python
 
 DEMO = Path(__file__).resolve().parents[1] / "demo_notebooks" / "train_two_versions.py"
 
 
 @pytest.mark.slow
 def test_demo_trains_two_versions_on_two_table_versions(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(DEMO), "--workdir", str(tmp_path / "demo")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=child_env(),
-    )
+    result = run_python(str(DEMO), "--workdir", str(tmp_path / "demo"), cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "trained on diabetes version 0 (WRITE commit" in out

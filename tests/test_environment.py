@@ -9,7 +9,7 @@ from importlib import metadata
 
 import mlflow
 import pytest
-from helpers import child_env
+from helpers import run_python
 
 import lineage_plugin as lp
 from lineage_plugin.tracking.environment import installed_distributions
@@ -43,14 +43,7 @@ def training_repo(tmp_path):
 def test_training_script_records_code_and_environment(training_repo, sqlite_uri, make_table):
     table = make_table(commits=2)
     uri = f"lineage+{sqlite_uri}"
-    result = subprocess.run(
-        [sys.executable, "train.py", uri, table],
-        cwd=training_repo,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=child_env(),
-    )
+    result = run_python("train.py", uri, table, cwd=training_repo)
     assert result.returncode == 0, result.stderr
     run_id = result.stdout.strip().splitlines()[-1]
     mlflow.set_tracking_uri(uri)
@@ -79,13 +72,12 @@ def test_training_script_records_code_and_environment(training_repo, sqlite_uri,
 def test_script_outside_a_repository_has_no_commit(tmp_path, sqlite_uri, make_table):
     table = make_table()
     (tmp_path / "train.py").write_text(SCRIPT)
-    result = subprocess.run(
-        [sys.executable, "train.py", f"lineage+{sqlite_uri}", table],
+    result = run_python(
+        "train.py",
+        f"lineage+{sqlite_uri}",
+        table,
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=child_env(GIT_CEILING_DIRECTORIES=str(tmp_path)),
+        GIT_CEILING_DIRECTORIES=str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     mlflow.set_tracking_uri(f"lineage+{sqlite_uri}")

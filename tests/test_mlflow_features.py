@@ -13,22 +13,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import subprocess
-import sys
 
 import pytest
-from helpers import child_env
+from helpers import run_python
 from mlflow import MlflowClient
 
 
 def cli(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mlflow", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=child_env(**(env or {})),
-    )
+    return run_python("-m", "mlflow", *args, cwd=cwd, **(env or {}))
 
 
 def test_db_upgrade_accepts_a_lineage_uri(tmp_path):
@@ -107,14 +99,7 @@ with mlflow.start_run() as run:
         filesystem=fs.SubTreeFileSystem({path!r}, fs.LocalFileSystem()))
 print(mlflow.get_run(run.info.run_id).data.tags.get("lineage.tables"))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=child_env(MLFLOW_LINEAGE_AUTOLOG=flag),
-    )
+    result = run_python("-c", code, cwd=tmp_path, MLFLOW_LINEAGE_AUTOLOG=flag)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "sales@v1"
 
@@ -126,14 +111,7 @@ def test_plugin_load_imports_no_engine(tmp_path):
         " print(sorted(m for m in ('deltalake','polars','pyspark','pyarrow','pandas','sklearn')"
         " if m in sys.modules)); print('lineage_plugin' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=child_env(MLFLOW_LINEAGE_AUTOLOG="true"),
-    )
+    result = run_python("-c", code, cwd=tmp_path, MLFLOW_LINEAGE_AUTOLOG="true")
     assert result.returncode == 0, result.stderr
     engines, plugin_loaded = result.stdout.strip().splitlines()[-2:]
     assert plugin_loaded == "True"  # the entry points were loaded, capture is on ...

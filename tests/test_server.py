@@ -8,13 +8,12 @@ import urllib.request
 import mlflow
 import pytest
 from deltalake import DeltaTable
-from helpers import read_pandas
+from helpers import read_pandas, tracking_at
 from mlflow import MlflowClient
 from server import mlflow_server
 from store_workout import workout
 
 import lineage_plugin as lp
-from lineage_plugin.tracking.capture import reset_session
 
 pytestmark = pytest.mark.slow
 
@@ -52,12 +51,8 @@ def test_stock_ui_is_served(servers):
 def test_server_attaches_lineage_for_a_stock_registry_client(servers, make_table, monkeypatch):
     """The client registers over plain http://; the server's lineage+ store attaches lineage."""
     path = make_table(commits=2)
-    url = servers["lineage"]
-    mlflow.set_tracking_uri(url)
-    mlflow.set_registry_uri(url)
-    reset_session()
-    lp.autolog()  # capture in the client; registration itself goes through the stock RestStore
-    try:
+    # Capture in the client; registration itself goes through the stock RestStore.
+    with tracking_at(servers["lineage"]):
         mlflow.set_experiment("server-lineage")
         with mlflow.start_run() as run:
             read_pandas(DeltaTable(path, version=0))
@@ -68,19 +63,11 @@ def test_server_attaches_lineage_for_a_stock_registry_client(servers, make_table
         assert tags["lineage.run_id"] == run.info.run_id
         assert tags["lineage.tables"] == "sales@v0"
         assert "lineage.manifest" in tags
-    finally:
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
-        reset_session()
 
 
 def test_lineage_client_and_lineage_server_attach_once(servers, make_table):
     path = make_table(commits=1)
-    url = "lineage+" + servers["lineage"]
-    mlflow.set_tracking_uri(url)
-    mlflow.set_registry_uri(url)
-    reset_session()
-    try:
+    with tracking_at("lineage+" + servers["lineage"]):
         mlflow.set_experiment("both-sides")
         with mlflow.start_run() as run:
             read_pandas(DeltaTable(path))
@@ -96,7 +83,3 @@ def test_lineage_client_and_lineage_server_attach_once(servers, make_table):
         lineage = lp.get_lineage("both-sides", mv.version)
         assert lineage.status == "complete"
         assert [i.version for i in lineage.inputs] == [0]
-    finally:
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
-        reset_session()

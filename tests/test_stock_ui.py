@@ -11,12 +11,9 @@ import shutil
 import mlflow
 import pytest
 from deltalake import DeltaTable
-from helpers import read_pandas
+from helpers import read_pandas, tracking_at
 from mlflow import MlflowClient
 from server import mlflow_server
-
-import lineage_plugin as lp
-from lineage_plugin.tracking.capture import reset_session
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.slow
@@ -50,23 +47,17 @@ def browser():
 def served_model(tmp_path, _migrated_sqlite, make_table):
     shutil.copyfile(_migrated_sqlite, tmp_path / "mlflow.db")
     path = make_table(commits=2)
-    with mlflow_server(f"lineage+sqlite:///{tmp_path / 'mlflow.db'}", tmp_path) as url:
-        mlflow.set_tracking_uri(url)
-        mlflow.set_registry_uri(url)
-        reset_session()
-        lp.autolog()
-        try:
-            mlflow.set_experiment("ui")
-            with mlflow.start_run() as run:
-                read_pandas(DeltaTable(path, version=1))
-            client = MlflowClient()
-            client.create_registered_model("ui-model")
-            client.create_model_version("ui-model", f"runs:/{run.info.run_id}/m", run.info.run_id)
-            yield url, run.info.run_id
-        finally:
-            mlflow.set_tracking_uri(None)
-            mlflow.set_registry_uri(None)
-            reset_session()
+    with (
+        mlflow_server(f"lineage+sqlite:///{tmp_path / 'mlflow.db'}", tmp_path) as url,
+        tracking_at(url),
+    ):
+        mlflow.set_experiment("ui")
+        with mlflow.start_run() as run:
+            read_pandas(DeltaTable(path, version=1))
+        client = MlflowClient()
+        client.create_registered_model("ui-model")
+        client.create_model_version("ui-model", f"runs:/{run.info.run_id}/m", run.info.run_id)
+        yield url, run.info.run_id
 
 
 def test_stock_ui_shows_the_lineage_of_a_model_version(browser, served_model):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lineage_plugin.records import DeltaInput
 from lineage_plugin.tracking import delta_log
 from lineage_plugin.tracking.capture import capture_read, current_read_context, session
-from lineage_plugin.tracking.patching import ReadDetails, after_hook, patch
+from lineage_plugin.tracking.patching import ReadDetails, after_hook, bound_arguments, patch
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -97,18 +97,13 @@ def _on_read(method: str) -> Callable[[Any, dict[str, Any]], None]:
     return after
 
 
-def _arguments(function: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Every parameter of ``function`` bound to its value, defaults applied."""
-    bound = inspect.signature(function).bind(*args, **kwargs)
-    bound.apply_defaults()
-    return dict(bound.arguments)
-
-
 def _pinned_load_cdf(original: Callable[..., Any]) -> Callable[..., Any]:
+    signature = inspect.signature(original)
+
     @functools.wraps(original)
     def load_cdf(self: DeltaTable, *args: Any, **kwargs: Any) -> Any:
         try:
-            a = _arguments(original, self, *args, **kwargs)
+            a = bound_arguments(signature, (self, *args), kwargs)
         except TypeError:  # a bad call: let deltalake say what is wrong
             return original(self, *args, **kwargs)
         details = ReadDetails(ENGINE, filters=_text(a["predicate"]), columns=_columns(a["columns"]))

@@ -18,9 +18,9 @@ from lineage_plugin.records import DeltaInput
 from lineage_plugin.tracking import delta_log
 from lineage_plugin.tracking.capture import is_plugin_writing, session
 from lineage_plugin.tracking.patching import patch
+from lineage_plugin.tracking.writer import DELTA_SOURCE_TYPE
 
 ENGINE = "mlflow"
-_DELTA_SOURCE_TYPE = "delta_table"
 
 
 def _after_create_run(run: Any, a: dict[str, Any]) -> None:
@@ -59,7 +59,7 @@ def _after_log_inputs(result: Any, a: dict[str, Any]) -> None:
     run_id = a["run_id"]
     for item in a.get("datasets") or ():
         dataset = item.dataset
-        if dataset.source_type != _DELTA_SOURCE_TYPE:
+        if dataset.source_type != DELTA_SOURCE_TYPE:
             continue
         context = next(
             (t.value for t in item.tags or () if t.key == MLFLOW_DATASET_CONTEXT), "training"

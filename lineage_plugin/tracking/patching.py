@@ -34,6 +34,15 @@ class ReadDetails:
     columns: tuple[str, ...] | None = None
 
 
+def bound_arguments(
+    signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Every parameter of ``signature`` bound to its value in a call, defaults applied."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
 def after_hook(
     original: Callable[..., Any], after: Callable[[Any, dict[str, Any]], None]
 ) -> Callable[..., Any]:
@@ -55,9 +64,8 @@ def after_hook(
         finally:
             _in_read.reset(token)
         try:
-            bound = signature.bind(*args, **kwargs)  # the call succeeded, so its arguments bind
-            bound.apply_defaults()
-            after(result, bound.arguments)
+            # The call succeeded, so its arguments bind.
+            after(result, bound_arguments(signature, args, kwargs))
         except LineageError:
             raise  # strict mode
         except Exception as exc:  # a bug in a hook must never break the user's call

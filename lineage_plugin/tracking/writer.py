@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 ARTIFACT_DIR = "lineage"
 MANIFEST_FILE = "manifest.json"
 DISTRIBUTIONS_FILE = "installed-distributions.txt"
-_DELTA_SOURCE_TYPE = "delta_table"
+#: MLflow's source type of a DeltaDatasetSource.
+DELTA_SOURCE_TYPE = "delta_table"
 
 
 def record_for(run_id: str, state: _RunState) -> RunLineage:
@@ -52,7 +53,7 @@ def dataset_input(inp: DeltaInput) -> DatasetInput:
     dataset = Dataset(
         name=f"{inp.name or inp.uri}@v{inp.version}",
         digest=digest,
-        source_type=_DELTA_SOURCE_TYPE,
+        source_type=DELTA_SOURCE_TYPE,
         source=json.dumps(source, sort_keys=True),
     )
     return DatasetInput(dataset=dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, inp.context)])
