@@ -125,6 +125,6 @@ def workout(uri: str) -> dict[str, Any]:
     out["alias"] = client.get_model_version_by_alias("workout-model", "champion").version
     client.delete_model_version("workout-model", "2")
     model = client.get_registered_model("workout-model")
-    out["model"] = (model.tags, model.description, sorted(model.aliases))
+    out["model"] = (_tags(model.tags), model.description, sorted(model.aliases))
     out["missing_version"] = _error(lambda: client.get_model_version("workout-model", "9"))
     return out

@@ -8,6 +8,7 @@ method, async logging and paging, and changes only what lineage needs.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -37,12 +38,26 @@ class LineageTrackingStoreMixin(LineageStoreMixin):
     """Tracking-store side of the plugin.
 
     Capture happens in the client process (see :mod:`lineage_plugin.tracking`); the tracking
-    store only needs to be the real store and to switch capture on when it is loaded.
+    store is the real store, switches capture on when it is loaded, and indexes the lineage
+    tags written through it (on whichever side runs the plugin).
     """
+
+    def log_batch(self, run_id: str, metrics: Any, params: Any, tags: Any) -> Any:
+        result = super().log_batch(run_id, metrics, params, tags)  # type: ignore[misc]
+        if tags:
+            from lineage_plugin.store.index_updates import index_run_tags
+
+            index_run_tags(self, run_id, [t.key for t in tags])
+        return result
 
 
 class LineageRegistryStoreMixin(LineageStoreMixin):
-    """Registry-store side: attaches the source run's lineage to every new model version."""
+    """Registry-store side.
+
+    Attaches the source run's lineage to every new model version, records every stage
+    transition and alias change as an event (:mod:`lineage_plugin.store.recording`), and keeps
+    the lineage index up to date.
+    """
 
     # The signature is spelled out: MLflow passes ``local_model_path`` only to stores whose
     # create_model_version names it, and calls it positionally.
@@ -68,7 +83,7 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
             model_id=model_id,
             tags=tags,
         )
-        return super().create_model_version(  # type: ignore[misc]
+        mv = super().create_model_version(  # type: ignore[misc]
             name,
             source,
             run_id,
@@ -78,6 +93,81 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
             local_model_path=local_model_path,
             model_id=model_id,
         )
+        from lineage_plugin.store.index_updates import index_model_version
+
+        index_model_version(self, mv)
+        return mv
+
+    def set_registered_model_alias(self, name: str, alias: str, version: Any) -> Any:
+        from lineage_plugin.events import plan_alias_set
+        from lineage_plugin.store.recording import record_change
+
+        def plan(state: Any, user: str | None, now: int) -> Any:
+            return plan_alias_set(state, name, alias, str(version), user=user, now=now)
+
+        call = functools.partial(super().set_registered_model_alias, name, alias, version)
+        return record_change(self, name, plan, call)
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> Any:
+        from lineage_plugin.events import plan_alias_delete
+        from lineage_plugin.store.recording import record_change
+
+        def plan(state: Any, user: str | None, now: int) -> Any:
+            return plan_alias_delete(state, name, alias, user=user, now=now)
+
+        call = functools.partial(super().delete_registered_model_alias, name, alias)
+        return record_change(self, name, plan, call)
+
+    def transition_model_version_stage(
+        self, name: str, version: Any, stage: str, archive_existing_versions: bool
+    ) -> Any:
+        from mlflow.entities.model_registry.model_version_stages import get_canonical_stage
+        from mlflow.exceptions import MlflowException
+
+        from lineage_plugin.events import plan_transition
+        from lineage_plugin.store.recording import record_change
+
+        call = functools.partial(
+            super().transition_model_version_stage, name, version, stage, archive_existing_versions
+        )
+        try:
+            canonical = get_canonical_stage(stage)
+        except MlflowException:
+            return call()  # MLflow raises its own error for the unknown stage
+
+        def plan(state: Any, user: str | None, now: int) -> Any:
+            return plan_transition(
+                state, name, str(version), canonical, archive_existing_versions, user=user, now=now
+            )
+
+        return record_change(self, name, plan, call)
+
+    def delete_model_version(self, name: str, version: Any) -> Any:
+        from lineage_plugin.events import plan_version_delete
+        from lineage_plugin.store.index_updates import index_deleted_version
+        from lineage_plugin.store.recording import record_change
+
+        def plan(state: Any, user: str | None, now: int) -> Any:
+            return plan_version_delete(state, name, str(version), user=user, now=now)
+
+        call = functools.partial(super().delete_model_version, name, version)
+        result = record_change(self, name, plan, call)
+        index_deleted_version(self, name, str(version))
+        return result
+
+    def set_model_version_tag(self, name: str, version: Any, tag: Any) -> Any:
+        result = super().set_model_version_tag(name, version, tag)  # type: ignore[misc]
+        from lineage_plugin.store.index_updates import index_event_tag
+
+        index_event_tag(self, tag.key, tag.value)
+        return result
+
+    def set_registered_model_tag(self, name: str, tag: Any) -> Any:
+        result = super().set_registered_model_tag(name, tag)  # type: ignore[misc]
+        from lineage_plugin.store.index_updates import index_event_tag
+
+        index_event_tag(self, tag.key, tag.value)
+        return result
 
 
 def _with_mixin(store: Any, mixin: type) -> Any:
@@ -164,6 +254,10 @@ def build_registry_store(store_uri: str, tracking_uri: str | None = None) -> Reg
     store = _with_mixin(store, LineageRegistryStoreMixin)
     store.lineage_uri = store_uri
     store.backend_uri = backend
+    if hasattr(store, "ManagedSessionMaker"):
+        from lineage_plugin.store.recording import install_session_hook
+
+        install_session_hook(store)
     _enable_capture()
     return store
 

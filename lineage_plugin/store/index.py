@@ -1,0 +1,335 @@
+"""The lineage index: a cache of lineage in SQL tables, for fast queries.
+
+Where it lives (override with ``MLFLOW_LINEAGE_INDEX_URI``):
+
+- SQL backends (``sqlite:``, ``postgresql:``, ``mysql:``, ``mssql:``): the backend's own
+  database, in tables named ``lineage_*``;
+- a ``file:`` backend: a SQLite file beside the store directory (``mlruns.lineage.db``);
+- an ``http(s):`` server, seen from a client: a SQLite file in ``~/.mlflow-lineage/``, one per
+  server.
+
+It holds runs and the table versions they read, model versions and their runs, registry events
+and what each version holds now. MLflow is the system of record: ``mlflow-lineage reindex``
+rebuilds all of it from MLflow's tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from lineage_plugin.events import ALIAS_DELETED, ALIAS_SET, NO_STAGE, STAGE_TRANSITION
+from lineage_plugin.store.index_schema import ensure_schema, tables
+from lineage_plugin.store.uris import PREFIX
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+    from lineage_plugin.events import RegistryEvent
+    from lineage_plugin.records import RunLineage
+
+INDEX_URI_ENV = "MLFLOW_LINEAGE_INDEX_URI"
+HOME_ENV = "MLFLOW_LINEAGE_HOME"
+_SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def index_url(tracking_uri: str) -> str:
+    """The SQLAlchemy URL of the lineage index for a tracking URI.
+
+    Args:
+        tracking_uri: A ``lineage+`` or plain MLflow tracking URI.
+
+    Returns:
+        ``MLFLOW_LINEAGE_INDEX_URI`` when set, else the location described in the module doc.
+
+    Example:
+        >>> index_url("lineage+sqlite:///mlflow.db")
+        'sqlite:///mlflow.db'
+    """
+    override = os.environ.get(INDEX_URI_ENV)
+    if override:
+        return override
+    backend = tracking_uri[len(PREFIX) :] if tracking_uri.startswith(PREFIX) else tracking_uri
+    parsed = urlparse(backend)
+    scheme = parsed.scheme.split("+", 1)[0].lower()
+    if scheme in _SQL_SCHEMES:
+        return backend
+    if scheme in ("http", "https"):
+        home = os.environ.get(HOME_ENV) or os.path.join(os.path.expanduser("~"), ".mlflow-lineage")
+        server = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{parsed.netloc}{parsed.path}").strip("_")
+        return f"sqlite:///{os.path.join(home, server or 'server')}.lineage.db"
+    path = parsed.path if scheme == "file" else backend
+    root = os.path.abspath(os.path.expanduser(path)).rstrip(os.sep)
+    return f"sqlite:///{root}.lineage.db"
+
+
+@functools.lru_cache(maxsize=16)
+def _engine(url: str) -> Engine:
+    import sqlalchemy
+
+    if url.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(os.path.abspath(url[len("sqlite:///") :])), exist_ok=True)
+        return sqlalchemy.create_engine(url, connect_args={"timeout": 30})
+    return sqlalchemy.create_engine(url, pool_pre_ping=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRow:
+    """What the index keeps about a run besides its reads."""
+
+    experiment_id: str | None = None
+    run_name: str | None = None
+    start_time: int | None = None
+    end_time: int | None = None
+    user: str | None = None
+
+
+class LineageIndex:
+    """The lineage index at one SQLAlchemy URL.
+
+    Args:
+        url: SQLAlchemy URL (see :func:`index_url`).
+        engine: An engine for that URL to share (an MLflow SQL store's own), if any.
+    """
+
+    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+        self.url = url
+        self._engine = engine
+        self._ready = False
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (created on first use)."""
+        if self._engine is None:
+            self._engine = _engine(self.url)
+        return self._engine
+
+    def ensure(self) -> None:
+        """Create or migrate the index tables (once per instance)."""
+        if not self._ready:
+            ensure_schema(self.engine)
+            self._ready = True
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection in a transaction, committed on success."""
+        self.ensure()
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _conn(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.begin() as new:
+                yield new
+
+    def record_run(
+        self, record: RunLineage, row: RunRow, *, conn: Connection | None = None
+    ) -> None:
+        """Insert or replace a run and the table versions it read."""
+        t = tables()
+        with self._conn(conn) as c:
+            c.execute(t["reads"].delete().where(t["reads"].c.run_id == record.run_id))
+            c.execute(t["runs"].delete().where(t["runs"].c.run_id == record.run_id))
+            c.execute(t["runs"].insert(), [_run_values(record, row)])
+            if record.inputs:
+                c.execute(t["reads"].insert(), _read_values(record))
+
+    def record_model_version(
+        self,
+        *,
+        name: str,
+        version: str | int,
+        run_id: str | None,
+        created: int | None,
+        status: str | None,
+        conn: Connection | None = None,
+    ) -> None:
+        """Insert or replace a model version and its source run."""
+        mv = tables()["model_versions"]
+        key = (mv.c.name == name) & (mv.c.version == int(version))
+        with self._conn(conn) as c:
+            c.execute(mv.delete().where(key))
+            c.execute(
+                mv.insert().values(
+                    name=name,
+                    version=int(version),
+                    run_id=run_id,
+                    created=created,
+                    status=status,
+                    deleted=0,
+                )
+            )
+
+    def mark_deleted(
+        self, name: str, version: str | int, *, conn: Connection | None = None
+    ) -> None:
+        """Remember that a model version was deleted (its lineage stays queryable)."""
+        t = tables()
+        mv, holdings = t["model_versions"], t["holdings"]
+        with self._conn(conn) as c:
+            c.execute(
+                mv.update()
+                .where((mv.c.name == name) & (mv.c.version == int(version)))
+                .values(deleted=1)
+            )
+            c.execute(
+                holdings.delete().where(
+                    (holdings.c.name == name) & (holdings.c.version == int(version))
+                )
+            )
+
+    def record_events(
+        self, events: Iterable[RegistryEvent], *, conn: Connection | None = None
+    ) -> int:
+        """Insert events not yet indexed and update what each version holds.
+
+        Returns:
+            How many events were new.
+        """
+        from sqlalchemy import select
+
+        events = sorted(events, key=lambda e: e.event_id)
+        if not events:
+            return 0
+        table = tables()["events"]
+        with self._conn(conn) as c:
+            ids = [e.event_id for e in events]
+            known = set(
+                c.execute(select(table.c.event_id).where(table.c.event_id.in_(ids))).scalars()
+            )
+            new = [e for e in events if e.event_id not in known]
+            if new:
+                c.execute(table.insert(), [_event_values(e) for e in new])
+                for event in new:
+                    _apply_holding(c, event)
+        return len(new)
+
+    def rebuild(
+        self,
+        *,
+        runs: Iterable[tuple[RunLineage, RunRow]],
+        model_versions: Iterable[dict[str, Any]],
+        events: Iterable[RegistryEvent],
+        holdings: Iterable[dict[str, Any]],
+    ) -> None:
+        """Replace the whole index content in one transaction (``reindex``)."""
+        t = tables()
+        with self.begin() as c:
+            for name in ("reads", "runs", "model_versions", "events", "holdings"):
+                c.execute(t[name].delete())
+            _insert_chunked(c, t["model_versions"], list(model_versions))
+            _insert_chunked(c, t["events"], [_event_values(e) for e in events])
+            _insert_chunked(c, t["holdings"], list(holdings))
+            run_rows: list[dict[str, Any]] = []
+            read_rows: list[dict[str, Any]] = []
+            for record, row in runs:
+                run_rows.append(_run_values(record, row))
+                read_rows.extend(_read_values(record))
+                if len(read_rows) >= 5000:
+                    _insert_chunked(c, t["reads"], read_rows)
+                    read_rows = []
+            _insert_chunked(c, t["runs"], run_rows)
+            _insert_chunked(c, t["reads"], read_rows)
+
+
+def _insert_chunked(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), 5000):
+        conn.execute(table.insert(), rows[start : start + 5000])
+
+
+def _run_values(record: RunLineage, row: RunRow) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id,
+        "experiment_id": row.experiment_id,
+        "run_name": row.run_name,
+        "start_time": row.start_time,
+        "end_time": row.end_time,
+        "user": row.user,
+        "status": record.status,
+    }
+
+
+def _read_values(record: RunLineage) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": record.run_id,
+            "position": n,
+            "table_uri": i.uri,
+            "table_name": i.name,
+            "table_id": i.table_id,
+            "version": i.version,
+            "commit_timestamp": i.commit_timestamp,
+            "operation": i.operation,
+            "context": i.context,
+            "engine": i.engine,
+        }
+        for n, i in enumerate(record.inputs)
+    ]
+
+
+def _event_values(event: RegistryEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "name": event.name,
+        "version": int(event.version),
+        "kind": event.kind,
+        "time": event.time,
+        "stage": event.stage,
+        "alias": event.alias,
+        "payload": json.dumps(event.to_dict(), sort_keys=True),
+    }
+
+
+def _apply_holding(conn: Connection, event: RegistryEvent) -> None:
+    h = tables()["holdings"]
+    model = h.c.name == event.name
+    version = int(event.version)
+    if event.kind == ALIAS_SET:
+        conn.execute(h.delete().where(model & (h.c.kind == "alias") & (h.c.label == event.alias)))
+        conn.execute(
+            h.insert().values(
+                name=event.name, kind="alias", label=event.alias, version=version, since=event.time
+            )
+        )
+    elif event.kind == ALIAS_DELETED:
+        conn.execute(
+            h.delete().where(
+                model
+                & (h.c.kind == "alias")
+                & (h.c.label == event.alias)
+                & (h.c.version == version)
+            )
+        )
+    elif event.kind == STAGE_TRANSITION:
+        conn.execute(h.delete().where(model & (h.c.kind == "stage") & (h.c.version == version)))
+        if event.stage and event.stage != NO_STAGE:
+            conn.execute(
+                h.insert().values(
+                    name=event.name,
+                    kind="stage",
+                    label=event.stage,
+                    version=version,
+                    since=event.time,
+                )
+            )
+
+
+def index_for(store: Any) -> LineageIndex:
+    """The lineage index of a wrapped store (sharing the store's engine when it can)."""
+    index = getattr(store, "_lineage_index", None)
+    if index is None:
+        url = index_url(store.lineage_uri)
+        engine = getattr(store, "engine", None) if url == store.backend_uri else None
+        index = LineageIndex(url, engine=engine)
+        store._lineage_index = index
+    return index

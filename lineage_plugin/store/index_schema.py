@@ -1,0 +1,167 @@
+"""Tables of the lineage index, and their migrations.
+
+The index lives in its own tables (all named ``lineage_*``), described by its own SQLAlchemy
+``MetaData``: it never touches MLflow's tables or MLflow's alembic history. Its schema version
+is kept in ``lineage_index_meta``; :func:`ensure_schema` creates or migrates it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from lineage_plugin.errors import LineageError
+
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData, Table
+    from sqlalchemy.engine import Connection, Engine
+
+#: The schema version this code reads and writes.
+INDEX_SCHEMA_VERSION = 1
+SCHEMA_KEY = "schema_version"
+
+
+@functools.cache
+def tables() -> dict[str, Table]:
+    """The index tables by short name (``runs``, ``reads``, ``model_versions``, ...)."""
+    return _define()
+
+
+def metadata() -> MetaData:
+    """The ``MetaData`` that holds the index tables (not MLflow's)."""
+    return tables()["meta"].metadata
+
+
+def _define() -> dict[str, Table]:
+    from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+
+    md = MetaData()
+    meta = Table(
+        "lineage_index_meta",
+        md,
+        Column("key", String(64), primary_key=True),
+        Column("value", String(256), nullable=False),
+    )
+    runs = Table(
+        "lineage_runs",
+        md,
+        Column("run_id", String(32), primary_key=True),
+        Column("experiment_id", String(32)),
+        Column("run_name", String(250)),
+        Column("start_time", BigInteger),
+        Column("end_time", BigInteger),
+        Column("user", String(256)),
+        Column("status", String(16), nullable=False),
+    )
+    reads = Table(
+        "lineage_reads",
+        md,
+        Column("run_id", String(32), primary_key=True),
+        Column("position", Integer, primary_key=True),
+        Column("table_uri", String(1024), nullable=False),
+        Column("table_name", String(256)),
+        Column("table_id", String(64)),
+        Column("version", BigInteger, nullable=False),
+        Column("commit_timestamp", BigInteger),
+        Column("operation", String(64)),
+        Column("context", String(64)),
+        Column("engine", String(32)),
+        Index("lineage_reads_table_version", "table_uri", "version"),
+        Index("lineage_reads_table_name", "table_name"),
+    )
+    model_versions = Table(
+        "lineage_model_versions",
+        md,
+        Column("name", String(256), primary_key=True),
+        Column("version", Integer, primary_key=True),
+        Column("run_id", String(32)),
+        Column("created", BigInteger),
+        Column("status", String(16)),
+        Column("deleted", Integer, nullable=False, default=0),
+        Index("lineage_model_versions_run", "run_id"),
+    )
+    events = Table(
+        "lineage_events",
+        md,
+        Column("event_id", String(32), primary_key=True),
+        Column("name", String(256), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("kind", String(32), nullable=False),
+        Column("time", BigInteger, nullable=False),
+        Column("stage", String(32)),
+        Column("alias", String(256)),
+        Column("payload", Text, nullable=False),
+        Index("lineage_events_model_time", "name", "time"),
+    )
+    holdings = Table(
+        "lineage_holdings",
+        md,
+        Column("name", String(256), primary_key=True),
+        Column("kind", String(8), primary_key=True),  # 'alias' or 'stage'
+        Column("label", String(256), primary_key=True),
+        Column("version", Integer, primary_key=True),
+        Column("since", BigInteger),
+        Index("lineage_holdings_version", "name", "version"),
+    )
+    return {
+        "meta": meta,
+        "runs": runs,
+        "reads": reads,
+        "model_versions": model_versions,
+        "events": events,
+        "holdings": holdings,
+    }
+
+
+#: Migrations from version N to N+1, applied in order. Version 1 is created by create_all.
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def schema_version(conn: Connection) -> int | None:
+    """The index's schema version, or ``None`` when there is no index in this database."""
+    from sqlalchemy import inspect, select
+
+    if not inspect(conn).has_table("lineage_index_meta"):
+        return None
+    meta = tables()["meta"]
+    value = conn.execute(select(meta.c.value).where(meta.c.key == SCHEMA_KEY)).scalar()
+    return int(value) if value is not None else None
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the index tables, or migrate them to :data:`INDEX_SCHEMA_VERSION`.
+
+    Raises:
+        LineageError: The index was written by a newer version of the plugin.
+    """
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    try:
+        with engine.begin() as conn:
+            _ensure(conn)
+    except (IntegrityError, OperationalError, ProgrammingError):
+        # Another process created the tables at the same moment; check what it left.
+        with engine.begin() as conn:
+            _ensure(conn)
+
+
+def _ensure(conn: Connection) -> None:
+    current = schema_version(conn)
+    if current == INDEX_SCHEMA_VERSION:
+        return
+    meta = tables()["meta"]
+    if current is None:
+        metadata().create_all(conn, checkfirst=True)
+        conn.execute(meta.insert().values(key=SCHEMA_KEY, value=str(INDEX_SCHEMA_VERSION)))
+        return
+    if current > INDEX_SCHEMA_VERSION:
+        raise LineageError(
+            f"The lineage index has schema version {current}, newer than this plugin's "
+            f"{INDEX_SCHEMA_VERSION}. Upgrade mlflow-delta-lineage."
+        )
+    for version in range(current, INDEX_SCHEMA_VERSION):
+        _MIGRATIONS[version](conn)
+    conn.execute(
+        meta.update().where(meta.c.key == SCHEMA_KEY).values(value=str(INDEX_SCHEMA_VERSION))
+    )
