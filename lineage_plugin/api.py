@@ -126,9 +126,13 @@ def get_lineage(model_name: str, version: str | int) -> ModelVersionLineage:
         >>> [(i.name, i.version) for i in lineage.inputs]
         [('diabetes', 3)]
     """
+    return lineage_of_model_version(_model_version(model_name, version))
+
+
+def lineage_of_model_version(mv: Any) -> ModelVersionLineage:
+    """The lineage record carried by an MLflow ``ModelVersion``'s tags."""
     import json
 
-    mv = _model_version(model_name, version)
     tags = mv.tags
     manifest = T.join_value(tags, T.MANIFEST)
     run = RunLineage.from_dict(json.loads(manifest)) if manifest else None

@@ -137,15 +137,29 @@ def _entry_directory(argv: list[str], cwd: str) -> str:
     return cwd
 
 
-@functools.lru_cache(maxsize=1)
-def current_code() -> CodeVersion:
-    """The process's entry point (argv, working directory) and the git commit of its code."""
-    argv = redact_argv(list(sys.argv))
-    cwd = os.getcwd()
-    where = _entry_directory(argv, cwd)
+def git_state(argv: list[str] | tuple[str, ...], cwd: str) -> tuple[str | None, bool | None]:
+    """The git commit (and whether uncommitted changes exist) of the code ``argv`` runs.
+
+    Args:
+        argv: The command line (its script decides which repository).
+        cwd: The working directory it runs in.
+
+    Returns:
+        ``(commit, dirty)``; ``(None, None)`` outside a git repository.
+    """
+    where = _entry_directory(list(argv), cwd)
     commit = _git(where, "rev-parse", "HEAD")
     dirty = None
     if commit:
         status = _git(where, "status", "--porcelain", "--untracked-files=no")
         dirty = bool(status) if status is not None else None
+    return commit, dirty
+
+
+@functools.lru_cache(maxsize=1)
+def current_code() -> CodeVersion:
+    """The process's entry point (argv, working directory) and the git commit of its code."""
+    argv = redact_argv(list(sys.argv))
+    cwd = os.getcwd()
+    commit, dirty = git_state(argv, cwd)
     return CodeVersion(argv=tuple(argv), cwd=cwd, git_commit=commit, git_dirty=dirty)

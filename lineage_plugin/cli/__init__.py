@@ -1,0 +1,245 @@
+"""``mlflow-lineage``: which data built this model, and what did a bad write touch?
+
+Every command takes ``--tracking-uri`` (default ``MLFLOW_TRACKING_URI``) and ``--json``.
+Exit codes: 0 success, 1 a check found a difference, 2 bad input or a refused operation.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from lineage_plugin.cli import render
+from lineage_plugin.errors import LineageError
+
+
+class CliError(click.ClickException):
+    """A clean error message and exit code 2 (bad input or a refused operation)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+def _boundary(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the plugin's and MLflow's exceptions into clean messages (no tracebacks)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return fn(*args, **kwargs)
+        except LineageError as exc:
+            raise CliError(str(exc)) from exc
+        except MlflowException as exc:
+            raise CliError(f"MLflow: {exc.message}") from exc
+
+    return wrapper
+
+
+def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--tracking-uri`` and ``--json``, shared by every command."""
+    fn = click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON (the documented, stable schema)."
+    )(fn)
+    fn = click.option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        metavar="URI",
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI).",
+    )(fn)
+    return _boundary(fn)
+
+
+def _time(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    from lineage_plugin.queries.times import TimeFormatError, parse_time
+
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except TimeFormatError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _emit(as_json: bool, data: dict[str, Any], text: Callable[[dict[str, Any]], str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        click.echo(text(data))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mlflow-delta-lineage")
+def cli() -> None:
+    """Lineage of MLflow models: the exact Delta table versions behind every model version.
+
+    \b
+    Examples:
+      mlflow-lineage show diabetes 3
+      mlflow-lineage show diabetes Production --at 2026-11-17
+      mlflow-lineage diff diabetes 1 2
+      mlflow-lineage impact /data/diabetes --from-version 4
+      mlflow-lineage timeline --model diabetes --since 7d
+      mlflow-lineage check diabetes champion
+    """
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("version")
+@click.option("--at", callback=_time, metavar="TIME", help="Resolve an alias or stage at TIME.")
+@common_options
+def show(model: str, version: str, at: int | None, tracking_uri: str | None, as_json: bool) -> None:
+    """Show the tables, environment, code, stages and aliases of a model version.
+
+    VERSION is a number, an alias (champion or @champion) or a stage (Production). With
+    --at, the alias or stage is resolved as it was at that time, from the event log.
+
+    \b
+    Examples:
+      mlflow-lineage show diabetes 3
+      mlflow-lineage show diabetes @champion --json
+      mlflow-lineage show diabetes Production --at "2026-11-17 09:00"
+    """
+    from lineage_plugin.queries import show as query
+
+    _emit(as_json, query(model, version, at=at, tracking_uri=tracking_uri).to_dict(), render.show)
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("v1")
+@click.argument("v2")
+@common_options
+def diff(model: str, v1: str, v2: str, tracking_uri: str | None, as_json: bool) -> None:
+    """Show what differs between two model versions: data first, then libraries, code, params.
+
+    For each table the versions read and the Delta commits between them (operation, rows
+    changed, who committed).
+
+    \b
+    Examples:
+      mlflow-lineage diff diabetes 1 2
+      mlflow-lineage diff diabetes champion challenger --json
+    """
+    from lineage_plugin.queries import diff as query
+
+    _emit(as_json, query(model, v1, v2, tracking_uri=tracking_uri).to_dict(), render.diff)
+
+
+@cli.command()
+@click.argument("table")
+@click.option("--from-version", type=click.IntRange(min=0), help="First table version (incl.).")
+@click.option("--to-version", type=click.IntRange(min=0), help="Last table version (incl.).")
+@common_options
+def impact(
+    table: str,
+    from_version: int | None,
+    to_version: int | None,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """List every run and model version that read TABLE, those in use first.
+
+    TABLE is a path, URI or table name. This is the first question after a bad write.
+
+    \b
+    Examples:
+      mlflow-lineage impact /data/diabetes --from-version 4
+      mlflow-lineage impact s3://lake/sales --from-version 10 --to-version 12 --json
+    """
+    from lineage_plugin.queries import impact as query
+
+    report = query(
+        table, from_version=from_version, to_version=to_version, tracking_uri=tracking_uri
+    )
+    _emit(as_json, report.to_dict(), render.impact)
+
+
+@cli.command()
+@click.option("--model", help="A registered model.")
+@click.option("--table", help="A table path, URI or name.")
+@click.option("--since", callback=_time, metavar="TIME", help="From TIME (e.g. 7d, 2026-11-01).")
+@click.option("--until", callback=_time, metavar="TIME", help="Up to TIME.")
+@common_options
+def timeline(
+    model: str | None,
+    table: str | None,
+    since: int | None,
+    until: int | None,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Merge Delta commits, runs, registrations, stage and alias changes in time order.
+
+    Give exactly one of --model and --table. Which version held an alias or stage at a time
+    is the last change before it (or ask directly: show MODEL ALIAS --at TIME).
+
+    \b
+    Examples:
+      mlflow-lineage timeline --model diabetes --since 7d
+      mlflow-lineage timeline --table /data/diabetes --since 2026-11-01 --until 2026-11-08
+    """
+    from lineage_plugin.queries import timeline as query
+
+    if (model is None) == (table is None):
+        raise click.UsageError("Give exactly one of --model NAME and --table TABLE.")
+    report = query(model=model, table=table, since=since, until=until, tracking_uri=tracking_uri)
+    _emit(as_json, report.to_dict(), render.timeline)
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("version")
+@common_options
+def check(model: str, version: str, tracking_uri: str | None, as_json: bool) -> None:
+    """Would retraining now reproduce this model version? Exit 1 with the reasons if not.
+
+    Compares today's library versions and code with the recorded ones, and checks that each
+    recorded table version is still readable (files not vacuumed, log not cleaned up).
+
+    \b
+    Examples:
+      mlflow-lineage check diabetes 3
+      mlflow-lineage check diabetes Production --json
+    """
+    from lineage_plugin.queries import check as query
+
+    report = query(model, version, tracking_uri=tracking_uri)
+    _emit(as_json, report.to_dict(), render.check)
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@common_options
+def reindex(tracking_uri: str | None, as_json: bool) -> None:
+    """Rebuild the lineage index from MLflow (runs, model versions, event tags).
+
+    The index is a cache; MLflow's tags are the record. Safe to run at any time.
+
+    \b
+    Examples:
+      mlflow-lineage reindex
+      mlflow-lineage reindex --tracking-uri sqlite:///mlflow.db
+    """
+    from lineage_plugin.queries import reindex as query
+
+    def progress(message: str) -> None:
+        click.echo(message, err=True)
+
+    summary = query(tracking_uri=tracking_uri, progress=progress).to_dict()
+    _emit(as_json, summary, lambda d: render.summary("Rebuilt the lineage index:", d))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="mlflow-lineage")

@@ -1,0 +1,244 @@
+"""Human-readable output of the query reports (``--json`` prints ``to_dict()`` instead)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lineage_plugin.queries.times import format_time
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Rows as an aligned text table (``-`` for empty cells)."""
+    cells = [[("-" if v in (None, "", []) else str(v)) for v in row] for row in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _ms(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    from datetime import datetime
+
+    return format_time(int(datetime.fromisoformat(iso).timestamp() * 1000))
+
+
+def _metrics(metrics: dict[str, str] | None) -> str:
+    if not metrics:
+        return "-"
+    keep = [
+        f"{k}={v}"
+        for k, v in sorted(metrics.items())
+        if v not in ("0", 0) and "Time" not in k and "_ms" not in k and "duration" not in k.lower()
+    ]
+    return ", ".join(keep[:6]) or "-"
+
+
+def show(report: dict[str, Any]) -> str:
+    """Text for ``show``."""
+    out = [f"Model {report['name']} version {report['version']}  (lineage {report['status']})"]
+    if report.get("at"):
+        held = report.get("held_at", {})
+        out.append(
+            f"At {_ms(report['at'])} ('{report['reference']}'): stage {held.get('stage', '-')}, "
+            f"aliases {', '.join(held.get('aliases', [])) or '-'}"
+        )
+    out.append(
+        f"Now: stage {report.get('stage', '-')}, aliases "
+        f"{', '.join(report.get('aliases', [])) or '-'}"
+    )
+    out.append(f"Registered: {_ms(report.get('created'))}   source: {report.get('source', '-')}")
+    run = report.get("run", {})
+    out.append(f"Run: {run.get('run_id', '-')}")
+    for reason in run.get("reasons", []):
+        out.append(f"  incomplete: {reason}")
+    inputs = run.get("inputs", [])
+    out += ["", "Data"]
+    out.append(
+        table(
+            ["table", "version", "committed", "operation", "context", "uri"],
+            [
+                [
+                    i.get("name"),
+                    i["version"],
+                    format_time(i.get("commit_timestamp")),
+                    i.get("operation"),
+                    i.get("context"),
+                    i["uri"],
+                ]
+                for i in inputs
+            ],
+        )
+        if inputs
+        else "  (no Delta inputs recorded)"
+    )
+    env = run.get("environment")
+    if env:
+        out += ["", f"Environment: python {env.get('python')} on {env.get('platform')}"]
+        out.append(
+            "  " + ", ".join(f"{k}=={v}" for k, v in sorted(env.get("packages", {}).items()))
+        )
+    code = run.get("code")
+    if code:
+        dirty = " (uncommitted changes)" if code.get("git_dirty") else ""
+        out += [
+            "",
+            f"Code: {' '.join(code.get('argv', []))}",
+            f"  in {code.get('cwd', '-')}, git {code.get('git_commit', '-')}{dirty}",
+        ]
+    history = report.get("history", [])
+    out += ["", "History"]
+    out.append(_events(history) if history else "  (no stage or alias changes recorded)")
+    return "\n".join(out)
+
+
+def _events(events: list[dict[str, Any]]) -> str:
+    return table(
+        ["time", "event", "detail", "replaced", "user"],
+        [
+            [
+                format_time(e["time"]),
+                e["kind"],
+                _event_detail(e),
+                ", ".join(e.get("replaced", [])),
+                e.get("user"),
+            ]
+            for e in events
+        ],
+    )
+
+
+def _event_detail(e: dict[str, Any]) -> str:
+    if e["kind"] == "stage_transition":
+        text = f"{e.get('previous_stage', '?')} -> {e.get('stage')}"
+    else:
+        text = f"@{e.get('alias')}"
+    return f"{text} ({e['cause']})" if e.get("cause") else text
+
+
+def diff(report: dict[str, Any]) -> str:
+    """Text for ``diff``."""
+    name, a, b = report["name"], report["from_version"], report["to_version"]
+    out = [f"Model {name}: version {a} -> version {b}"]
+    if report.get("identical"):
+        out.append("No differences in data, libraries, code or params.")
+    out += ["", "Data"]
+    for t in report.get("data", []):
+        versions = f"v{t.get('from', '-')} -> v{t.get('to', '-')}"
+        out.append(f"  {t.get('name') or t['uri']}: {t['change']} ({versions})  {t['uri']}")
+        if t.get("error"):
+            out.append(f"    {t['error']}")
+        for c in t.get("commits", []):
+            who = c.get("user") or c.get("engine") or "-"
+            out.append(
+                f"    v{c['version']}  {format_time(c.get('timestamp'))}  "
+                f"{c.get('operation', '?')}  {_metrics(c.get('metrics'))}  by {who}"
+            )
+    for section, key in (("Libraries", "package"), ("Code", "field"), ("Params", "key")):
+        items = report.get(section.lower(), [])
+        out += ["", section]
+        out += [f"  {i[key]}: {i.get('from', '-')} -> {i.get('to', '-')}" for i in items] or [
+            "  (same)"
+        ]
+    return "\n".join(out)
+
+
+def impact(report: dict[str, Any]) -> str:
+    """Text for ``impact``."""
+    span = f"v{report.get('from_version', 0)}..v{report.get('to_version', 'latest')}"
+    out = [f"Table {report['uri']}, versions {span}"]
+    mvs = report.get("model_versions", [])
+    out += ["", f"Model versions ({len(mvs)}), in use first"]
+    out.append(
+        table(
+            ["model", "version", "in use", "stage", "aliases", "read versions", "run"],
+            [
+                [
+                    m["name"],
+                    m["version"],
+                    "yes" if m.get("in_use") else "no",
+                    m.get("stage"),
+                    ", ".join(m.get("aliases", [])),
+                    ", ".join(map(str, m["table_versions"])),
+                    m["run_id"],
+                ]
+                for m in mvs
+            ],
+        )
+        if mvs
+        else "  (none)"
+    )
+    runs = report.get("runs", [])
+    out += ["", f"Runs ({len(runs)})"]
+    out.append(
+        table(
+            ["run", "name", "started", "read versions", "model versions"],
+            [
+                [
+                    r["run_id"],
+                    r.get("run_name"),
+                    _ms(r.get("start_time")),
+                    ", ".join(map(str, r["table_versions"])),
+                    ", ".join(r.get("model_versions", [])),
+                ]
+                for r in runs
+            ],
+        )
+        if runs
+        else "  (none)"
+    )
+    return "\n".join(out)
+
+
+def timeline(report: dict[str, Any]) -> str:
+    """Text for ``timeline``."""
+    subject = f"model {report['model']}" if report.get("model") else f"table {report['table']}"
+    out = [f"Timeline of {subject}"]
+    rows = []
+    for e in report.get("entries", []):
+        kind = e["kind"]
+        if kind == "commit":
+            what = f"{e.get('table', '').rsplit('/', 1)[-1]}@v{e['table_version']}"
+            detail = f"{e.get('operation', '?')} {_metrics(e.get('metrics'))}"
+        elif kind == "run":
+            what = e["run_id"]
+            versions = e.get("table_versions")
+            detail = (
+                f"read v{', v'.join(map(str, versions))}"
+                if versions
+                else f"trained {e.get('model', '')} v{e.get('version', '?')}"
+            )
+        elif kind == "registration":
+            what = f"{e['model']} v{e['version']}"
+            detail = f"from run {e.get('run_id', '-')}"
+        else:
+            what = f"{e['model']} v{e['version']}"
+            detail = _event_detail(e)
+        rows.append([format_time(e.get("time_ms")), kind, what, detail, e.get("user")])
+    out.append(table(["time", "kind", "what", "detail", "user"], rows) if rows else "  (empty)")
+    out += [f"warning: {w}" for w in report.get("warnings", [])]
+    return "\n".join(out)
+
+
+def check(report: dict[str, Any]) -> str:
+    """Text for ``check``."""
+    head = f"Model {report['name']} version {report['version']}: "
+    checked = (
+        f"{report['tables_checked']} table version(s), "
+        f"{report['packages_checked']} library version(s) checked"
+    )
+    if report["ok"]:
+        return head + f"retraining now would see the same inputs ({checked})."
+    lines = [head + f"retraining now would NOT reproduce it ({checked}):"]
+    lines += [f"  [{p['kind']}] {p['message']}" for p in report["problems"]]
+    return "\n".join(lines)
+
+
+def summary(title: str, data: dict[str, Any]) -> str:
+    """``key: value`` lines."""
+    return "\n".join([title, *(f"  {k}: {v}" for k, v in data.items())])

@@ -1,0 +1,33 @@
+"""Lineage queries: ``show``, ``diff``, ``impact``, ``timeline``, ``check``, ``export``,
+``reindex``. Each returns a typed report whose ``to_dict()`` is the documented ``--json``."""
+
+from __future__ import annotations
+
+from lineage_plugin.queries.check import CheckReport, check
+from lineage_plugin.queries.diff import DiffReport, diff
+from lineage_plugin.queries.impact import ImpactReport, UnknownTableError, impact
+from lineage_plugin.queries.reindex import ReindexSummary, reindex
+from lineage_plugin.queries.show import ModelVersionReport, show
+from lineage_plugin.queries.timeline import Timeline, timeline
+from lineage_plugin.queries.times import TimeFormatError, parse_time
+from lineage_plugin.queries.workspace import UnknownModelError, Workspace
+
+__all__ = [
+    "CheckReport",
+    "DiffReport",
+    "ImpactReport",
+    "ModelVersionReport",
+    "ReindexSummary",
+    "TimeFormatError",
+    "Timeline",
+    "UnknownModelError",
+    "UnknownTableError",
+    "Workspace",
+    "check",
+    "diff",
+    "impact",
+    "parse_time",
+    "reindex",
+    "show",
+    "timeline",
+]

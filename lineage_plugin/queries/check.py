@@ -1,0 +1,169 @@
+"""``check MODEL VERSION``: would retraining now reproduce this model version?"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from lineage_plugin.queries.show import resolve
+from lineage_plugin.queries.workspace import Workspace
+from lineage_plugin.records import DeltaInput, ModelVersionLineage, _drop_nulls
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckReport:
+    """What stands between a model version and an exact retraining.
+
+    Attributes:
+        name: Registered model name.
+        version: Model version.
+        problems: ``{"kind": "data" | "environment" | "code" | "lineage", "message": ...}``.
+        tables_checked: How many recorded table versions were checked.
+        packages_checked: How many recorded library versions were compared.
+    """
+
+    name: str
+    version: str
+    problems: tuple[dict[str, str], ...]
+    tables_checked: int
+    packages_checked: int
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing stands in the way."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented JSON of ``check --json``."""
+        return _drop_nulls(
+            {
+                "name": self.name,
+                "version": self.version,
+                "ok": self.ok,
+                "problems": list(self.problems),
+                "tables_checked": self.tables_checked,
+                "packages_checked": self.packages_checked,
+            }
+        )
+
+
+def check(name: str, version: str | int, *, tracking_uri: str | None = None) -> CheckReport:
+    """Compare today's environment, code and tables with what a model version recorded.
+
+    Args:
+        name: Registered model name.
+        version: A version number, alias or stage.
+        tracking_uri: Where MLflow is (default: MLflow's tracking URI).
+
+    Returns:
+        A :class:`CheckReport`; ``ok`` is False when retraining would not see the same
+        inputs (a table version no longer readable, a library version changed, other code).
+
+    Raises:
+        LineageError: Unknown model or version.
+
+    Example:
+        >>> report = check("diabetes", 1)
+        >>> report.ok, [p["message"] for p in report.problems]
+    """
+    from lineage_plugin.api import lineage_of_model_version
+
+    ws = Workspace(tracking_uri)
+    number = resolve(ws, name, str(version))
+    lineage = lineage_of_model_version(ws.model_version(name, number))
+    problems: list[dict[str, str]] = []
+    if lineage.run is None or not lineage.inputs:
+        problems.append(
+            {
+                "kind": "lineage",
+                "message": f"Version {number} has no recorded Delta inputs (status "
+                f"{lineage.status}), so its training data cannot be checked.",
+            }
+        )
+    problems.extend(_data_problems(lineage.inputs))
+    compared = _environment_problems(lineage, problems)
+    problems.extend(_code_problems(lineage))
+    return CheckReport(
+        name=name,
+        version=number,
+        problems=tuple(problems),
+        tables_checked=len(lineage.inputs),
+        packages_checked=compared,
+    )
+
+
+def _data_problems(inputs: tuple[DeltaInput, ...]) -> list[dict[str, str]]:
+    from lineage_plugin.delta_history import check_version_readable
+
+    problems = []
+    seen: set[tuple[str, int]] = set()
+    for inp in inputs:
+        if (inp.uri, inp.version) in seen:
+            continue
+        seen.add((inp.uri, inp.version))
+        for reason in check_version_readable(inp.uri, inp.version, table_id=inp.table_id):
+            problems.append({"kind": "data", "message": f"{inp.label}: {reason}"})
+    return problems
+
+
+def _environment_problems(lineage: ModelVersionLineage, problems: list[dict[str, str]]) -> int:
+    from lineage_plugin.tracking.environment import current_environment
+
+    recorded = lineage.run.environment if lineage.run else None
+    if recorded is None:
+        problems.append(
+            {"kind": "environment", "message": "No environment was recorded for this version."}
+        )
+        return 0
+    now = current_environment()
+    if recorded.python != now.python:
+        problems.append(
+            {
+                "kind": "environment",
+                "message": f"python: recorded {recorded.python}, now {now.python}",
+            }
+        )
+    for package, version in sorted(recorded.packages.items()):
+        current = now.packages.get(package)
+        if current != version:
+            problems.append(
+                {
+                    "kind": "environment",
+                    "message": f"{package}: recorded {version}, now {current or 'not installed'}",
+                }
+            )
+    return len(recorded.packages)
+
+
+def _code_problems(lineage: ModelVersionLineage) -> list[dict[str, str]]:
+    from lineage_plugin.tracking.environment import git_state
+
+    code = lineage.run.code if lineage.run else None
+    if code is None or not code.git_commit:
+        return []
+    if code.cwd and not os.path.isdir(code.cwd):
+        return [{"kind": "code", "message": f"The working directory {code.cwd} is gone."}]
+    commit, dirty = git_state(code.argv, code.cwd or os.getcwd())
+    problems = []
+    if commit != code.git_commit:
+        problems.append(
+            {
+                "kind": "code",
+                "message": f"code: recorded git commit {code.git_commit}, now {commit or 'none'}"
+                " (check out the recorded commit before retraining)",
+            }
+        )
+    if dirty:
+        problems.append(
+            {"kind": "code", "message": "code: the repository has uncommitted changes now"}
+        )
+    if code.git_dirty:
+        problems.append(
+            {
+                "kind": "code",
+                "message": "code: the recorded run had uncommitted changes; its exact code "
+                "is not in git",
+            }
+        )
+    return problems

@@ -1,0 +1,100 @@
+"""Replay the event log: what each version of a model held at a point in time."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from lineage_plugin.errors import LineageError
+from lineage_plugin.events import ALIAS_DELETED, ALIAS_SET, NO_STAGE, STAGE_TRANSITION
+from lineage_plugin.events import RegistryEvent as Event
+from lineage_plugin.queries.times import format_time
+from lineage_plugin.queries.workspace import Workspace
+
+STAGES = ("None", "Staging", "Production", "Archived")
+
+
+@dataclass
+class Held:
+    """Aliases and stages of one registered model at one moment."""
+
+    aliases: dict[str, str] = field(default_factory=dict)  # alias -> version
+    stages: dict[str, str] = field(default_factory=dict)  # version -> stage
+
+    def of(self, version: str) -> tuple[str, list[str]]:
+        """The stage and aliases one version held."""
+        aliases = sorted(a for a, v in self.aliases.items() if v == version)
+        return self.stages.get(version, NO_STAGE), aliases
+
+
+def model_events(ws: Workspace, name: str, *, until: int | None = None) -> list[Event]:
+    """The indexed events of a registered model, in time order."""
+    from sqlalchemy import select
+
+    from lineage_plugin.store.index_schema import tables
+
+    events = tables()["events"]
+    query = select(events.c.payload).where(events.c.name == name).order_by(events.c.event_id)
+    if until is not None:
+        query = query.where(events.c.time <= until)
+    with ws.require_index().begin() as conn:
+        return [Event.from_dict(json.loads(p)) for p in conn.execute(query).scalars()]
+
+
+def replay(events: list[Event]) -> Held:
+    """What the model's versions held after ``events`` (in time order)."""
+    held = Held()
+    for e in events:
+        if e.kind == ALIAS_SET and e.alias:
+            held.aliases[e.alias] = e.version
+        elif e.kind == ALIAS_DELETED and held.aliases.get(e.alias or "") == e.version:
+            del held.aliases[e.alias]
+        elif e.kind == STAGE_TRANSITION and e.stage:
+            held.stages[e.version] = e.stage
+    return held
+
+
+def canonical_stage(text: str) -> str | None:
+    """``production`` -> ``Production``; ``None`` when ``text`` is not a stage name."""
+    for stage in STAGES:
+        if text.lower() == stage.lower():
+            return stage
+    return None
+
+
+def version_at(ws: Workspace, name: str, label: str, at: int) -> str:
+    """The version that held alias or stage ``label`` at time ``at``, from the event log.
+
+    Raises:
+        LineageError: Nothing held it then, or the event log does not reach back that far.
+    """
+    events = model_events(ws, name, until=at)
+    stage = canonical_stage(label)
+    alias = label.lstrip("@")
+    relevant = [
+        e
+        for e in events
+        if (stage and e.kind == STAGE_TRANSITION)
+        or (not stage and e.alias == alias and e.kind in (ALIAS_SET, ALIAS_DELETED))
+    ]
+    if not relevant:
+        first = model_events(ws, name)
+        since = ""
+        if first:
+            since = f" (the event log of '{name}' starts at {format_time(first[0].time)})"
+        raise LineageError(
+            f"No change of {'stage' if stage else 'alias'} '{label}' of model '{name}' was "
+            f"recorded before {format_time(at)}{since}. Run `mlflow-lineage timeline --model "
+            f"'{name}'` to see what was recorded."
+        )
+    held = replay(events)
+    if stage:
+        versions = sorted((v for v, s in held.stages.items() if s == stage), key=int)
+        if versions:
+            return versions[-1]
+    elif alias in held.aliases:
+        return held.aliases[alias]
+    raise LineageError(
+        f"No version of model '{name}' held {'stage' if stage else 'alias'} '{label}' at "
+        f"{format_time(at)}."
+    )

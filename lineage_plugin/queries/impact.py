@@ -1,0 +1,230 @@
+"""``impact TABLE [--from-version N] [--to-version M]``: who read a bad table version."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from lineage_plugin.errors import LineageError
+from lineage_plugin.queries.times import iso_utc
+from lineage_plugin.queries.workspace import Workspace
+from lineage_plugin.records import _drop_nulls
+
+IN_USE_STAGES = ("Production", "Staging")
+
+
+class UnknownTableError(LineageError):
+    """No run in the lineage index read the table."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImpactReport:
+    """The runs and model versions that read a table in a version range.
+
+    Attributes:
+        table: The table as given.
+        uri: Its normalised URI.
+        from_version: First version of the range (inclusive), if bounded.
+        to_version: Last version of the range (inclusive), if bounded.
+        model_versions: Affected model versions, those in use (a stage such as Production or
+            Staging, or any alias) first.
+        runs: Affected runs, those that produced a model version first, newest first.
+    """
+
+    table: str
+    uri: str
+    from_version: int | None
+    to_version: int | None
+    model_versions: tuple[dict[str, Any], ...]
+    runs: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented JSON of ``impact --json``."""
+        return _drop_nulls(
+            {
+                "table": self.table,
+                "uri": self.uri,
+                "from_version": self.from_version,
+                "to_version": self.to_version,
+                "model_versions": list(self.model_versions),
+                "runs": list(self.runs),
+            }
+        )
+
+
+def resolve_table(conn: Any, table: str) -> str:
+    """The normalised URI of a table given as a path, URI or name (its last path segment).
+
+    Raises:
+        UnknownTableError: No indexed run read it, or a name matches several tables.
+    """
+    from sqlalchemy import select
+
+    from lineage_plugin.store.index_schema import tables
+    from lineage_plugin.tracking.delta_log import normalize_uri
+
+    reads = tables()["reads"]
+    looks_like_path = "://" in table or os.sep in table or os.path.exists(table)
+    if looks_like_path:
+        uri = normalize_uri(table)
+        hit = conn.execute(select(reads.c.run_id).where(reads.c.table_uri == uri).limit(1))
+        if hit.first() is not None:
+            return uri
+        candidates: list[str] = []
+    else:
+        query = select(reads.c.table_uri).where(reads.c.table_name == table).distinct().limit(20)
+        candidates = list(conn.execute(query).scalars())
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
+            raise UnknownTableError(
+                f"Several tables are named '{table}'; give the path or URI of one of them: "
+                + ", ".join(sorted(candidates))
+            )
+    known = list(conn.execute(select(reads.c.table_uri).distinct().limit(10)).scalars())
+    hint = f" Tables in the index include: {', '.join(sorted(known))}." if known else ""
+    raise UnknownTableError(
+        f"No run in the lineage index read the table '{table}'.{hint} If runs read it before "
+        "the index existed, rebuild the index with: mlflow-lineage reindex."
+    )
+
+
+def impact(
+    table: str,
+    *,
+    from_version: int | None = None,
+    to_version: int | None = None,
+    tracking_uri: str | None = None,
+) -> ImpactReport:
+    """Every run and model version that read ``table`` between two versions.
+
+    Args:
+        table: The table's path, URI or name.
+        from_version: First version of the range (inclusive); ``None`` for no lower bound.
+        to_version: Last version of the range (inclusive); ``None`` for no upper bound.
+        tracking_uri: Where MLflow is (default: MLflow's tracking URI).
+
+    Returns:
+        An :class:`ImpactReport`.
+
+    Raises:
+        UnknownTableError: No run read the table.
+        LineageError: The range is empty (``from_version`` > ``to_version``).
+
+    Example:
+        >>> report = impact("/data/diabetes", from_version=3)
+        >>> [(m["name"], m["version"], m["aliases"]) for m in report.model_versions]
+    """
+    from sqlalchemy import and_, select
+
+    from lineage_plugin.store.index_schema import tables
+
+    if from_version is not None and to_version is not None and from_version > to_version:
+        raise LineageError(
+            f"--from-version {from_version} is after --to-version {to_version}; swap them."
+        )
+    t = tables()
+    reads, runs, mvs, holdings = t["reads"], t["runs"], t["model_versions"], t["holdings"]
+    with Workspace(tracking_uri).require_index().begin() as conn:
+        uri = resolve_table(conn, table)
+        where = [reads.c.table_uri == uri]
+        if from_version is not None:
+            where.append(reads.c.version >= from_version)
+        if to_version is not None:
+            where.append(reads.c.version <= to_version)
+        query = (
+            select(
+                reads.c.run_id,
+                reads.c.version,
+                runs.c.run_name,
+                runs.c.experiment_id,
+                runs.c.start_time,
+                runs.c.user,
+                mvs.c.name,
+                mvs.c.version.label("mv_version"),
+                mvs.c.created,
+                mvs.c.deleted,
+            )
+            .join(runs, runs.c.run_id == reads.c.run_id)
+            .outerjoin(mvs, mvs.c.run_id == reads.c.run_id)
+            .where(and_(*where))
+        )
+        rows = conn.execute(query).all()
+        names = {r.name for r in rows if r.name is not None}
+        held: dict[tuple[str, int], list[tuple[str, str]]] = {}
+        if names:
+            hq = select(holdings).where(holdings.c.name.in_(sorted(names)))
+            for h in conn.execute(hq):
+                held.setdefault((h.name, h.version), []).append((h.kind, h.label))
+    return _report(table, uri, from_version, to_version, rows, held)
+
+
+def _report(
+    table: str,
+    uri: str,
+    from_version: int | None,
+    to_version: int | None,
+    rows: list[Any],
+    held: dict[tuple[str, int], list[tuple[str, str]]],
+) -> ImpactReport:
+    run_info: dict[str, dict[str, Any]] = {}
+    model_versions: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in rows:
+        run = run_info.setdefault(
+            r.run_id,
+            {
+                "run_id": r.run_id,
+                "run_name": r.run_name,
+                "experiment_id": r.experiment_id,
+                "start_time": iso_utc(r.start_time),
+                "_start": r.start_time or 0,
+                "user": r.user,
+                "table_versions": set(),
+                "model_versions": set(),
+            },
+        )
+        run["table_versions"].add(r.version)
+        if r.name is None:
+            continue
+        key = (r.name, r.mv_version)
+        run["model_versions"].add(f"{r.name}/{r.mv_version}")
+        holding = held.get(key, [])
+        stage = next((label for kind, label in holding if kind == "stage"), None)
+        aliases = sorted(label for kind, label in holding if kind == "alias")
+        mv = model_versions.setdefault(
+            key,
+            {
+                "name": r.name,
+                "version": str(r.mv_version),
+                "run_id": r.run_id,
+                "created": iso_utc(r.created),
+                "_created": r.created or 0,
+                "stage": stage,
+                "aliases": aliases,
+                "in_use": bool(aliases) or stage in IN_USE_STAGES,
+                "deleted": bool(r.deleted) or None,
+                "table_versions": set(),
+            },
+        )
+        mv["table_versions"].add(r.version)
+    ordered_mvs = sorted(
+        model_versions.values(), key=lambda m: (not m["in_use"], -m["_created"], m["name"])
+    )
+    ordered_runs = sorted(
+        run_info.values(), key=lambda r: (not r["model_versions"], -r["_start"], r["run_id"])
+    )
+    for item in (*ordered_mvs, *ordered_runs):
+        item.pop("_created", None)
+        item.pop("_start", None)
+        item["table_versions"] = sorted(item["table_versions"])
+        if "model_versions" in item:
+            item["model_versions"] = sorted(item["model_versions"])
+    return ImpactReport(
+        table=table,
+        uri=uri,
+        from_version=from_version,
+        to_version=to_version,
+        model_versions=tuple(_drop_nulls(m) for m in ordered_mvs),
+        runs=tuple(_drop_nulls(r) for r in ordered_runs),
+    )

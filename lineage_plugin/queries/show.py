@@ -1,0 +1,126 @@
+"""``show MODEL VERSION [--at TIME]``: the data, environment and code behind a model version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lineage_plugin.errors import LineageError
+from lineage_plugin.events import events_from_tags
+from lineage_plugin.queries.history import canonical_stage, model_events, replay, version_at
+from lineage_plugin.queries.times import iso_utc
+from lineage_plugin.queries.workspace import Workspace
+from lineage_plugin.records import ModelVersionLineage, _drop_nulls
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelVersionReport:
+    """Everything ``show`` prints about one model version.
+
+    Attributes:
+        lineage: The lineage attached to the version (tables, environment, code, run).
+        reference: What the user asked for (``3``, ``@champion``, ``Production``).
+        at: The time the reference was resolved at (``--at``), if any.
+        created: Registration time (epoch ms).
+        stage: The stage held now.
+        aliases: The aliases held now.
+        held_at: Stage and aliases held at ``at``, when asked.
+        history: The version's events (stage transitions, alias changes), oldest first.
+    """
+
+    lineage: ModelVersionLineage
+    reference: str
+    at: int | None = None
+    created: int | None = None
+    stage: str | None = None
+    aliases: tuple[str, ...] = ()
+    held_at: dict[str, Any] | None = None
+    history: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented JSON of ``show --json``."""
+        data = self.lineage.to_dict()
+        data.update(
+            {
+                "reference": self.reference,
+                "at": iso_utc(self.at),
+                "created": iso_utc(self.created),
+                "stage": self.stage,
+                "aliases": list(self.aliases),
+                "held_at": self.held_at,
+                "history": list(self.history),
+            }
+        )
+        return _drop_nulls(data)
+
+
+def resolve(ws: Workspace, name: str, reference: str, at: int | None = None) -> str:
+    """Turn a version number, ``@alias``, alias or stage name into a version number.
+
+    Raises:
+        LineageError: The alias or stage is not held (now, or at ``at``).
+    """
+    from mlflow.exceptions import MlflowException
+
+    if reference.isdigit():
+        return reference
+    if at is not None:
+        return version_at(ws, name, reference, at)
+    ws.registered_model(name)
+    stage = canonical_stage(reference)
+    if stage:
+        latest = ws.registry_store.get_latest_versions(name, [stage])
+        if not latest:
+            raise LineageError(f"No version of model '{name}' is in stage '{stage}' now.")
+        return str(latest[0].version)
+    alias = reference.lstrip("@")
+    try:
+        return str(ws.registry_store.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        raise LineageError(
+            f"Model '{name}' has no alias '{alias}' now. Give a version number, an alias "
+            "or a stage (Production, Staging); add --at TIME for the past."
+        ) from None
+
+
+def show(
+    name: str, version: str | int, *, at: int | None = None, tracking_uri: str | None = None
+) -> ModelVersionReport:
+    """The lineage of a model version, with what it holds and its history.
+
+    Args:
+        name: Registered model name.
+        version: A version number, ``@alias``, alias or stage name.
+        at: Epoch ms: resolve an alias or stage as it was then, and report what the version
+            held then.
+        tracking_uri: Where the registry is (default: MLflow's tracking URI).
+
+    Returns:
+        A :class:`ModelVersionReport`.
+
+    Raises:
+        LineageError: Unknown model, version, alias or stage (subclasses say which).
+
+    Example:
+        >>> show("diabetes", "Production", at=parse_time("2026-11-17")).lineage.inputs
+    """
+    from lineage_plugin.api import lineage_of_model_version
+
+    ws = Workspace(tracking_uri)
+    number = resolve(ws, name, str(version), at)
+    mv = ws.model_version(name, number)
+    history = tuple(e.to_dict() for e in events_from_tags(dict(mv.tags)))
+    held_at = None
+    if at is not None:
+        stage, aliases = replay(model_events(ws, name, until=at)).of(number)
+        held_at = {"stage": stage, "aliases": aliases}
+    return ModelVersionReport(
+        lineage=lineage_of_model_version(mv),
+        reference=str(version),
+        at=at,
+        created=mv.creation_timestamp,
+        stage=mv.current_stage,
+        aliases=tuple(sorted(mv.aliases or ())),
+        held_at=held_at,
+        history=history,
+    )

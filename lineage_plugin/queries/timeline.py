@@ -1,0 +1,286 @@
+"""``timeline (--model NAME | --table TABLE) [--since T] [--until T]``: one history, in order.
+
+Delta commits, runs, registrations, stage transitions and alias changes, merged in time
+order. Which version held an alias or stage at a time T is the last ``alias_set`` /
+``stage_transition`` entry before T (``show --at T`` answers it directly).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from lineage_plugin.errors import LineageError
+from lineage_plugin.queries.impact import resolve_table
+from lineage_plugin.queries.times import iso_utc
+from lineage_plugin.queries.workspace import Workspace
+from lineage_plugin.records import _drop_nulls
+
+_ORDER = {"commit": 0, "run": 1, "registration": 2}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeline:
+    """Entries about one model or one table, oldest first.
+
+    Attributes:
+        model: The registered model, in ``--model`` mode.
+        table: The table's normalised URI, in ``--table`` mode.
+        since: Window start (epoch ms, inclusive), if any.
+        until: Window end (epoch ms, inclusive), if any.
+        entries: Each with ``time`` (UTC ISO), ``time_ms`` and ``kind`` (``commit``, ``run``,
+            ``registration``, ``stage_transition``, ``alias_set``, ``alias_deleted``).
+        warnings: What could not be read (e.g. a table's log), so the timeline lacks it.
+    """
+
+    model: str | None
+    table: str | None
+    since: int | None
+    until: int | None
+    entries: tuple[dict[str, Any], ...]
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented JSON of ``timeline --json``."""
+        return _drop_nulls(
+            {
+                "model": self.model,
+                "table": self.table,
+                "since": iso_utc(self.since),
+                "until": iso_utc(self.until),
+                "entries": list(self.entries),
+                "warnings": list(self.warnings) or None,
+            }
+        )
+
+
+def _window(column: Any, since: int | None, until: int | None) -> list[Any]:
+    conditions = []
+    if since is not None:
+        conditions.append(column >= since)
+    if until is not None:
+        conditions.append(column <= until)
+    return conditions
+
+
+def _entry(kind: str, time_ms: int | None, **fields: Any) -> dict[str, Any]:
+    return _drop_nulls({"time": iso_utc(time_ms), "time_ms": time_ms, "kind": kind, **fields})
+
+
+def timeline(
+    *,
+    model: str | None = None,
+    table: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    tracking_uri: str | None = None,
+) -> Timeline:
+    """The history of a model or of a table.
+
+    Args:
+        model: A registered model name (exactly one of ``model`` and ``table``).
+        table: A table path, URI or name.
+        since: Only entries at or after this time (epoch ms).
+        until: Only entries at or before this time (epoch ms).
+        tracking_uri: Where MLflow is (default: MLflow's tracking URI).
+
+    Returns:
+        A :class:`Timeline`.
+
+    Raises:
+        LineageError: Neither or both of ``model`` and ``table``, an empty window, or an
+            unknown model or table.
+
+    Example:
+        >>> for e in timeline(model="diabetes").entries:
+        ...     print(e["time"], e["kind"], e.get("version"))
+    """
+    if (model is None) == (table is None):
+        raise LineageError("Give exactly one of --model NAME and --table TABLE.")
+    if since is not None and until is not None and since > until:
+        raise LineageError("--since is after --until; swap them.")
+    ws = Workspace(tracking_uri)
+    if model is not None:
+        ws.registered_model(model)
+        return _model_timeline(ws, model, since, until)
+    return _table_timeline(ws, table, since, until)
+
+
+def _model_timeline(ws: Workspace, name: str, since: int | None, until: int | None) -> Timeline:
+    from sqlalchemy import select
+
+    from lineage_plugin.store.index_schema import tables
+
+    t = tables()
+    mvs, runs, reads, events = t["model_versions"], t["runs"], t["reads"], t["events"]
+    entries: list[dict[str, Any]] = []
+    with ws.require_index().begin() as conn:
+        versions = conn.execute(select(mvs).where(mvs.c.name == name)).all()
+        run_ids = sorted({v.run_id for v in versions if v.run_id})
+        for v in versions:
+            if _inside(v.created, since, until):
+                entries.append(
+                    _entry(
+                        "registration",
+                        v.created,
+                        model=name,
+                        version=str(v.version),
+                        run_id=v.run_id,
+                        deleted=bool(v.deleted) or None,
+                    )
+                )
+        run_rows = conn.execute(
+            select(runs).where(
+                runs.c.run_id.in_(run_ids), *_window(runs.c.start_time, since, until)
+            )
+        ).all()
+        by_run = {v.run_id: str(v.version) for v in versions}
+        for r in run_rows:
+            entries.append(_run_entry(r, model=name, version=by_run.get(r.run_id)))
+        query = select(events.c.payload).where(
+            events.c.name == name, *_window(events.c.time, since, until)
+        )
+        entries.extend(_event_entry(json.loads(p)) for p in conn.execute(query).scalars())
+        table_uris = conn.execute(
+            select(reads.c.table_uri).where(reads.c.run_id.in_(run_ids)).distinct()
+        ).scalars()
+        table_uris = sorted(table_uris)
+    warnings: list[str] = []
+    for uri in table_uris:
+        entries.extend(_commit_entries(uri, since, until, warnings))
+    return Timeline(
+        model=name,
+        table=None,
+        since=since,
+        until=until,
+        entries=_sorted(entries),
+        warnings=tuple(warnings),
+    )
+
+
+def _table_timeline(ws: Workspace, table: str, since: int | None, until: int | None) -> Timeline:
+    from sqlalchemy import select
+
+    from lineage_plugin.store.index_schema import tables
+
+    t = tables()
+    mvs, runs, reads, events = t["model_versions"], t["runs"], t["reads"], t["events"]
+    entries: list[dict[str, Any]] = []
+    with ws.require_index().begin() as conn:
+        uri = resolve_table(conn, table)
+        rows = conn.execute(
+            select(runs, reads.c.version.label("table_version"))
+            .join(reads, reads.c.run_id == runs.c.run_id)
+            .where(reads.c.table_uri == uri, *_window(runs.c.start_time, since, until))
+        ).all()
+        versions_read: dict[str, set[int]] = {}
+        for r in rows:
+            versions_read.setdefault(r.run_id, set()).add(r.table_version)
+        seen: set[str] = set()
+        for r in rows:
+            if r.run_id not in seen:
+                seen.add(r.run_id)
+                entries.append(_run_entry(r, table_versions=sorted(versions_read[r.run_id])))
+        readers = select(reads.c.run_id).where(reads.c.table_uri == uri)
+        mv_rows = conn.execute(
+            select(mvs).where(mvs.c.run_id.in_(readers), *_window(mvs.c.created, since, until))
+        ).all()
+        for v in mv_rows:
+            entries.append(
+                _entry(
+                    "registration",
+                    v.created,
+                    model=v.name,
+                    version=str(v.version),
+                    run_id=v.run_id,
+                )
+            )
+        all_mvs = conn.execute(select(mvs.c.name, mvs.c.version).where(mvs.c.run_id.in_(readers)))
+        wanted = {(n, int(v)) for n, v in all_mvs}
+        names = sorted({n for n, _ in wanted})
+        if names:
+            query = select(events.c.name, events.c.version, events.c.payload).where(
+                events.c.name.in_(names), *_window(events.c.time, since, until)
+            )
+            for n, v, payload in conn.execute(query):
+                if (n, int(v)) in wanted:
+                    entries.append(_event_entry(json.loads(payload)))
+    warnings: list[str] = []
+    entries.extend(_commit_entries(uri, since, until, warnings))
+    return Timeline(
+        model=None,
+        table=uri,
+        since=since,
+        until=until,
+        entries=_sorted(entries),
+        warnings=tuple(warnings),
+    )
+
+
+def _inside(value: int | None, since: int | None, until: int | None) -> bool:
+    if value is None:
+        return since is None and until is None
+    return (since is None or value >= since) and (until is None or value <= until)
+
+
+def _run_entry(r: Any, **fields: Any) -> dict[str, Any]:
+    return _entry(
+        "run",
+        r.start_time,
+        run_id=r.run_id,
+        run_name=r.run_name,
+        experiment_id=r.experiment_id,
+        user=r.user,
+        status=r.status,
+        **fields,
+    )
+
+
+def _event_entry(event: dict[str, Any]) -> dict[str, Any]:
+    return _entry(
+        event["kind"],
+        event["time"],
+        model=event["name"],
+        version=str(event["version"]),
+        stage=event.get("stage"),
+        previous_stage=event.get("previous_stage"),
+        alias=event.get("alias"),
+        replaced=event.get("replaced"),
+        user=event.get("user"),
+        cause=event.get("cause"),
+        event_id=event["event_id"],
+    )
+
+
+def _commit_entries(
+    uri: str, since: int | None, until: int | None, warnings: list[str]
+) -> list[dict[str, Any]]:
+    from lineage_plugin.delta_history import commits_in_window
+
+    try:
+        commits = commits_in_window(uri, since=since, until=until)
+    except LineageError as exc:
+        warnings.append(f"Commits of {uri} are not shown: {exc}")
+        return []
+    return [
+        _entry(
+            "commit",
+            c.timestamp,
+            table=uri,
+            table_version=c.version,
+            operation=c.operation,
+            user=c.user,
+            metrics=c.metrics or None,
+            run_id=c.run_id,
+        )
+        for c in commits
+        if c.available
+    ]
+
+
+def _sorted(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    def key(e: dict[str, Any]) -> tuple[int, int, str]:
+        return (e.get("time_ms") or 0, _ORDER.get(e["kind"], 3), e.get("event_id", ""))
+
+    return tuple(sorted(entries, key=key))

@@ -1,0 +1,109 @@
+"""What every query needs: the MLflow stores behind a tracking URI, and its lineage index."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from lineage_plugin.errors import LineageError, LineageNotFoundError
+
+if TYPE_CHECKING:
+    from lineage_plugin.store.index import LineageIndex
+
+
+class UnknownModelError(LineageNotFoundError):
+    """The registered model or model version does not exist."""
+
+
+class Workspace:
+    """The MLflow stores and lineage index behind one tracking URI.
+
+    Args:
+        tracking_uri: A ``lineage+`` or plain MLflow tracking URI; ``None`` uses MLflow's
+            (``MLFLOW_TRACKING_URI``). The model registry is read at the same URI.
+    """
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        import mlflow
+
+        self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
+
+    @functools.cached_property
+    def tracking_store(self) -> Any:
+        """MLflow's tracking store for the URI."""
+        from mlflow.tracking._tracking_service.utils import _get_store
+
+        return _get_store(self.tracking_uri)
+
+    @functools.cached_property
+    def registry_store(self) -> Any:
+        """MLflow's model-registry store for the URI."""
+        from mlflow.tracking._model_registry.utils import _get_store
+
+        return _get_store(self.tracking_uri)
+
+    @functools.cached_property
+    def index(self) -> LineageIndex:
+        """The lineage index for the URI (see :func:`lineage_plugin.store.index.index_url`)."""
+        from lineage_plugin.store.index import LineageIndex, index_url
+
+        return LineageIndex(index_url(self.tracking_uri))
+
+    def model_version(self, name: str, version: str | int) -> Any:
+        """The MLflow ``ModelVersion``.
+
+        Raises:
+            UnknownModelError: No such registered model or version.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.registry_store.get_model_version(name, str(version))
+        except MlflowException as exc:
+            self.registered_model(name)  # a clearer error when the whole model is unknown
+            raise UnknownModelError(
+                f"Model '{name}' has no version {version}. "
+                f"List its versions with: mlflow-lineage timeline --model '{name}'."
+            ) from exc
+
+    def registered_model(self, name: str) -> Any:
+        """The MLflow ``RegisteredModel``.
+
+        Raises:
+            UnknownModelError: No such registered model.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.registry_store.get_registered_model(name)
+        except MlflowException as exc:
+            raise UnknownModelError(
+                f"There is no registered model '{name}' at {self.tracking_uri}. Check the name "
+                "and --tracking-uri (or MLFLOW_TRACKING_URI)."
+            ) from exc
+
+    def run(self, run_id: str) -> Any | None:
+        """The MLflow ``Run``, or ``None`` when it no longer exists."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.tracking_store.get_run(run_id)
+        except MlflowException:
+            return None
+
+    def require_index(self) -> LineageIndex:
+        """The index, created if needed.
+
+        Raises:
+            LineageError: The index database cannot be opened.
+        """
+        try:
+            self.index.ensure()
+        except LineageError:
+            raise
+        except Exception as exc:
+            raise LineageError(
+                f"Cannot open the lineage index at {self.index.url}: {exc}. Check "
+                "MLFLOW_LINEAGE_INDEX_URI, or rebuild it with: mlflow-lineage reindex."
+            ) from exc
+        return self.index
