@@ -70,10 +70,17 @@ _writing_events: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 
 def current_user() -> str | None:
-    """Who is making the change: the server request's user, else this process's user."""
-    request_user = _request_user()
-    if request_user is not None:
-        return request_user
+    """Who is making the change.
+
+    In a server request: the authenticated user, else the user a plugin client named in its
+    header, else unknown (``None``). Elsewhere: ``MLFLOW_TRACKING_USERNAME`` or the OS user.
+    """
+    request = _flask_request()
+    if request is not None:
+        auth = request.authorization
+        if auth is not None and auth.username:
+            return auth.username
+        return request.headers.get(USER_HEADER)
     from mlflow.tracking.context.default_context import _get_user
 
     return os.environ.get("MLFLOW_TRACKING_USERNAME") or _get_user()
@@ -86,16 +93,6 @@ def _flask_request() -> Any:
     if flask is None or not flask.has_request_context():
         return None
     return flask.request
-
-
-def _request_user() -> str | None:
-    request = _flask_request()
-    if request is None:
-        return None
-    auth = request.authorization
-    if auth is not None and auth.username:
-        return auth.username
-    return request.headers.get(USER_HEADER) or "unknown"
 
 
 def client_records_events() -> bool:

@@ -1,0 +1,245 @@
+"""The registry event log: every stage transition and alias change, recorded exactly once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import pytest
+import sqlalchemy as sa
+from helpers import tracking_at
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from server import mlflow_server
+
+from lineage_plugin.errors import LineageError
+from lineage_plugin.events import EVENT_PREFIX, RegistryEvent
+from lineage_plugin.store.index import LineageIndex, index_url
+from lineage_plugin.store.index_schema import INDEX_SCHEMA_VERSION
+
+SALES_V7 = json.dumps(
+    {"uri": "file:///data/sales", "version": 7, "engine": "deltalake", "name": "sales"}
+)
+
+
+def registry_workout(client: MlflowClient, name: str = "m") -> None:
+    """Two versions; alias set, moved, deleted; two transitions, the second archiving."""
+    client.create_registered_model(name)
+    experiment = client.create_experiment(f"{name}-training")
+    run = client.create_run(experiment)
+    client.set_tag(run.info.run_id, "lineage.input.000", SALES_V7)  # as capture writes it
+    for _ in range(2):
+        client.create_model_version(name, "s3://bucket/model", run_id=run.info.run_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # stages are deprecated, still used
+        client.set_registered_model_alias(name, "champion", "1")
+        client.set_registered_model_alias(name, "champion", "2")
+        client.transition_model_version_stage(name, "1", "Production")
+        client.transition_model_version_stage(name, "2", "Production", True)
+    client.delete_registered_model_alias(name, "champion")
+
+
+EXPECTED = [
+    ("1", "alias_set", "champion", None, ()),
+    ("2", "alias_set", "champion", None, ("1",)),
+    ("1", "stage_transition", None, "Production", ()),
+    ("2", "stage_transition", None, "Production", ("1",)),
+    ("1", "stage_transition", None, "Archived", ()),
+    ("2", "alias_deleted", "champion", None, ()),
+]
+
+
+def events_in_mlflow(client: MlflowClient, name: str = "m") -> list[RegistryEvent]:
+    events = []
+    for version in ("1", "2"):
+        tags = client.get_model_version(name, version).tags
+        events += [
+            RegistryEvent.from_json(v) for k, v in tags.items() if k.startswith(EVENT_PREFIX)
+        ]
+    return sorted(events, key=lambda e: e.event_id)
+
+
+def summary(events: list[RegistryEvent]) -> list[tuple]:
+    return [(e.version, e.kind, e.alias, e.stage, e.replaced) for e in events]
+
+
+def indexed_events(url: str, name: str = "m") -> list[RegistryEvent]:
+    with sa.create_engine(url).connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT payload FROM lineage_events WHERE name = :n ORDER BY event_id"),
+            {"n": name},
+        )
+        return [RegistryEvent.from_json(r[0]) for r in rows]
+
+
+@pytest.fixture(params=["sqlite", "file"])
+def store_uri(request, tmp_path, sqlite_uri, monkeypatch):
+    if request.param == "file":
+        monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+        return f"lineage+file://{tmp_path / 'mlruns'}"
+    return f"lineage+{sqlite_uri}"
+
+
+def test_every_change_is_an_event_in_mlflow_and_in_the_index(store_uri):
+    with tracking_at(store_uri):
+        client = MlflowClient()
+        registry_workout(client)
+        events = events_in_mlflow(client)
+        assert summary(events) == EXPECTED
+        first = events[0]
+        assert first.user and first.run_id == client.get_model_version("m", "1").run_id
+        assert [(t.name, t.version) for t in first.tables] == [("sales", 7)]
+        archived = events[4]
+        assert archived.previous_stage == "Production"
+        assert "archive_existing_versions" in archived.cause
+        # what each version holds now, as tags
+        v1, v2 = client.get_model_version("m", "1"), client.get_model_version("m", "2")
+        assert (v1.tags["lineage.stage"], v2.tags["lineage.stage"]) == ("Archived", "Production")
+        assert "lineage.aliases" not in v1.tags and "lineage.aliases" not in v2.tags
+        client.set_registered_model_alias("m", "best", "1")
+        client.set_registered_model_alias("m", "prod", "1")
+        assert client.get_model_version("m", "1").tags["lineage.aliases"] == "best, prod"
+    assert summary(indexed_events(index_url(store_uri))) == [
+        *EXPECTED,
+        ("1", "alias_set", "best", None, ()),
+        ("1", "alias_set", "prod", None, ()),
+    ]
+
+
+def test_deleting_a_version_records_the_aliases_it_took_along(lineage_tracking):
+    client = MlflowClient()
+    registry_workout(client)
+    client.set_registered_model_alias("m", "old", "1")
+    client.delete_model_version("m", "1")
+    model_tags = client.get_registered_model("m").tags
+    [event] = [
+        RegistryEvent.from_json(v) for k, v in model_tags.items() if k.startswith(EVENT_PREFIX)
+    ]
+    assert (event.kind, event.version, event.alias) == ("alias_deleted", "1", "old")
+    assert event.cause == "delete_model_version: version 1"
+    url = index_url(lineage_tracking)
+    with sa.create_engine(url).connect() as conn:
+        deleted = conn.execute(
+            sa.text("SELECT deleted FROM lineage_model_versions WHERE name='m' AND version=1")
+        ).scalar()
+        held = conn.execute(sa.text("SELECT * FROM lineage_holdings WHERE version=1")).all()
+    assert deleted == 1 and held == []
+
+
+def test_a_refused_change_records_nothing(lineage_tracking):
+    client = MlflowClient()
+    registry_workout(client)
+    before = summary(events_in_mlflow(client))
+    with pytest.raises(MlflowException):
+        client.set_registered_model_alias("m", "champion", "99")
+    with pytest.raises(MlflowException):
+        client.transition_model_version_stage("m", "1", "Archived", archive_existing_versions=True)
+    with pytest.raises(MlflowException):
+        client.transition_model_version_stage("m", "1", "Nonsense")
+    assert summary(events_in_mlflow(client)) == before
+    assert summary(indexed_events(index_url(lineage_tracking))) == before
+
+
+def test_setting_the_same_alias_again_is_not_an_event(lineage_tracking):
+    client = MlflowClient()
+    registry_workout(client)
+    client.set_registered_model_alias("m", "again", "2")
+    client.set_registered_model_alias("m", "again", "2")
+    assert [e.alias for e in events_in_mlflow(client)].count("again") == 1
+
+
+def test_index_lives_in_its_own_tables_with_its_own_schema_version(sqlite_uri, lineage_tracking):
+    engine = sa.create_engine(sqlite_uri.replace("lineage+", ""))
+    with engine.connect() as conn:
+        alembic_before = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    registry_workout(MlflowClient())
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == (
+            alembic_before
+        )
+        version = conn.execute(
+            sa.text("SELECT value FROM lineage_index_meta WHERE key='schema_version'")
+        ).scalar()
+        names = set(sa.inspect(conn).get_table_names())
+    assert int(version) == INDEX_SCHEMA_VERSION
+    ours = {n for n in names if n.startswith("lineage_")}
+    assert ours == {
+        "lineage_index_meta",
+        "lineage_runs",
+        "lineage_reads",
+        "lineage_model_versions",
+        "lineage_events",
+        "lineage_holdings",
+    }
+
+
+def test_an_index_from_a_newer_plugin_is_refused(tmp_path):
+    index = LineageIndex(f"sqlite:///{tmp_path / 'index.db'}")
+    index.ensure()
+    with index.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE lineage_index_meta SET value='99'"))
+    with pytest.raises(LineageError, match="Upgrade mlflow-delta-lineage"):
+        LineageIndex(index.url, engine=index.engine).ensure()
+
+
+def test_index_uri_override(tmp_path, monkeypatch, lineage_tracking):
+    override = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_LINEAGE_INDEX_URI", override)
+    with tracking_at(lineage_tracking):  # stores built again, with the override
+        registry_workout(MlflowClient(), name="other")
+    assert summary(indexed_events(override, "other")) == EXPECTED
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory, _migrated_sqlite):
+    root = tmp_path_factory.mktemp("event-servers")
+    for kind in ("lineage", "plain"):
+        (root / kind).mkdir()
+        shutil.copyfile(_migrated_sqlite, root / kind / "mlflow.db")
+    with (
+        mlflow_server(f"lineage+sqlite:///{root / 'lineage' / 'mlflow.db'}", root / "lineage") as a,
+        mlflow_server(f"sqlite:///{root / 'plain' / 'mlflow.db'}", root / "plain") as b,
+    ):
+        yield {
+            "lineage": (a, f"sqlite:///{root / 'lineage' / 'mlflow.db'}"),
+            "plain": (b, f"sqlite:///{root / 'plain' / 'mlflow.db'}"),
+        }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("client_plugin", "server"),
+    [(True, "plain"), (False, "lineage"), (True, "lineage")],
+    ids=["plugin-client", "plugin-server", "both"],
+)
+def test_exactly_once_whichever_side_runs_the_plugin(
+    servers, client_plugin, server, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_LINEAGE_HOME", str(tmp_path / "client-index"))
+    url, server_db = servers[server]
+    name = f"model-{client_plugin}-{server}"
+    uri = f"lineage+{url}" if client_plugin else url
+    with tracking_at(uri):
+        registry_workout(MlflowClient(), name)
+    events = events_in_mlflow(MlflowClient(url, url), name)
+    assert summary(events) == EXPECTED  # each change once, not twice
+    if client_plugin:
+        assert summary(indexed_events(index_url(uri), name)) == EXPECTED
+        assert {e.user for e in events} == {events[0].user} and events[0].user
+    if server == "lineage":
+        assert summary(indexed_events(server_db, name)) == EXPECTED
+
+
+@pytest.mark.slow
+def test_an_event_tag_written_by_a_client_is_indexed_by_the_server(servers):
+    url, server_db = servers["lineage"]
+    client = MlflowClient(url, url)
+    client.create_registered_model("tagged")
+    client.create_model_version("tagged", "s3://b/m")
+    event = RegistryEvent(
+        event_id="1700000000000-00abcdef", kind="alias_set", name="tagged", version="1",
+        time=1700000000000, alias="x",
+    )  # fmt: skip
+    client.set_model_version_tag("tagged", "1", event.tag_key, event.to_json())
+    assert [e.event_id for e in indexed_events(server_db, "tagged")] == [event.event_id]
