@@ -119,6 +119,15 @@ def _registry(store: Any) -> tuple[list[dict], list[RegistryEvent], list[dict]]:
     versions: list[dict[str, Any]] = []
     events: dict[str, RegistryEvent] = {}
     holdings: list[dict[str, Any]] = []
+    aliases: dict[tuple[str, str], list[str]] = {}  # search_model_versions leaves them out
+    registered = _pages(
+        lambda token: store.search_registered_models(max_results=_PAGE, page_token=token)
+    )
+    for rm in registered:
+        for alias, version in (rm.aliases or {}).items():
+            aliases.setdefault((rm.name, str(version)), []).append(alias)
+        tags = {k: v for k, v in (rm.tags or {}).items() if k.startswith(EVENT_PREFIX)}
+        events.update((e.event_id, e) for e in events_from_tags(tags))
     model_versions = _pages(
         lambda token: store.search_model_versions(max_results=_PAGE, page_token=token)
     )
@@ -138,17 +147,12 @@ def _registry(store: Any) -> tuple[list[dict], list[RegistryEvent], list[dict]]:
                 "deleted": 0,
             }
         )
-        holdings.extend(_holdings(mv, own))
-    registered = _pages(
-        lambda token: store.search_registered_models(max_results=_PAGE, page_token=token)
-    )
-    for rm in registered:
-        tags = {k: v for k, v in (rm.tags or {}).items() if k.startswith(EVENT_PREFIX)}
-        events.update((e.event_id, e) for e in events_from_tags(tags))
+        held = aliases.get((mv.name, str(mv.version)), [])
+        holdings.extend(_holdings(mv, held, own))
     return versions, sorted(events.values(), key=lambda e: e.event_id), holdings
 
 
-def _holdings(mv: Any, events: list[RegistryEvent]) -> list[dict[str, Any]]:
+def _holdings(mv: Any, aliases: list[str], events: list[RegistryEvent]) -> list[dict[str, Any]]:
     def since(kind: str, label: str) -> int | None:
         times = [
             e.time
@@ -157,7 +161,7 @@ def _holdings(mv: Any, events: list[RegistryEvent]) -> list[dict[str, Any]]:
         ]
         return max(times) if times else mv.last_updated_timestamp
 
-    held = [("alias", a) for a in sorted(mv.aliases or ())]
+    held = [("alias", a) for a in sorted(aliases)]
     if mv.current_stage and mv.current_stage != "None":
         held.append(("stage", mv.current_stage))
     return [

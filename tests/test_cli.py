@@ -1,0 +1,220 @@
+"""``mlflow-lineage`` on a real registry: two ridge models, a bad UPDATE between them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import warnings
+
+import mlflow
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from deltalake import DeltaTable, write_deltalake
+from helpers import read_pandas, tracking_at
+from mlflow import MlflowClient
+from sklearn.linear_model import Ridge
+
+from lineage_plugin.cli import cli
+
+
+def _train(path: str, alpha: float) -> None:
+    with mlflow.start_run():
+        mlflow.log_param("alpha", alpha)
+        frame = read_pandas(DeltaTable(path))
+        model = Ridge(alpha=alpha).fit(frame[["x"]].to_numpy(), frame["y"].to_numpy())
+        mlflow.sklearn.log_model(model, name="model", registered_model_name="ridge")
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory, _migrated_sqlite):
+    """v1 trained on sales@v0 (champion, Production); an UPDATE of 10 rows; v2 on sales@v1."""
+    root = tmp_path_factory.mktemp("cli")
+    shutil.copyfile(_migrated_sqlite, root / "mlflow.db")
+    uri = f"lineage+sqlite:///{root / 'mlflow.db'}"
+    path = str(root / "sales")
+    write_deltalake(
+        path, pa.table({"x": [float(i) for i in range(30)], "y": [2.0 * i for i in range(30)]})
+    )
+    cwd = os.getcwd()
+    os.chdir(root)
+    times = {}
+    try:
+        with tracking_at(uri), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            mlflow.set_experiment("cli")
+            client = MlflowClient()
+            _train(path, 1.0)
+            client.set_registered_model_alias("ridge", "champion", "1")
+            client.transition_model_version_stage("ridge", "1", "Production")
+            time.sleep(0.05)
+            times["v1_champion"] = int(time.time() * 1000)
+            time.sleep(0.05)
+            DeltaTable(path).update(predicate="x % 3 = 0", updates={"y": "0.0"})
+            _train(path, 0.5)
+            client.set_registered_model_alias("ridge", "champion", "2")
+            client.transition_model_version_stage("ridge", "2", "Production", True)
+            times["v2_champion"] = int(time.time() * 1000)
+    finally:
+        os.chdir(cwd)
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+        mlflow.tracking.fluent._active_experiment_id = None
+    return {"uri": uri, "path": path, "root": root, "times": times}
+
+
+def run(scenario, *args: str, code: int = 0):
+    result = CliRunner().invoke(cli, [*args, "--tracking-uri", scenario["uri"]])
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def as_json(scenario, *args: str, code: int = 0):
+    return json.loads(run(scenario, *args, "--json", code=code).stdout)
+
+
+def test_show_names_the_data_environment_code_and_history(scenario):
+    text = run(scenario, "show", "ridge", "1").output
+    assert "sales" in text and "WRITE" in text and "scikit-learn==" in text
+    assert "None -> Production" in text and "@champion" in text
+    data = as_json(scenario, "show", "ridge", "1")
+    assert data["run"]["inputs"][0]["version"] == 0
+    assert data["stage"] == "Archived" and data["aliases"] == []
+    assert [e["kind"] for e in data["history"]] == [
+        "alias_set",
+        "stage_transition",
+        "stage_transition",
+    ]
+    assert as_json(scenario, "show", "ridge", "@champion")["version"] == "2"
+    assert as_json(scenario, "show", "ridge", "production")["version"] == "2"
+
+
+def test_show_at_answers_which_version_held_an_alias_or_stage_then(scenario):
+    t = scenario["times"]
+    then = as_json(scenario, "show", "ridge", "champion", "--at", str(t["v1_champion"]))
+    assert then["version"] == "1"
+    assert then["held_at"] == {"stage": "Production", "aliases": ["champion"]}
+    assert (
+        as_json(scenario, "show", "ridge", "Production", "--at", str(t["v1_champion"]))["version"]
+        == "1"
+    )
+    assert (
+        as_json(scenario, "show", "ridge", "champion", "--at", str(t["v2_champion"]))["version"]
+        == "2"
+    )
+    before = run(scenario, "show", "ridge", "champion", "--at", "2001-01-01", code=2)
+    assert "event log" in before.output
+
+
+def test_diff_puts_the_table_change_first(scenario):
+    data = as_json(scenario, "diff", "ridge", "1", "2")
+    [table] = data["data"]
+    assert (table["name"], table["from"], table["to"], table["change"]) == (
+        "sales",
+        0,
+        1,
+        "changed",
+    )
+    [commit] = table["commits"]
+    assert commit["operation"] == "UPDATE" and commit["version"] == 1
+    assert commit["metrics"]["num_updated_rows"] == "10"
+    assert data["params"] == [{"from": "1.0", "key": "alpha", "to": "0.5"}]
+    assert data["identical"] is False
+    text = run(scenario, "diff", "ridge", "1", "2").output
+    assert text.index("Data") < text.index("Libraries") < text.index("Code") < text.index("Params")
+    assert "num_updated_rows=10" in text
+    assert as_json(scenario, "diff", "ridge", "1", "1")["identical"] is True
+
+
+def test_impact_lists_readers_in_use_first(scenario):
+    bad = as_json(scenario, "impact", scenario["path"], "--from-version", "1")
+    assert [(m["name"], m["version"], m["in_use"]) for m in bad["model_versions"]] == [
+        ("ridge", "2", True)
+    ]
+    assert bad["model_versions"][0]["aliases"] == ["champion"]
+    everything = as_json(scenario, "impact", "sales")
+    assert [m["version"] for m in everything["model_versions"]] == ["2", "1"]
+    assert len(everything["runs"]) == 2
+    only_v0 = as_json(scenario, "impact", "sales", "--from-version", "0", "--to-version", "0")
+    assert [m["version"] for m in only_v0["model_versions"]] == ["1"]
+    assert "in use" in run(scenario, "impact", "sales").output
+
+
+def test_timeline_merges_commits_runs_registrations_and_events(scenario):
+    data = as_json(scenario, "timeline", "--model", "ridge")
+    kinds = [e["kind"] for e in data["entries"]]
+    assert kinds[0] == "commit" and kinds.count("commit") == 2
+    assert kinds.count("run") == 2 and kinds.count("registration") == 2
+    assert kinds.count("alias_set") == 2 and kinds.count("stage_transition") == 3
+    times = [e["time_ms"] for e in data["entries"]]
+    assert times == sorted(times)
+    later = as_json(
+        scenario, "timeline", "--model", "ridge", "--since", str(scenario["times"]["v1_champion"])
+    )
+    assert [e["kind"] for e in later["entries"]].count("registration") == 1
+    table = as_json(scenario, "timeline", "--table", scenario["path"])
+    assert [e["table_version"] for e in table["entries"] if e["kind"] == "commit"] == [0, 1]
+    assert [e["table_versions"] for e in table["entries"] if e["kind"] == "run"] == [[0], [1]]
+
+
+def test_check_passes_then_fails_when_the_data_is_gone(scenario, tmp_path):
+    report = as_json(scenario, "check", "ridge", "1")
+    assert report["ok"] is True and report["tables_checked"] == 1
+    copy = tmp_path / "sales"
+    shutil.copytree(scenario["path"], copy)
+    try:
+        DeltaTable(scenario["path"]).vacuum(
+            retention_hours=0, enforce_retention_duration=False, dry_run=False
+        )
+        failed = as_json(scenario, "check", "ridge", "1", code=1)
+        assert failed["ok"] is False
+        assert [p["kind"] for p in failed["problems"]] == ["data"]
+        assert "sales@v0" in failed["problems"][0]["message"]
+        assert as_json(scenario, "check", "ridge", "2")["ok"] is True
+    finally:
+        shutil.rmtree(scenario["path"])
+        shutil.copytree(copy, scenario["path"])
+
+
+def test_reindex_rebuilds_the_same_answers(scenario):
+    before = as_json(scenario, "impact", "sales")
+    timeline_before = as_json(scenario, "timeline", "--model", "ridge")
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(scenario["uri"].replace("lineage+", ""))
+    with engine.begin() as conn:
+        for table in ("lineage_reads", "lineage_runs", "lineage_model_versions", "lineage_events"):
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+    run(scenario, "impact", "sales", code=2)  # the emptied index knows no table
+    summary = as_json(scenario, "reindex")
+    assert (summary["runs"], summary["model_versions"], summary["events"]) == (2, 2, 5)
+    assert as_json(scenario, "impact", "sales") == before
+    assert as_json(scenario, "timeline", "--model", "ridge") == timeline_before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["show", "nosuch", "1"], "no registered model 'nosuch'"),
+        (["show", "ridge", "99"], "has no version 99"),
+        (["show", "ridge", "@nosuch"], "has no alias 'nosuch'"),
+        (["impact", "nosuch"], "No run in the lineage index read the table 'nosuch'"),
+        (["impact", "sales", "--from-version", "3", "--to-version", "1"], "swap them"),
+        (["timeline", "--model", "ridge", "--since", "last tuesday"], "Cannot read the time"),
+        (["timeline"], "exactly one of --model"),
+        (["diff", "ridge", "1", "7"], "has no version 7"),
+        (["check", "nosuch", "1"], "no registered model"),
+    ],
+)
+def test_bad_input_is_a_clean_error_with_exit_2(scenario, args, message):
+    assert message in run(scenario, *args, code=2).output
+
+
+@pytest.mark.parametrize("command", ["show", "diff", "impact", "timeline", "check", "reindex"])
+def test_every_command_has_help_with_examples(command):
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Examples:" in result.output and "--json" in result.output
+    assert "--tracking-uri" in result.output
