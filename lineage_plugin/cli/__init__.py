@@ -240,6 +240,39 @@ def reindex(tracking_uri: str | None, as_json: bool) -> None:
     _emit(as_json, summary, lambda d: render.summary("Rebuilt the lineage index:", d))
 
 
+@cli.command()
+@click.option("--model", help="Only this registered model (default: everything).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Archive to write (.tar.gz or .zip; default lineage-export-<time>.tar.gz).",
+)
+@common_options
+def export(model: str | None, output: str | None, tracking_uri: str | None, as_json: bool) -> None:
+    """Export lineage as JSON lines and OpenLineage run events, packed in one archive.
+
+    The archive holds manifest.json, lineage.jsonl (runs, model versions, registry events)
+    and openlineage.jsonl (one RunEvent per run, inputs with the dataset version facet).
+
+    \b
+    Examples:
+      mlflow-lineage export --model diabetes -o diabetes-lineage.tar.gz
+      mlflow-lineage export -o everything.zip --json
+    """
+    import time
+
+    from lineage_plugin.queries.export import export as query
+
+    target = output or time.strftime("lineage-export-%Y%m%d-%H%M%S.tar.gz")
+
+    def progress(message: str) -> None:
+        click.echo(message, err=True)
+
+    summary = query(target, model=model, tracking_uri=tracking_uri, progress=progress).to_dict()
+    _emit(as_json, summary, lambda d: render.summary("Exported lineage:", d))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="mlflow-lineage")

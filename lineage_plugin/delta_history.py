@@ -1,0 +1,515 @@
+"""What happened to a Delta table between versions, and whether a recorded version still reads.
+
+:func:`commits` lists the commits of a version range (who, when, which operation, with what
+metrics), :func:`commits_between` the commits that take a table from one version to another,
+:func:`commits_in_window` the commits made in a time window, and
+:func:`check_version_readable` says why a version recorded in lineage can no longer be read
+(table gone or re-created, log cleaned up, data files vacuumed).
+
+Local tables are read straight from ``_delta_log/*.json``, and of each commit file only its
+``commitInfo`` action is parsed. Tables on object stores go through ``deltalake``: the latest
+table's ``history()``, its entries mapped to versions by their ``version`` field.
+
+Example:
+    >>> from lineage_plugin.delta_history import commits_between
+    >>> [c.operation for c in commits_between("/data/sales", 3, 5)]  # doctest: +SKIP
+    ['MERGE', 'DELETE']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from lineage_plugin.errors import DeltaLogError, LineageError, TableNotFoundError
+from lineage_plugin.records import _drop_nulls
+from lineage_plugin.tracking import delta_log
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
+RUN_ID_KEY = "mlflow.runId"
+# A commitInfo action is recognised by its line's start, so other actions are never parsed.
+_COMMIT_INFO_LINE = re.compile(r'\s*\{\s*"commitInfo"\s*:')
+_COMMIT_NAME = re.compile(r"^(\d{20})\.json$")
+# Classic, multi-part (v.checkpoint.i.n.parquet) and V2 (v.checkpoint.uuid.json) checkpoints.
+_CHECKPOINT_NAME = re.compile(r"^(\d{20})\.checkpoint(\.[^/]+)?\.(parquet|json)$")
+# get_file_info is asked about this many data files at a time.
+_FILE_INFO_BATCH = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeltaCommit:
+    """What one commit of a Delta table says about itself.
+
+    Attributes:
+        version: The table version the commit made.
+        timestamp: Milliseconds since the epoch: ``inCommitTimestamp`` when the commit has one,
+            else ``commitInfo.timestamp``.
+        operation: ``WRITE``, ``MERGE``, ``UPDATE``, ``DELETE``, ``RESTORE``...
+        parameters: The operation's parameters (``operationParameters``), values as text
+            (non-string values as JSON).
+        metrics: The operation's metrics (``operationMetrics``) as written, e.g.
+            ``num_updated_rows`` (deltalake) or ``numUpdatedRows`` (Spark), values as text.
+        user: ``userName``, else ``userId``, else a ``user`` key of the commit's custom metadata.
+        engine: ``engineInfo``, else ``clientVersion``.
+        run_id: The MLflow run that made the commit, when it put ``mlflow.runId`` in the
+            commit's custom metadata.
+        available: ``False`` when the commit file is gone (the log was cleaned up); every other
+            field is then unknown.
+    """
+
+    version: int
+    timestamp: int | None = None
+    operation: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    engine: str | None = None
+    run_id: str | None = None
+    available: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the commit as a plain dict with sorted keys, no nulls and no empty maps."""
+        return {k: v for k, v in _drop_nulls(asdict(self)).items() if v != {}}
+
+    @classmethod
+    def from_commit_info(cls, version: int, info: dict[str, Any]) -> DeltaCommit:
+        """Build a commit from a ``commitInfo`` action (or a ``history()`` entry).
+
+        Args:
+            version: The version the commit made (never taken from ``info``).
+            info: The ``commitInfo`` object; custom metadata sits in it as top-level keys.
+        """
+        stamp = delta_log._commit_info([{"commitInfo": info}])
+        return cls(
+            version=version,
+            timestamp=stamp.timestamp,
+            operation=stamp.operation,
+            parameters=_as_text(info.get("operationParameters")),
+            metrics=_as_text(info.get("operationMetrics")),
+            user=_first_text(info, ("userName", "userId", "user")),
+            engine=_first_text(info, ("engineInfo", "clientVersion")),
+            run_id=_first_text(info, (RUN_ID_KEY,)),
+        )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # the common case (metrics), without json.dumps' cost
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _as_text(values: Any) -> dict[str, str]:
+    if not isinstance(values, dict):
+        return {}
+    return {str(k): _text(v) for k, v in values.items() if v is not None}
+
+
+def _first_text(info: dict[str, Any], keys: Iterable[str]) -> str | None:
+    for key in keys:
+        value = info.get(key)
+        if value is not None and value != "":
+            return str(value)
+    return None
+
+
+def _check_range(start: int, end: int | None) -> None:
+    if start < 0 or (end is not None and end < 0):
+        raise LineageError(
+            f"Versions cannot be negative (got start={start}, end={end}); the first version of "
+            "a Delta table is 0."
+        )
+    if end is not None and start > end:
+        raise LineageError(
+            f"The version range is empty: start={start} is after end={end}; "
+            "give start <= end (both inclusive)."
+        )
+
+
+def _check_end(uri: str, end: int, latest: int) -> None:
+    if end > latest:
+        raise TableNotFoundError(
+            f"'{uri}' has no version {end} (latest is {latest}); check the version range."
+        )
+
+
+# ---- local tables: straight from _delta_log ----
+
+
+def _read_commit_info(log_dir: str, version: int) -> dict[str, Any] | None:
+    """The ``commitInfo`` of a local commit file; ``None`` when the file is gone.
+
+    Lines of other actions are skipped without being parsed; reading stops at ``commitInfo``
+    (the first line, for every writer that follows the protocol's in-commit-timestamp rule).
+    """
+    path = delta_log._commit_file(log_dir, version)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if _COMMIT_INFO_LINE.match(line):
+                    actions = delta_log._parse_actions(line, path)
+                    return (actions[0].get("commitInfo") or {}) if actions else {}
+    except FileNotFoundError:
+        return None
+    return {}
+
+
+def _local_commit(log_dir: str, version: int) -> DeltaCommit:
+    info = _read_commit_info(log_dir, version)
+    if info is None:
+        return DeltaCommit(version=version, available=False)
+    return DeltaCommit.from_commit_info(version, info)
+
+
+def _local_commits(path: str, start: int, end: int | None) -> list[DeltaCommit]:
+    log_dir = delta_log._local_log_dir(path)
+    latest = delta_log._local_latest_version(log_dir)
+    end = latest if end is None else end
+    _check_end(path, max(start, end), latest)
+    return [_local_commit(log_dir, v) for v in range(start, end + 1)]
+
+
+# ---- tables on object stores: through deltalake ----
+
+
+def _remote_commits(
+    uri: str, start: int, end: int | None, storage_options: dict[str, str] | None
+) -> list[DeltaCommit]:
+    """Commits through ``history()`` of the latest table.
+
+    ``history()`` labels its entries by counting down from the loaded version, so only a table
+    loaded at its latest version labels them right; entries missing from it (log cleaned up)
+    come back as unavailable commits.
+    """
+    table = delta_log._open(uri, None, storage_options)
+    latest = table.version()
+    end = latest if end is None else end
+    _check_end(uri, max(start, end), latest)
+    by_version = {int(e.pop("version")): e for e in table.history(latest - start + 1)}
+    return [
+        DeltaCommit.from_commit_info(v, by_version[v])
+        if v in by_version
+        else DeltaCommit(version=v, available=False)
+        for v in range(start, end + 1)
+    ]
+
+
+# ---- public API ----
+
+
+def commits(
+    uri: str,
+    *,
+    start: int | None = None,
+    end: int | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> list[DeltaCommit]:
+    """The commits of versions ``start`` to ``end`` (both inclusive), oldest first.
+
+    Args:
+        uri: The table's location (path, ``file:`` URI or object-store URI).
+        start: The first version; defaults to 0.
+        end: The last version; defaults to the latest.
+        storage_options: Credentials for object stores (used, never recorded).
+
+    Returns:
+        One commit per version; a version whose commit file is gone (log cleaned up) comes back
+        with ``available=False``.
+
+    Raises:
+        LineageError: The range is negative or empty (``start > end``).
+        TableNotFoundError: There is no Delta table at ``uri``, or no version ``end``.
+        DeltaLogError: The ``_delta_log`` cannot be read.
+    """
+    start = 0 if start is None else start
+    _check_range(start, end)
+    path = delta_log.local_path(delta_log.normalize_uri(uri))
+    if path is not None:
+        return _local_commits(path, start, end)
+    return _remote_commits(uri, start, end, storage_options)
+
+
+def commits_between(
+    uri: str,
+    from_version: int,
+    to_version: int,
+    *,
+    storage_options: dict[str, str] | None = None,
+) -> list[DeltaCommit]:
+    """The commits that lie between two versions of a table, oldest first.
+
+    Forwards (``to_version > from_version``) these are versions ``from_version + 1`` to
+    ``to_version``; backwards, versions ``to_version + 1`` to ``from_version`` (the commits to
+    undo, still oldest first: the caller presents the direction). Equal versions give ``[]``.
+
+    Args:
+        uri: The table's location.
+        from_version: The version one starts from (e.g. the one a model was trained on).
+        to_version: The version one goes to (e.g. the latest).
+        storage_options: Credentials for object stores (used, never recorded).
+
+    Raises:
+        LineageError: A version is negative.
+        TableNotFoundError: There is no Delta table at ``uri``, or no such version.
+        DeltaLogError: The ``_delta_log`` cannot be read.
+    """
+    _check_range(min(from_version, to_version), max(from_version, to_version))
+    if from_version == to_version:
+        return []
+    low, high = sorted((from_version, to_version))
+    return commits(uri, start=low + 1, end=high, storage_options=storage_options)
+
+
+def commits_in_window(
+    uri: str,
+    *,
+    since: int | None,
+    until: int | None,
+    storage_options: dict[str, str] | None = None,
+) -> list[DeltaCommit]:
+    """The commits whose timestamp lies in ``[since, until]``, in version order.
+
+    Commit timestamps come from writers' clocks and are only nearly monotonic, so every commit
+    is looked at (a linear scan; a bisection could miss a commit written by a skewed clock).
+    Locally that costs one ``open`` and one parsed line per commit file (about 15 ms per 1,000
+    commits). Commits without a known timestamp (no ``commitInfo``, or the file is gone) are
+    never in a window.
+
+    Args:
+        uri: The table's location.
+        since: Earliest timestamp, milliseconds since the epoch, inclusive; ``None``: open.
+        until: Latest timestamp, milliseconds since the epoch, inclusive; ``None``: open.
+        storage_options: Credentials for object stores (used, never recorded).
+
+    Raises:
+        LineageError: ``since`` is after ``until``.
+        TableNotFoundError: There is no Delta table at ``uri``.
+        DeltaLogError: The ``_delta_log`` cannot be read.
+    """
+    if since is not None and until is not None and since > until:
+        raise LineageError(
+            f"The time window is empty: since={since} is after until={until} "
+            "(milliseconds since the epoch, both inclusive)."
+        )
+
+    def inside(ts: int | None) -> bool:
+        return ts is not None and (since is None or ts >= since) and (until is None or ts <= until)
+
+    path = delta_log.local_path(delta_log.normalize_uri(uri))
+    if path is None:
+        return [c for c in _remote_commits(uri, 0, None, storage_options) if inside(c.timestamp)]
+    log_dir = delta_log._local_log_dir(path)
+    delta_log._local_latest_version(log_dir)  # raises for a log without commits
+    found = []
+    for version in sorted(_log_listing_local(log_dir)[0]):
+        info = _read_commit_info(log_dir, version)
+        if info is not None and inside(delta_log._commit_info([{"commitInfo": info}]).timestamp):
+            found.append(DeltaCommit.from_commit_info(version, info))
+    return found
+
+
+# ---- readability of a recorded version ----
+
+
+def _parse_listing(names: Iterable[str]) -> tuple[set[int], set[int]]:
+    commits_, checkpoints = set(), set()
+    for name in names:
+        if match := _COMMIT_NAME.match(name):
+            commits_.add(int(match.group(1)))
+        elif match := _CHECKPOINT_NAME.match(name):
+            checkpoints.add(int(match.group(1)))
+    return commits_, checkpoints
+
+
+def _log_listing_local(log_dir: str) -> tuple[set[int], set[int]]:
+    return _parse_listing(os.listdir(log_dir))
+
+
+def _log_listing_remote(
+    table_uri: str, storage_options: dict[str, str] | None
+) -> tuple[set[int], set[int]]:
+    import pyarrow.fs as pafs
+    from deltalake.fs import DeltaStorageHandler
+
+    handler = DeltaStorageHandler(table_uri, storage_options)
+    infos = handler.get_file_info_selector(pafs.FileSelector(delta_log.LOG_DIR))
+    return _parse_listing(info.base_name for info in infos)
+
+
+def _oldest_readable(commits_: set[int], checkpoints: set[int]) -> int | None:
+    """The oldest version a reader can rebuild from the files of the log, if any.
+
+    A reader starts from a checkpoint, or from version 0 when its commit file is still there.
+    """
+    starts = checkpoints | ({0} if 0 in commits_ else set())
+    return min(starts) if starts else None
+
+
+def _data_locations(
+    table: DeltaTable, local_dir: str | None
+) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """Where the data files of an open snapshot live, split by how their existence is checked.
+
+    ``add.path`` is a URI reference (the protocol says to percent-decode it), relative to the
+    table root unless absolute. ``file_uris()`` is not used: for local tables it joins the
+    percent-encoded table path to the decoded file path, so a table in a directory with a
+    space in its name would look vacuumed.
+
+    Returns:
+        Local file paths; paths relative to the (remote) table root; and, for absolute
+        object-store URIs elsewhere, their relative names grouped by parent URI.
+    """
+    raw = table.get_add_actions(flatten=True).column("path").to_pylist()
+    root = table.table_uri.rstrip("/") + "/"
+    local: list[str] = []
+    relative: list[str] = []
+    elsewhere: dict[str, list[str]] = {}
+    for path in raw:
+        parsed = urlparse(path)
+        if not parsed.scheme or (len(parsed.scheme) == 1 and os.name == "nt"):
+            name = unquote(path)
+            if os.path.isabs(name):
+                local.append(name)
+            elif local_dir is not None:
+                local.append(os.path.join(local_dir, name))
+            else:
+                relative.append(name)
+        elif parsed.scheme == "file":
+            local.append(unquote(parsed.path))
+        elif path.startswith(root):
+            relative.append(unquote(path[len(root) :]))
+        else:
+            parent, _, name = path.rpartition("/")
+            elsewhere.setdefault(parent, []).append(unquote(name))
+    return local, relative, elsewhere
+
+
+def _missing_files(
+    table: DeltaTable, uri: str, local_dir: str | None, storage_options: dict[str, str] | None
+) -> tuple[int, list[str]]:
+    """How many data files the snapshot has, and which of them are gone (as ``uri/name``)."""
+    local, relative, elsewhere = _data_locations(table, local_dir)
+    missing = [p for p in local if not os.path.exists(p)]
+    groups = [(root, root, names) for root, names in elsewhere.items()]
+    if relative:
+        groups.insert(0, (table.table_uri, uri, relative))
+    if groups:
+        from deltalake.fs import DeltaStorageHandler
+        from pyarrow.fs import FileType
+
+        for root, shown, names in groups:
+            handler = DeltaStorageHandler(root, storage_options)
+            for i in range(0, len(names), _FILE_INFO_BATCH):
+                infos = handler.get_file_info(names[i : i + _FILE_INFO_BATCH])
+                missing.extend(
+                    f"{shown.rstrip('/')}/{info.path}"
+                    for info in infos
+                    if info.type == FileType.NotFound
+                )
+    total = len(local) + len(relative) + sum(len(v) for v in elsewhere.values())
+    return total, missing
+
+
+def _recreated(uri: str, table_id: str, current: str | None, version: int) -> str:
+    return (
+        f"The table at '{uri}' is not the one recorded: its table id is {current}, the "
+        f"recorded one is {table_id}. The table was re-created (deleted and written again, or "
+        f"replaced), so version {version} of it is other data; the recorded data cannot be "
+        "read at this location. Look for a copy or backup of the old table."
+    )
+
+
+def check_version_readable(
+    uri: str,
+    version: int,
+    *,
+    table_id: str | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> list[str]:
+    """Why a recorded table version can no longer be read; an empty list when it can.
+
+    The checks: is there a Delta table at ``uri``; is it the recorded table (``table_id``);
+    does the version exist; does the ``_delta_log`` still reach it (log retention); are all
+    its data files still there (``VACUUM``). Each reason says what happened and what to do.
+
+    Args:
+        uri: The table's location.
+        version: The recorded version.
+        table_id: The recorded table id (``metaData.id``); ``None`` skips that check.
+        storage_options: Credentials for object stores (used, never recorded).
+
+    Returns:
+        The reasons, for people; ``[]`` when the version can be read.
+
+    Raises:
+        LineageError: ``version`` is negative.
+    """
+    if version < 0:
+        raise LineageError(f"Versions cannot be negative (got {version}).")
+    norm = delta_log.normalize_uri(uri)
+    local_dir = delta_log.local_path(norm)
+    target = local_dir if local_dir is not None else uri
+    try:
+        if local_dir is not None:
+            delta_log._local_latest_version(delta_log._local_log_dir(local_dir))
+        latest_table = delta_log._open(target, None, storage_options)
+    except TableNotFoundError as exc:
+        detail = str(exc).splitlines()[0]
+        return [
+            f"There is no Delta table at '{norm}': {detail} Check the path or URI, the "
+            "storage options (credentials, endpoint), and whether the table was moved or "
+            "deleted."
+        ]
+    except DeltaLogError as exc:
+        return [f"{exc} Check the storage options (credentials, endpoint) and permissions."]
+    latest = latest_table.version()
+    latest_id = latest_table.metadata().id
+
+    if version > latest:
+        if table_id is not None and latest_id != table_id:
+            return [_recreated(norm, table_id, latest_id, version)]
+        return [
+            f"Version {version} of '{norm}' does not exist: the latest version is {latest}. "
+            "Check the recorded version; if the table was re-created, its history restarted."
+        ]
+
+    try:
+        table = delta_log._open(target, version, storage_options)
+    except LineageError:
+        if table_id is not None and latest_id != table_id:
+            return [_recreated(norm, table_id, latest_id, version)]
+        if local_dir is not None:
+            listing = _log_listing_local(os.path.join(local_dir, delta_log.LOG_DIR))
+        else:
+            listing = _log_listing_remote(latest_table.table_uri, storage_options)
+        oldest = _oldest_readable(*listing)
+        since = f"; the oldest version still readable is {oldest}" if oldest is not None else ""
+        return [
+            f"The _delta_log of '{norm}' no longer reaches version {version}: its commit files "
+            f"were cleaned up (delta.logRetentionDuration) and no checkpoint covers it{since}. "
+            "The version cannot be read or restored; to keep history longer, raise "
+            "delta.logRetentionDuration on the table."
+        ]
+
+    current_id = table.metadata().id
+    if table_id is not None and current_id != table_id:
+        return [_recreated(norm, table_id, current_id, version)]
+
+    total, missing = _missing_files(table, norm, local_dir, storage_options)
+    if missing:
+        return [
+            f"{len(missing)} of {total} data files of version {version} of '{norm}' are gone "
+            f"(removed by VACUUM or by hand), e.g. '{missing[0]}'. Reading the version fails; "
+            "a restore needs --allow-missing-files (and loses the rows of the missing files), "
+            "or the version cannot be rebuilt. To keep old versions readable, raise "
+            "delta.deletedFileRetentionDuration and vacuum with a longer retention."
+        ]
+    return []

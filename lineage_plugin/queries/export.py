@@ -1,0 +1,91 @@
+"""``export``: the lineage of a model, or of everything, in one archive (JSON lines and
+OpenLineage run events), read from MLflow itself (the system of record)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from lineage_plugin import tags as T
+from lineage_plugin.events import EVENT_PREFIX, RegistryEvent, events_from_tags
+from lineage_plugin.queries.reindex import _experiment_ids, _lineage_runs, _pages
+from lineage_plugin.queries.workspace import Workspace
+
+if TYPE_CHECKING:
+    from lineage_plugin.export import ExportSummary
+
+
+def export(
+    output: str | os.PathLike[str],
+    *,
+    model: str | None = None,
+    tracking_uri: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ExportSummary:
+    """Export lineage to ``output`` (``.tar.gz``, or ``.zip``).
+
+    Args:
+        output: The archive to write (replaced atomically when it exists).
+        model: Only this registered model's versions, their runs and events; ``None`` for
+            every run with lineage and every model version.
+        tracking_uri: Where MLflow is (default: MLflow's tracking URI).
+        progress: Called with a status line as each phase finishes.
+
+    Returns:
+        The :class:`~lineage_plugin.export.ExportSummary`.
+
+    Raises:
+        LineageError: Unknown model, or the output path cannot be written.
+
+    Example:
+        >>> export("diabetes-lineage.tar.gz", model="diabetes").runs
+    """
+    from lineage_plugin.api import lineage_of_model_version
+    from lineage_plugin.export import write_export
+    from lineage_plugin.store.index_updates import run_row
+
+    say = progress or (lambda _message: None)
+    ws = Workspace(tracking_uri)
+    store = ws.registry_store
+    if model is not None:
+        rm = ws.registered_model(model)
+        escaped = model.replace("'", "''")
+        versions = list(
+            _pages(
+                lambda token: store.search_model_versions(
+                    f"name='{escaped}'", max_results=1000, page_token=token
+                )
+            )
+        )
+        registered = [rm]
+        runs = list(_runs_of(ws, {v.tags.get(T.RUN_ID) or v.run_id for v in versions}))
+    else:
+        versions = list(
+            _pages(lambda token: store.search_model_versions(max_results=1000, page_token=token))
+        )
+        registered = list(
+            _pages(lambda token: store.search_registered_models(max_results=1000, page_token=token))
+        )
+        runs = list(_lineage_runs(ws.tracking_store, _experiment_ids(ws.tracking_store)))
+    versions = [v for v in versions if not any(k.startswith("mlflow.prompt.") for k in v.tags)]
+    say(f"read {len(runs)} runs and {len(versions)} model versions")
+    events: dict[str, RegistryEvent] = {}
+    for holder in (*versions, *registered):
+        tags = {k: v for k, v in (holder.tags or {}).items() if k.startswith(EVENT_PREFIX)}
+        events.update((e.event_id, e) for e in events_from_tags(tags))
+    summary = write_export(
+        output,
+        runs=[(T.run_lineage_from_tags(r.info.run_id, r.data.tags), run_row(r.info)) for r in runs],
+        model_versions=[(lineage_of_model_version(v), v.creation_timestamp) for v in versions],
+        events=sorted(events.values(), key=lambda e: e.event_id),
+    )
+    say(f"wrote {summary.path}")
+    return summary
+
+
+def _runs_of(ws: Workspace, run_ids: set[str | None]) -> Iterator[Any]:
+    for run_id in sorted(r for r in run_ids if r):
+        run = ws.run(run_id)
+        if run is not None:
+            yield run
