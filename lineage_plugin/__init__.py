@@ -21,6 +21,14 @@ _EXPORTS = {
     "get_lineage": "lineage_plugin.api",
     "get_run_lineage": "lineage_plugin.api",
     "read_context": "lineage_plugin.tracking.capture",
+    "show": "lineage_plugin.queries",
+    "diff": "lineage_plugin.queries",
+    "impact": "lineage_plugin.queries",
+    "timeline": "lineage_plugin.queries",
+    "check": "lineage_plugin.queries",
+    "reindex": "lineage_plugin.queries",
+    "export": "lineage_plugin.queries.export",
+    "RegistryEvent": "lineage_plugin.events",
     "DeltaInput": "lineage_plugin.records",
     "Environment": "lineage_plugin.records",
     "CodeVersion": "lineage_plugin.records",
@@ -35,6 +43,14 @@ _EXPORTS = {
 
 __all__ = [
     "CaptureError",
+    "RegistryEvent",
+    "check",
+    "diff",
+    "export",
+    "impact",
+    "reindex",
+    "show",
+    "timeline",
     "CodeVersion",
     "DeltaInput",
     "Environment",
@@ -60,6 +76,9 @@ if TYPE_CHECKING:
         LineageWarning,
         UnsupportedURIError,
     )
+    from lineage_plugin.events import RegistryEvent
+    from lineage_plugin.queries import check, diff, impact, reindex, show, timeline
+    from lineage_plugin.queries.export import export
     from lineage_plugin.records import (
         CodeVersion,
         DeltaInput,
