@@ -13,7 +13,7 @@ from lineage_plugin.queries.reindex import _experiment_ids, _lineage_runs, _page
 from lineage_plugin.queries.workspace import Workspace
 
 if TYPE_CHECKING:
-    from lineage_plugin.export import ExportSummary
+    from lineage_plugin.archive import ExportSummary
 
 
 def export(
@@ -33,7 +33,7 @@ def export(
         progress: Called with a status line as each phase finishes.
 
     Returns:
-        The :class:`~lineage_plugin.export.ExportSummary`.
+        The :class:`~lineage_plugin.archive.ExportSummary`.
 
     Raises:
         LineageError: Unknown model, or the output path cannot be written.
@@ -42,7 +42,7 @@ def export(
         >>> export("diabetes-lineage.tar.gz", model="diabetes").runs
     """
     from lineage_plugin.api import lineage_of_model_version
-    from lineage_plugin.export import write_export
+    from lineage_plugin.archive import write_export
     from lineage_plugin.store.index_updates import run_row
 
     say = progress or (lambda _message: None)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import lineage_plugin
-from lineage_plugin import export as ex
+from lineage_plugin import archive as ex
 from lineage_plugin.errors import LineageError
 from lineage_plugin.events import ALIAS_SET, STAGE_TRANSITION, RegistryEvent
 from lineage_plugin.records import (

@@ -35,7 +35,7 @@ How a run maps to OpenLineage:
   ``processing_engine`` (MLflow and its version) when the environment was captured.
 
 Example:
-    >>> from lineage_plugin.export import read_export, write_export
+    >>> from lineage_plugin.archive import read_export, write_export
     >>> summary = write_export("lineage.tar.gz", runs=[(record, row)], model_versions=[], events=[])
     >>> read_export(summary.path)["manifest"]["counts"]
     {'event': 0, 'model_version': 0, 'run': 1}
