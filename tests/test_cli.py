@@ -194,6 +194,25 @@ def test_reindex_rebuilds_the_same_answers(scenario):
     assert as_json(scenario, "timeline", "--model", "ridge") == timeline_before
 
 
+def test_export_packs_lineage_and_openlineage_in_one_archive(scenario, tmp_path):
+    from lineage_plugin.archive import read_export
+
+    target = tmp_path / "ridge.tar.gz"
+    summary = as_json(scenario, "export", "--model", "ridge", "-o", str(target))
+    assert (summary["runs"], summary["model_versions"], summary["events"]) == (2, 2, 5)
+    archive = read_export(target)
+    assert [r["type"] for r in archive["lineage"]].count("event") == 5
+    versions = sorted(
+        int(facets["version"]["datasetVersion"])
+        for event in archive["openlineage"]
+        for facets in (i["facets"] for i in event["inputs"])
+    )
+    assert versions == [0, 1]
+    assert not list(tmp_path.glob(".*tmp"))
+    run(scenario, "export", "--model", "nosuch", "-o", str(tmp_path / "x.tar.gz"), code=2)
+    assert not (tmp_path / "x.tar.gz").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -212,7 +231,9 @@ def test_bad_input_is_a_clean_error_with_exit_2(scenario, args, message):
     assert message in run(scenario, *args, code=2).output
 
 
-@pytest.mark.parametrize("command", ["show", "diff", "impact", "timeline", "check", "reindex"])
+@pytest.mark.parametrize(
+    "command", ["show", "diff", "impact", "timeline", "check", "reindex", "export"]
+)
 def test_every_command_has_help_with_examples(command):
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0
