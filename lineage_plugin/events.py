@@ -132,7 +132,6 @@ class VersionState:
     """What a model version holds before a change, and the data behind it."""
 
     version: str
-    stage: str = NO_STAGE
     aliases: tuple[str, ...] = ()
     run_id: str | None = None
     tables: tuple[DeltaInput, ...] = ()
@@ -142,7 +141,10 @@ class RegistryState(Protocol):
     """Read access to one registered model's state before a change."""
 
     def version(self, version: str) -> VersionState:
-        """The state of one version."""
+        """The aliases and data of one version."""
+
+    def stage_of(self, version: str) -> str:
+        """The stage one version is in."""
 
     def alias_holder(self, alias: str) -> str | None:
         """The version an alias points to, if any."""
@@ -265,7 +267,7 @@ def plan_transition(
         STAGE_TRANSITION,
         target,
         stage=stage,
-        previous_stage=target.stage,
+        previous_stage=state.stage_of(version),
         replaced=tuple(holders),
     )
     p.record_on_version(event)

@@ -189,9 +189,18 @@ class LineageIndex:
             )
 
     def record_events(
-        self, events: Iterable[RegistryEvent], *, conn: Connection | None = None
+        self,
+        events: Iterable[RegistryEvent],
+        *,
+        conn: Connection | None = None,
+        fresh: bool = False,
     ) -> int:
         """Insert events not yet indexed and update what each version holds.
+
+        Args:
+            events: The events.
+            conn: A connection to write in (its transaction), else a new one.
+            fresh: The events were just made here, so none can be indexed already.
 
         Returns:
             How many events were new.
@@ -203,10 +212,11 @@ class LineageIndex:
             return 0
         table = tables()["events"]
         with self._conn(conn) as c:
-            ids = [e.event_id for e in events]
-            known = set(
-                c.execute(select(table.c.event_id).where(table.c.event_id.in_(ids))).scalars()
-            )
+            known: set[str] = set()
+            if not fresh:
+                ids = [e.event_id for e in events]
+                query = select(table.c.event_id).where(table.c.event_id.in_(ids))
+                known = set(c.execute(query).scalars())
             new = [e for e in events if e.event_id not in known]
             if new:
                 c.execute(table.insert(), [_event_values(e) for e in new])
@@ -290,38 +300,41 @@ def _event_values(event: RegistryEvent) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _holding_statements() -> dict[str, Any]:
+    from sqlalchemy import text
+
+    h = tables()["holdings"].name
+    return {
+        "clear_alias": text(
+            f"DELETE FROM {h} WHERE name = :name AND kind = 'alias' AND label = :label"
+        ),
+        "drop_alias": text(
+            f"DELETE FROM {h} WHERE name = :name AND kind = 'alias' AND label = :label "
+            "AND version = :version"
+        ),
+        "clear_stage": text(
+            f"DELETE FROM {h} WHERE name = :name AND kind = 'stage' AND version = :version"
+        ),
+        "insert": text(
+            f"INSERT INTO {h} (name, kind, label, version, since) "
+            "VALUES (:name, :kind, :label, :version, :since)"
+        ),
+    }
+
+
 def _apply_holding(conn: Connection, event: RegistryEvent) -> None:
-    h = tables()["holdings"]
-    model = h.c.name == event.name
-    version = int(event.version)
+    sql = _holding_statements()
+    at = {"name": event.name, "version": int(event.version), "since": event.time}
     if event.kind == ALIAS_SET:
-        conn.execute(h.delete().where(model & (h.c.kind == "alias") & (h.c.label == event.alias)))
-        conn.execute(
-            h.insert().values(
-                name=event.name, kind="alias", label=event.alias, version=version, since=event.time
-            )
-        )
+        conn.execute(sql["clear_alias"], {"name": event.name, "label": event.alias})
+        conn.execute(sql["insert"], {**at, "kind": "alias", "label": event.alias})
     elif event.kind == ALIAS_DELETED:
-        conn.execute(
-            h.delete().where(
-                model
-                & (h.c.kind == "alias")
-                & (h.c.label == event.alias)
-                & (h.c.version == version)
-            )
-        )
+        conn.execute(sql["drop_alias"], {**at, "label": event.alias})
     elif event.kind == STAGE_TRANSITION:
-        conn.execute(h.delete().where(model & (h.c.kind == "stage") & (h.c.version == version)))
+        conn.execute(sql["clear_stage"], at)
         if event.stage and event.stage != NO_STAGE:
-            conn.execute(
-                h.insert().values(
-                    name=event.name,
-                    kind="stage",
-                    label=event.stage,
-                    version=version,
-                    since=event.time,
-                )
-            )
+            conn.execute(sql["insert"], {**at, "kind": "stage", "label": event.stage})
 
 
 def index_for(store: Any) -> LineageIndex:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import os
@@ -30,7 +31,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from lineage_plugin import settings
 from lineage_plugin import tags as T
 from lineage_plugin.errors import LineageError
-from lineage_plugin.events import Change, RegistryEvent, RegistryState, VersionState
+from lineage_plugin.events import (
+    EVENT_PREFIX,
+    Change,
+    RegistryEvent,
+    RegistryState,
+    VersionState,
+)
 from lineage_plugin.store.index import index_for
 
 if TYPE_CHECKING:
@@ -209,22 +216,14 @@ def writing_own_events() -> bool:
 # --- state before the change ------------------------------------------------------------------
 
 
-def _version_state(
-    version: str, stage: str, aliases: list[str], tags: dict[str, str]
-) -> VersionState:
+def _data_from_tags(tags: dict[str, str]) -> tuple[str | None, tuple]:
     manifest = T.join_value(tags, T.MANIFEST)
     tables: tuple = ()
     if manifest:
         from lineage_plugin.records import RunLineage
 
         tables = RunLineage.from_dict(json.loads(manifest)).inputs
-    return VersionState(
-        version=str(version),
-        stage=stage,
-        aliases=tuple(sorted(aliases)),
-        run_id=tags.get(T.RUN_ID),
-        tables=tables,
-    )
+    return tags.get(T.RUN_ID), tables
 
 
 class ApiState:
@@ -233,15 +232,21 @@ class ApiState:
     def __init__(self, store: Any, name: str) -> None:
         self.store = store
         self.name = name
-        self._versions: dict[str, VersionState] = {}
+        self._versions: dict[str, Any] = {}
+
+    def _mv(self, version: str) -> Any:
+        if version not in self._versions:
+            self._versions[version] = self.store.get_model_version(self.name, version)
+        return self._versions[version]
 
     def version(self, version: str) -> VersionState:
-        if version not in self._versions:
-            mv = self.store.get_model_version(self.name, version)
-            self._versions[version] = _version_state(
-                str(mv.version), mv.current_stage, list(mv.aliases or ()), dict(mv.tags or {})
-            )
-        return self._versions[version]
+        mv = self._mv(version)
+        run_id, tables = _data_from_tags(dict(mv.tags or {}))
+        aliases = tuple(sorted(mv.aliases or ()))
+        return VersionState(version=str(version), aliases=aliases, run_id=run_id, tables=tables)
+
+    def stage_of(self, version: str) -> str:
+        return self._mv(version).current_stage
 
     def alias_holder(self, alias: str) -> str | None:
         from mlflow.exceptions import MlflowException
@@ -265,97 +270,108 @@ class ApiState:
                 return found
 
 
+class _MissingVersion(Exception):
+    """The model version does not exist (MLflow raises its own error for it next)."""
+
+
+@functools.cache
+def _statements() -> dict[str, Any]:
+    """Plain statements on MLflow's registry tables, built once (names from MLflow's models)."""
+    from mlflow.store.model_registry.dbmodels import models as m
+    from sqlalchemy import bindparam, text
+
+    versions = m.SqlModelVersion.__tablename__
+    tags = m.SqlModelVersionTag.__tablename__
+    model_tags = m.SqlRegisteredModelTag.__tablename__
+    aliases = m.SqlRegisteredModelAlias.__tablename__
+    model = "workspace = :ws AND name = :name"
+    return {
+        "aliases": text(f"SELECT alias, version FROM {aliases} WHERE {model}"),
+        "data": text(
+            f"SELECT key, value FROM {tags} WHERE {model} AND version = :version "
+            "AND (key = :run_key OR key LIKE :manifest)"
+        ),
+        "stage": text(f"SELECT current_stage FROM {versions} WHERE {model} AND version = :version"),
+        "in_stage": text(
+            f"SELECT version FROM {versions} WHERE {model} AND current_stage = :stage"
+        ),
+        "delete_tags": text(
+            f"DELETE FROM {tags} WHERE {model} AND version = :version AND key IN :keys"
+        ).bindparams(bindparam("keys", expanding=True)),
+        "insert_tag": text(
+            f"INSERT INTO {tags} (workspace, name, version, key, value) "
+            "VALUES (:ws, :name, :version, :key, :value)"
+        ),
+        "insert_model_tag": text(
+            f"INSERT INTO {model_tags} (workspace, name, key, value) "
+            "VALUES (:ws, :name, :key, :value)"
+        ),
+    }
+
+
 class SqlState:
-    """The state of a registered model, read inside MLflow's own SQL session."""
+    """The state of a registered model, read with a few plain statements inside MLflow's own
+    transaction. :meth:`write` writes the change's tags there too, as MLflow's
+    ``set_model_version_tag`` would, so the event commits together with the change."""
 
     def __init__(self, store: Any, session: Session, name: str) -> None:
         self.store = store
-        self.session = session
-        self.name = name
-        self._versions: dict[str, VersionState] = {}
+        self.conn = session.connection()
+        self.sql = _statements()
+        self.key = {"ws": store._get_active_workspace(), "name": name}
+        self._aliases: dict[str, str] | None = None
 
-    def _query(self, model: Any) -> Any:
-        return self.store._get_query(self.session, model)
+    def _alias_map(self) -> dict[str, str]:
+        if self._aliases is None:
+            rows = self.conn.execute(self.sql["aliases"], self.key)
+            self._aliases = {alias: str(version) for alias, version in rows}
+        return self._aliases
+
+    def _data(self, version: str) -> tuple[str | None, tuple]:
+        # A version's lineage is written once, at registration: read it once per process.
+        cache = self.store.__dict__.setdefault("_lineage_mv_data", {})
+        key = (self.key["name"], version)
+        if key not in cache:
+            params = {**self.key, "version": int(version), "run_key": T.RUN_ID}
+            params["manifest"] = T.MANIFEST + "%"
+            rows = self.conn.execute(self.sql["data"], params)
+            cache[key] = _data_from_tags(dict(rows.all()))
+        return cache[key]
 
     def version(self, version: str) -> VersionState:
-        from mlflow.store.model_registry.dbmodels.models import (
-            SqlModelVersion,
-            SqlModelVersionTag,
-            SqlRegisteredModelAlias,
-        )
+        aliases = tuple(sorted(a for a, v in self._alias_map().items() if v == version))
+        run_id, tables = self._data(version)
+        return VersionState(version=version, aliases=aliases, run_id=run_id, tables=tables)
 
-        if version not in self._versions:
-            number = int(version)
-            row = (
-                self._query(SqlModelVersion)
-                .filter(SqlModelVersion.name == self.name, SqlModelVersion.version == number)
-                .one()
-            )
-            aliases = [
-                a.alias
-                for a in self._query(SqlRegisteredModelAlias).filter(
-                    SqlRegisteredModelAlias.name == self.name,
-                    SqlRegisteredModelAlias.version == number,
-                )
-            ]
-            tag_rows = self._query(SqlModelVersionTag).filter(
-                SqlModelVersionTag.name == self.name,
-                SqlModelVersionTag.version == number,
-                SqlModelVersionTag.key.like("lineage.%"),
-                ~SqlModelVersionTag.key.like("lineage.event.%"),
-            )
-            tags = {t.key: t.value for t in tag_rows}
-            self._versions[version] = _version_state(version, row.current_stage, aliases, tags)
-        return self._versions[version]
+    def stage_of(self, version: str) -> str:
+        params = {**self.key, "version": int(version)}
+        stage = self.conn.execute(self.sql["stage"], params).scalar()
+        if stage is None:
+            raise _MissingVersion(version)
+        return stage
 
     def alias_holder(self, alias: str) -> str | None:
-        from mlflow.store.model_registry.dbmodels.models import SqlRegisteredModelAlias
-
-        row = (
-            self._query(SqlRegisteredModelAlias)
-            .filter(
-                SqlRegisteredModelAlias.name == self.name, SqlRegisteredModelAlias.alias == alias
-            )
-            .first()
-        )
-        return str(row.version) if row is not None else None
+        return self._alias_map().get(alias)
 
     def versions_in_stage(self, stage: str) -> list[str]:
-        from mlflow.store.model_registry.dbmodels.models import SqlModelVersion
-
-        rows = self._query(SqlModelVersion).filter(
-            SqlModelVersion.name == self.name, SqlModelVersion.current_stage == stage
-        )
-        return [str(r.version) for r in rows]
+        rows = self.conn.execute(self.sql["in_stage"], {**self.key, "stage": stage})
+        return [str(v) for v in rows.scalars()]
 
     def write(self, change: Change) -> None:
-        from mlflow.store.model_registry.dbmodels.models import (
-            SqlModelVersionTag,
-            SqlRegisteredModelTag,
-        )
-
-        workspace = self.store._get_active_workspace()
-        for version, tags in change.version_tags.items():
-            for key, value in tags.items():
-                if value is None:
-                    self._query(SqlModelVersionTag).filter(
-                        SqlModelVersionTag.name == self.name,
-                        SqlModelVersionTag.version == int(version),
-                        SqlModelVersionTag.key == key,
-                    ).delete()
-                else:
-                    self.session.merge(
-                        SqlModelVersionTag(
-                            workspace=workspace,
-                            name=self.name,
-                            version=int(version),
-                            key=key,
-                            value=value,
-                        )
-                    )
-        for key, value in change.model_tags.items():
-            self.session.merge(
-                SqlRegisteredModelTag(workspace=workspace, name=self.name, key=key, value=value)
+        """Replace the holding tags and add the event tags, in MLflow's transaction."""
+        rows = []
+        for version, values in change.version_tags.items():
+            at = {**self.key, "version": int(version)}
+            keys = [k for k in values if not k.startswith(EVENT_PREFIX)]
+            if keys:
+                self.conn.execute(self.sql["delete_tags"], {**at, "keys": keys})
+            rows += [{**at, "key": k, "value": x} for k, x in values.items() if x is not None]
+        if rows:
+            self.conn.execute(self.sql["insert_tag"], rows)
+        if change.model_tags:
+            self.conn.execute(
+                self.sql["insert_model_tag"],
+                [{**self.key, "key": k, "value": x} for k, x in change.model_tags.items()],
             )
 
 
@@ -381,12 +397,10 @@ def install_session_hook(store: Any) -> None:
 
 
 def _plan_in_session(pending: _Pending, session: Session) -> SqlState | None:
-    from sqlalchemy.exc import NoResultFound
-
     state = SqlState(pending.store, session, pending.name)
     try:
         pending.change = pending.planner(state, current_user(), _now())
-    except NoResultFound:
+    except _MissingVersion:
         return None  # MLflow raises its own "not found" error next
     except Exception as exc:
         failed("a registry event", exc)
@@ -400,7 +414,7 @@ def _write_in_session(pending: _Pending, state: SqlState, session: Session) -> N
         state.write(change)
         index = index_for(pending.store)
         if index.engine is getattr(pending.store, "engine", None):
-            index.record_events(change.events, conn=session.connection())
+            index.record_events(change.events, conn=session.connection(), fresh=True)
     except Exception as exc:
         pending.change = None
         failed("a registry event", exc)
