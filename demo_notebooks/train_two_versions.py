@@ -30,6 +30,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
 
 import lineage_plugin as lp
+from lineage_plugin.cli import render
 
 MODEL = "diabetes-ridge"
 
@@ -104,7 +105,13 @@ def main() -> None:
         f"\nVersion 1 was trained on {first.name}@v{first.version}, version 2 on "
         f"{second.name}@v{second.version} (the {second.operation} commit)."
     )
-    print(f"MLflow data: {uri}  (mlflow ui --backend-store-uri {uri})")
+    print("\n6. What changed between the versions, and what read the bad table version")
+    print(f"$ mlflow-lineage diff {MODEL} 1 2")
+    print(render.diff(lp.diff(MODEL, "1", "2").to_dict()))
+    print(f"$ mlflow-lineage impact {table} --from-version {second.version}")
+    print(render.impact(lp.impact(str(table), from_version=second.version).to_dict()))
+    print(f"\nMLflow data: {uri}  (mlflow ui --backend-store-uri {uri})")
+    print(f"Try: MLFLOW_TRACKING_URI={uri} mlflow-lineage timeline --model {MODEL}")
 
 
 if __name__ == "__main__":

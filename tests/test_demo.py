@@ -19,3 +19,7 @@ def test_demo_trains_two_versions_on_two_table_versions(tmp_path):
     assert "trained on diabetes version 1 (UPDATE commit" in out
     assert "Version 1 was trained on diabetes@v0, version 2 on diabetes@v1" in out
     assert (tmp_path / "demo" / "mlflow.db").exists()
+    diff = out[out.index("$ mlflow-lineage diff") : out.index("$ mlflow-lineage impact")]
+    assert "changed (v0 -> v1)" in diff and "UPDATE" in diff and "num_updated_rows=" in diff
+    impact = out[out.index("$ mlflow-lineage impact") :]
+    assert "Model versions (1)" in impact
