@@ -214,12 +214,15 @@ class LineageIndex:
         with self._conn(conn) as c:
             known: set[str] = set()
             if not fresh:
-                ids = [e.event_id for e in events]
-                query = select(table.c.event_id).where(table.c.event_id.in_(ids))
-                known = set(c.execute(query).scalars())
+                for name in {e.name for e in events}:
+                    ids = [e.event_id for e in events if e.name == name]
+                    query = select(table.c.event_id).where(
+                        table.c.name == name, table.c.event_id.in_(ids)
+                    )
+                    known.update(c.execute(query).scalars())
             new = [e for e in events if e.event_id not in known]
             if new:
-                c.execute(table.insert(), [_event_values(e) for e in new])
+                c.execute(_insert_event_statement(), [_event_values(e) for e in new])
                 for event in new:
                     _apply_holding(c, event)
         return len(new)
@@ -301,21 +304,29 @@ def _event_values(event: RegistryEvent) -> dict[str, Any]:
 
 
 @functools.cache
+def _insert_event_statement() -> Any:
+    from sqlalchemy import text
+
+    events = tables()["events"]
+    columns = [c.name for c in events.columns]
+    return text(
+        f"INSERT INTO {events.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(':' + c for c in columns)})"
+    )
+
+
+@functools.cache
 def _holding_statements() -> dict[str, Any]:
     from sqlalchemy import text
 
     h = tables()["holdings"].name
+    alias = "name = :name AND kind = 'alias' AND label = :label"
+    stage = "name = :name AND kind = 'stage' AND version = :version"
     return {
-        "clear_alias": text(
-            f"DELETE FROM {h} WHERE name = :name AND kind = 'alias' AND label = :label"
-        ),
-        "drop_alias": text(
-            f"DELETE FROM {h} WHERE name = :name AND kind = 'alias' AND label = :label "
-            "AND version = :version"
-        ),
-        "clear_stage": text(
-            f"DELETE FROM {h} WHERE name = :name AND kind = 'stage' AND version = :version"
-        ),
+        "move_alias": text(f"UPDATE {h} SET version = :version, since = :since WHERE {alias}"),
+        "drop_alias": text(f"DELETE FROM {h} WHERE {alias} AND version = :version"),
+        "move_stage": text(f"UPDATE {h} SET label = :label, since = :since WHERE {stage}"),
+        "drop_stage": text(f"DELETE FROM {h} WHERE {stage}"),
         "insert": text(
             f"INSERT INTO {h} (name, kind, label, version, since) "
             "VALUES (:name, :kind, :label, :version, :since)"
@@ -324,17 +335,22 @@ def _holding_statements() -> dict[str, Any]:
 
 
 def _apply_holding(conn: Connection, event: RegistryEvent) -> None:
+    """Update what the event's version holds: one UPDATE, an INSERT only the first time."""
     sql = _holding_statements()
     at = {"name": event.name, "version": int(event.version), "since": event.time}
     if event.kind == ALIAS_SET:
-        conn.execute(sql["clear_alias"], {"name": event.name, "label": event.alias})
-        conn.execute(sql["insert"], {**at, "kind": "alias", "label": event.alias})
+        row = {**at, "kind": "alias", "label": event.alias}
+        if conn.execute(sql["move_alias"], row).rowcount == 0:
+            conn.execute(sql["insert"], row)
     elif event.kind == ALIAS_DELETED:
         conn.execute(sql["drop_alias"], {**at, "label": event.alias})
     elif event.kind == STAGE_TRANSITION:
-        conn.execute(sql["clear_stage"], at)
-        if event.stage and event.stage != NO_STAGE:
-            conn.execute(sql["insert"], {**at, "kind": "stage", "label": event.stage})
+        if not event.stage or event.stage == NO_STAGE:
+            conn.execute(sql["drop_stage"], at)
+            return
+        row = {**at, "kind": "stage", "label": event.stage}
+        if conn.execute(sql["move_stage"], row).rowcount == 0:
+            conn.execute(sql["insert"], row)
 
 
 def index_for(store: Any) -> LineageIndex:

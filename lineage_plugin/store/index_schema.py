@@ -84,15 +84,16 @@ def _define() -> dict[str, Table]:
     events = Table(
         "lineage_events",
         md,
+        # (name, event_id): one B-tree serves "events of a model in time order" (the id starts
+        # with the time), so recording an event touches as few pages as possible.
+        Column("name", String(256), primary_key=True),
         Column("event_id", String(32), primary_key=True),
-        Column("name", String(256), nullable=False),
         Column("version", Integer, nullable=False),
         Column("kind", String(32), nullable=False),
         Column("time", BigInteger, nullable=False),
         Column("stage", String(32)),
         Column("alias", String(256)),
         Column("payload", Text, nullable=False),
-        Index("lineage_events_model_time", "name", "time"),
     )
     holdings = Table(
         "lineage_holdings",
@@ -102,7 +103,6 @@ def _define() -> dict[str, Table]:
         Column("label", String(256), primary_key=True),
         Column("version", Integer, primary_key=True),
         Column("since", BigInteger),
-        Index("lineage_holdings_version", "name", "version"),
     )
     return {
         "meta": meta,

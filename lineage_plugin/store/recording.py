@@ -18,6 +18,7 @@ events recorded by the server.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import functools
@@ -270,6 +271,39 @@ class ApiState:
                 return found
 
 
+class _RegistrationCache(collections.OrderedDict):
+    """The run and tables of recently registered or changed versions (bounded, per store).
+
+    A version's lineage tags are written once, when it is registered, so a store that saw the
+    registration (or read the tags once) need not read them again for every event.
+    """
+
+    limit = 10_000
+
+    def put(self, key: tuple[str, str], value: tuple[str | None, tuple]) -> None:
+        self[key] = value
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
+def registration_cache(store: Any) -> _RegistrationCache:
+    """The store's cache of version lineage, keyed by ``(name, version)``."""
+    cache = store.__dict__.get("_lineage_registrations")
+    if cache is None:
+        cache = store.__dict__["_lineage_registrations"] = _RegistrationCache()
+    return cache
+
+
+def remember_registration(store: Any, mv: Any) -> None:
+    """Cache the lineage a new model version was registered with."""
+    registration_cache(store).put((mv.name, str(mv.version)), _data_from_tags(dict(mv.tags or {})))
+
+
+def forget_registration(store: Any, name: str, version: str) -> None:
+    """Drop a version from the cache (its tags changed or it was deleted)."""
+    registration_cache(store).pop((name, str(version)), None)
+
+
 class _MissingVersion(Exception):
     """The model version does not exist (MLflow raises its own error for it next)."""
 
@@ -278,7 +312,7 @@ class _MissingVersion(Exception):
 def _statements() -> dict[str, Any]:
     """Plain statements on MLflow's registry tables, built once (names from MLflow's models)."""
     from mlflow.store.model_registry.dbmodels import models as m
-    from sqlalchemy import bindparam, text
+    from sqlalchemy import text
 
     versions = m.SqlModelVersion.__tablename__
     tags = m.SqlModelVersionTag.__tablename__
@@ -295,9 +329,9 @@ def _statements() -> dict[str, Any]:
         "in_stage": text(
             f"SELECT version FROM {versions} WHERE {model} AND current_stage = :stage"
         ),
-        "delete_tags": text(
-            f"DELETE FROM {tags} WHERE {model} AND version = :version AND key IN :keys"
-        ).bindparams(bindparam("keys", expanding=True)),
+        "delete_tag": text(
+            f"DELETE FROM {tags} WHERE {model} AND version = :version AND key = :key"
+        ),
         "insert_tag": text(
             f"INSERT INTO {tags} (workspace, name, version, key, value) "
             "VALUES (:ws, :name, :version, :key, :value)"
@@ -328,14 +362,13 @@ class SqlState:
         return self._aliases
 
     def _data(self, version: str) -> tuple[str | None, tuple]:
-        # A version's lineage is written once, at registration: read it once per process.
-        cache = self.store.__dict__.setdefault("_lineage_mv_data", {})
+        cache = registration_cache(self.store)
         key = (self.key["name"], version)
         if key not in cache:
             params = {**self.key, "version": int(version), "run_key": T.RUN_ID}
             params["manifest"] = T.MANIFEST + "%"
             rows = self.conn.execute(self.sql["data"], params)
-            cache[key] = _data_from_tags(dict(rows.all()))
+            cache.put(key, _data_from_tags(dict(rows.all())))
         return cache[key]
 
     def version(self, version: str) -> VersionState:
@@ -359,13 +392,13 @@ class SqlState:
 
     def write(self, change: Change) -> None:
         """Replace the holding tags and add the event tags, in MLflow's transaction."""
-        rows = []
+        rows, replaced = [], []
         for version, values in change.version_tags.items():
             at = {**self.key, "version": int(version)}
-            keys = [k for k in values if not k.startswith(EVENT_PREFIX)]
-            if keys:
-                self.conn.execute(self.sql["delete_tags"], {**at, "keys": keys})
+            replaced += [{**at, "key": k} for k in values if not k.startswith(EVENT_PREFIX)]
             rows += [{**at, "key": k, "value": x} for k, x in values.items() if x is not None]
+        if replaced:
+            self.conn.execute(self.sql["delete_tag"], replaced)
         if rows:
             self.conn.execute(self.sql["insert_tag"], rows)
         if change.model_tags:

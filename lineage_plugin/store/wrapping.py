@@ -15,6 +15,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+from lineage_plugin import tags as T
 from lineage_plugin.store.uris import inner_uri
 
 if TYPE_CHECKING:
@@ -94,8 +95,10 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
             model_id=model_id,
         )
         from lineage_plugin.store.index_updates import index_model_version
+        from lineage_plugin.store.recording import remember_registration
 
         index_model_version(self, mv)
+        remember_registration(self, mv)
         return mv
 
     def set_registered_model_alias(self, name: str, alias: str, version: Any) -> Any:
@@ -145,7 +148,7 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
     def delete_model_version(self, name: str, version: Any) -> Any:
         from lineage_plugin.events import plan_version_delete
         from lineage_plugin.store.index_updates import index_deleted_version
-        from lineage_plugin.store.recording import record_change
+        from lineage_plugin.store.recording import forget_registration, record_change
 
         def plan(state: Any, user: str | None, now: int) -> Any:
             return plan_version_delete(state, name, str(version), user=user, now=now)
@@ -153,13 +156,25 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
         call = functools.partial(super().delete_model_version, name, version)
         result = record_change(self, name, plan, call)
         index_deleted_version(self, name, str(version))
+        forget_registration(self, name, str(version))
         return result
 
     def set_model_version_tag(self, name: str, version: Any, tag: Any) -> Any:
         result = super().set_model_version_tag(name, version, tag)  # type: ignore[misc]
         from lineage_plugin.store.index_updates import index_event_tag
+        from lineage_plugin.store.recording import forget_registration
 
+        if tag.key.startswith((T.RUN_ID, T.MANIFEST)):
+            forget_registration(self, name, str(version))
         index_event_tag(self, tag.key, tag.value)
+        return result
+
+    def delete_model_version_tag(self, name: str, version: Any, key: str) -> Any:
+        result = super().delete_model_version_tag(name, version, key)  # type: ignore[misc]
+        from lineage_plugin.store.recording import forget_registration
+
+        if key.startswith((T.RUN_ID, T.MANIFEST)):
+            forget_registration(self, name, str(version))
         return result
 
     def set_registered_model_tag(self, name: str, tag: Any) -> Any:
