@@ -262,7 +262,10 @@ def plan_transition(
     """Plan ``transition_model_version_stage``; ``stage`` must be canonical (``Production``)."""
     p = _Planner(state, name, user, now)
     target = state.version(version)
-    holders = [v for v in state.versions_in_stage(stage) if v != version]
+    # Without archive_existing_versions the other versions keep the stage: nothing replaced.
+    holders = []
+    if archive_existing_versions:
+        holders = [v for v in state.versions_in_stage(stage) if v != version]
     event = p.event(
         STAGE_TRANSITION,
         target,
@@ -272,17 +275,16 @@ def plan_transition(
     )
     p.record_on_version(event)
     p.change.tag_version(version, STAGE_TAG, stage)
-    if archive_existing_versions:
-        for holder in holders:
-            archived = p.event(
-                STAGE_TRANSITION,
-                state.version(holder),
-                stage=ARCHIVED,
-                previous_stage=stage,
-                cause=f"archive_existing_versions: version {version} moved to {stage}",
-            )
-            p.record_on_version(archived)
-            p.change.tag_version(holder, STAGE_TAG, ARCHIVED)
+    for holder in holders:
+        archived = p.event(
+            STAGE_TRANSITION,
+            state.version(holder),
+            stage=ARCHIVED,
+            previous_stage=stage,
+            cause=f"archive_existing_versions: version {version} moved to {stage}",
+        )
+        p.record_on_version(archived)
+        p.change.tag_version(holder, STAGE_TAG, ARCHIVED)
     return p.change
 
 

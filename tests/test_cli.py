@@ -82,11 +82,14 @@ def test_show_names_the_data_environment_code_and_history(scenario):
     data = as_json(scenario, "show", "ridge", "1")
     assert data["run"]["inputs"][0]["version"] == 0
     assert data["stage"] == "Archived" and data["aliases"] == []
-    assert [e["kind"] for e in data["history"]] == [
-        "alias_set",
-        "stage_transition",
-        "stage_transition",
+    assert [(e["kind"], e["role"], e["version"]) for e in data["history"]] == [
+        ("alias_set", "subject", "1"),
+        ("stage_transition", "subject", "1"),
+        ("alias_set", "replaced", "2"),  # v2 took the champion alias from v1
+        ("stage_transition", "replaced", "2"),  # and Production, archiving v1
+        ("stage_transition", "subject", "1"),
     ]
+    assert "lost @champion to v2" in text
     assert as_json(scenario, "show", "ridge", "@champion")["version"] == "2"
     assert as_json(scenario, "show", "ridge", "production")["version"] == "2"
 

@@ -243,3 +243,30 @@ def test_an_event_tag_written_by_a_client_is_indexed_by_the_server(servers):
     )  # fmt: skip
     client.set_model_version_tag("tagged", "1", event.tag_key, event.to_json())
     assert [e.event_id for e in indexed_events(server_db, "tagged")] == [event.event_id]
+
+
+def test_a_transition_without_archiving_replaces_nothing(lineage_tracking):
+    client = MlflowClient()
+    client.create_registered_model("both")
+    for _ in range(2):
+        client.create_model_version("both", "s3://bucket/model")
+    client.transition_model_version_stage("both", "1", "Production")
+    client.transition_model_version_stage("both", "2", "Production")  # v1 stays in Production
+    events = events_in_mlflow(client, "both")
+    assert [(e.version, e.stage, e.replaced) for e in events] == [
+        ("1", "Production", ()),
+        ("2", "Production", ()),
+    ]
+    assert client.get_model_version("both", "1").tags["lineage.stage"] == "Production"
+
+
+def test_lineage_tags_changed_after_registration_are_what_later_events_carry(lineage_tracking):
+    client = MlflowClient()
+    registry_workout(client, "retagged")
+    manifest = json.dumps(
+        {"run_id": "r9", "status": "complete", "inputs": [json.loads(SALES_V7) | {"version": 9}]}
+    )
+    client.set_model_version_tag("retagged", "1", "lineage.manifest", manifest)
+    client.set_registered_model_alias("retagged", "fixed", "1")
+    last = events_in_mlflow(client, "retagged")[-1]
+    assert (last.alias, [t.version for t in last.tables]) == ("fixed", [9])

@@ -98,19 +98,18 @@ def show(report: dict[str, Any]) -> str:
 
 
 def _events(events: list[dict[str, Any]]) -> str:
-    return table(
-        ["time", "event", "detail", "replaced", "user"],
-        [
-            [
-                format_time(e["time"]),
-                e["kind"],
-                _event_detail(e),
-                ", ".join(e.get("replaced", [])),
-                e.get("user"),
-            ]
-            for e in events
-        ],
-    )
+    rows = []
+    for e in events:
+        if e.get("role") == "replaced":
+            lost = f"@{e['alias']}" if e.get("alias") else e.get("stage")
+            rows.append([format_time(e["time"]), e["kind"], f"lost {lost} to v{e['version']}"])
+        else:
+            rows.append([format_time(e["time"]), e["kind"], _event_detail(e)])
+        rows[-1] += [
+            ", ".join(e.get("replaced", [])) if e.get("role") != "replaced" else "",
+            e.get("user"),
+        ]
+    return table(["time", "event", "detail", "replaced", "user"], rows)
 
 
 def _event_detail(e: dict[str, Any]) -> str:

@@ -25,7 +25,9 @@ class ModelVersionReport:
         stage: The stage held now.
         aliases: The aliases held now.
         held_at: Stage and aliases held at ``at``, when asked.
-        history: The version's events (stage transitions, alias changes), oldest first.
+        history: The version's events (stage transitions, alias changes), oldest first, each
+            with ``role``: ``subject`` (the version changed) or ``replaced`` (another version
+            took its alias or stage).
     """
 
     lineage: ModelVersionLineage
@@ -109,7 +111,14 @@ def show(
     ws = Workspace(tracking_uri)
     number = resolve(ws, name, str(version), at)
     mv = ws.model_version(name, number)
-    history = tuple(e.to_dict() for e in events_from_tags(dict(mv.tags)))
+    history = [{**e.to_dict(), "role": "subject"} for e in events_from_tags(dict(mv.tags))]
+    # What this version lost: events of other versions that replaced it (from the index).
+    history += [
+        {**e.to_dict(), "role": "replaced"}
+        for e in model_events(ws, name)
+        if number in e.replaced and e.version != number
+    ]
+    history.sort(key=lambda e: e["event_id"])
     held_at = None
     if at is not None:
         stage, aliases = replay(model_events(ws, name, until=at)).of(number)
@@ -122,5 +131,5 @@ def show(
         stage=mv.current_stage,
         aliases=tuple(sorted(mv.aliases or ())),
         held_at=held_at,
-        history=history,
+        history=tuple(history),
     )
