@@ -11,7 +11,7 @@ from mlflow.tracking.request_header.abstract_request_header_provider import (
     RequestHeaderProvider,
 )
 
-from lineage_plugin.store.recording import (
+from lineage_plugin.store.request_context import (
     CLIENT_RECORDS_HEADER,
     USER_HEADER,
     client_recording,

@@ -24,7 +24,6 @@ import contextvars
 import functools
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -40,6 +39,11 @@ from lineage_plugin.events import (
     VersionState,
 )
 from lineage_plugin.store.index import index_for
+from lineage_plugin.store.request_context import (
+    client_recording,
+    client_records_events,
+    current_user,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -48,10 +52,6 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 _R = TypeVar("_R")
-
-#: Header a recording client sends with its registry calls (and the user it records).
-CLIENT_RECORDS_HEADER = "X-MLflow-Lineage-Client-Records"
-USER_HEADER = "X-MLflow-Lineage-User"
 
 Planner = Callable[[RegistryState, str | None, int], Change]
 
@@ -67,46 +67,10 @@ class _Pending:
 _pending: contextvars.ContextVar[_Pending | None] = contextvars.ContextVar(
     "lineage_pending_change", default=None
 )
-#: True while this process sends a registry call whose events it records itself.
-client_recording: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "lineage_client_recording", default=False
-)
 #: True while the plugin writes its own event tags (they are indexed already).
 _writing_events: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "lineage_writing_events", default=False
 )
-
-
-def current_user() -> str | None:
-    """Who is making the change.
-
-    In a server request: the authenticated user, else the user a plugin client named in its
-    header, else unknown (``None``). Elsewhere: ``MLFLOW_TRACKING_USERNAME`` or the OS user.
-    """
-    request = _flask_request()
-    if request is not None:
-        auth = request.authorization
-        if auth is not None and auth.username:
-            return auth.username
-        return request.headers.get(USER_HEADER)
-    from mlflow.tracking.context.default_context import _get_user
-
-    return os.environ.get("MLFLOW_TRACKING_USERNAME") or _get_user()
-
-
-def _flask_request() -> Any:
-    import sys
-
-    flask = sys.modules.get("flask")
-    if flask is None or not flask.has_request_context():
-        return None
-    return flask.request
-
-
-def client_records_events() -> bool:
-    """Whether the request being served comes from a client that records its own events."""
-    request = _flask_request()
-    return request is not None and request.headers.get(CLIENT_RECORDS_HEADER) == "true"
 
 
 def failed(what: str, exc: Exception) -> None:
