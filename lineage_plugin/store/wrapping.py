@@ -95,7 +95,7 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
             model_id=model_id,
         )
         from lineage_plugin.store.index_updates import index_model_version
-        from lineage_plugin.store.recording import remember_registration
+        from lineage_plugin.store.registry_state import remember_registration
 
         index_model_version(self, mv)
         remember_registration(self, mv)
@@ -148,7 +148,8 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
     def delete_model_version(self, name: str, version: Any) -> Any:
         from lineage_plugin.events import plan_version_delete
         from lineage_plugin.store.index_updates import index_deleted_version
-        from lineage_plugin.store.recording import forget_registration, record_change
+        from lineage_plugin.store.recording import record_change
+        from lineage_plugin.store.registry_state import forget_registration
 
         def plan(state: Any, user: str | None, now: int) -> Any:
             return plan_version_delete(state, name, str(version), user=user, now=now)
@@ -162,7 +163,7 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
     def set_model_version_tag(self, name: str, version: Any, tag: Any) -> Any:
         result = super().set_model_version_tag(name, version, tag)  # type: ignore[misc]
         from lineage_plugin.store.index_updates import index_event_tag
-        from lineage_plugin.store.recording import forget_registration
+        from lineage_plugin.store.registry_state import forget_registration
 
         if tag.key.startswith((T.RUN_ID, T.MANIFEST)):
             forget_registration(self, name, str(version))
@@ -171,7 +172,7 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
 
     def delete_model_version_tag(self, name: str, version: Any, key: str) -> Any:
         result = super().delete_model_version_tag(name, version, key)  # type: ignore[misc]
-        from lineage_plugin.store.recording import forget_registration
+        from lineage_plugin.store.registry_state import forget_registration
 
         if key.startswith((T.RUN_ID, T.MANIFEST)):
             forget_registration(self, name, str(version))
