@@ -242,3 +242,29 @@ def test_every_command_has_help_with_examples(command):
     assert result.exit_code == 0
     assert "Examples:" in result.output and "--json" in result.output
     assert "--tracking-uri" in result.output
+
+
+def test_check_reports_library_and_code_drift_with_exit_1(lineage_tracking, make_table):
+    """A version trained with another numpy, from a commit that is not checked out."""
+    from lineage_plugin import tags as T
+    from lineage_plugin.tracking.environment import current_environment
+
+    path = make_table()
+    client = MlflowClient()
+    with mlflow.start_run() as active:
+        read_pandas(DeltaTable(path))  # captured: sales@v0, today's environment and code
+    run_id = active.info.run_id
+    client.set_tag(run_id, f"{T.PKG_PREFIX}numpy", "0.0.1")
+    client.set_tag(run_id, f"{T.CODE_PREFIX}git_commit", "0" * 40)
+    client.create_registered_model("drifted")
+    client.create_model_version("drifted", "s3://bucket/model", run_id=run_id)
+    result = CliRunner().invoke(
+        cli, ["check", "drifted", "1", "--json", "--tracking-uri", lineage_tracking]
+    )
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    messages = {p["kind"]: p["message"] for p in report["problems"]}
+    now = current_environment().packages["numpy"]
+    assert messages["environment"] == f"numpy: recorded 0.0.1, now {now}"
+    assert "recorded git commit 0000000000000000000000000000000000000000" in messages["code"]
+    assert "data" not in messages and report["tables_checked"] == 1
