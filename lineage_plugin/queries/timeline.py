@@ -1,8 +1,10 @@
 """``timeline (--model NAME | --table TABLE) [--since T] [--until T]``: one history, in order.
 
 Delta commits, runs, registrations, stage transitions and alias changes, merged in time
-order. Which version held an alias or stage at a time T is the last ``alias_set`` /
-``stage_transition`` entry before T (``show --at T`` answers it directly).
+order. For a model, the commits shown are those of each table it was trained on, from the
+first to the last version its runs read; ``--table`` shows every commit of one table. Which
+version held an alias or stage at a time T is the last ``alias_set`` / ``stage_transition``
+entry before T (``show --at T`` answers it directly).
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def timeline(
 
 
 def _model_timeline(ws: Workspace, name: str, since: int | None, until: int | None) -> Timeline:
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from lineage_plugin.store.index_schema import tables
 
@@ -142,13 +144,14 @@ def _model_timeline(ws: Workspace, name: str, since: int | None, until: int | No
             events.c.name == name, *_window(events.c.time, since, until)
         )
         entries.extend(_event_entry(json.loads(p)) for p in conn.execute(query).scalars())
-        table_uris = conn.execute(
-            select(reads.c.table_uri).where(reads.c.run_id.in_(run_ids)).distinct()
-        ).scalars()
-        table_uris = sorted(table_uris)
+        spans = conn.execute(
+            select(reads.c.table_uri, func.min(reads.c.version), func.max(reads.c.version))
+            .where(reads.c.run_id.in_(run_ids))
+            .group_by(reads.c.table_uri)
+        ).all()
     warnings: list[str] = []
-    for uri in table_uris:
-        entries.extend(_commit_entries(uri, since, until, warnings))
+    for uri, first, last in sorted(spans):
+        entries.extend(_commit_entries(uri, since, until, warnings, span=(first, last)))
     return Timeline(
         model=name,
         table=None,
@@ -254,12 +257,26 @@ def _event_entry(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _commit_entries(
-    uri: str, since: int | None, until: int | None, warnings: list[str]
+    uri: str,
+    since: int | None,
+    until: int | None,
+    warnings: list[str],
+    *,
+    span: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
-    from lineage_plugin.delta_history import commits_in_window
+    """The table's commits in the window; with ``span``, only the versions from the first to
+    the last one the model's runs read (the data story between its versions)."""
+    from lineage_plugin.delta_history import commits, commits_in_window
 
     try:
-        commits = commits_in_window(uri, since=since, until=until)
+        if span is None:
+            found = commits_in_window(uri, since=since, until=until)
+        else:
+            found = [
+                c
+                for c in commits(uri, start=span[0], end=span[1])
+                if c.timestamp is not None and _inside(c.timestamp, since, until)
+            ]
     except LineageError as exc:
         warnings.append(f"Commits of {uri} are not shown: {exc}")
         return []
@@ -274,7 +291,7 @@ def _commit_entries(
             metrics=c.metrics or None,
             run_id=c.run_id,
         )
-        for c in commits
+        for c in found
         if c.available
     ]
 
