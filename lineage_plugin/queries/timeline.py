@@ -1,10 +1,10 @@
 """``timeline (--model NAME | --table TABLE) [--since T] [--until T]``: one history, in order.
 
 Delta commits, runs, registrations, stage transitions and alias changes, merged in time
-order. For a model, the commits shown are those of each table it was trained on, from the
-first to the last version its runs read; ``--table`` shows every commit of one table. Which
-version held an alias or stage at a time T is the last ``alias_set`` / ``stage_transition``
-entry before T (``show --at T`` answers it directly).
+order. For a model, the commits shown are those that made the table versions its runs read
+(``diff`` shows the commits between two of its versions); ``--table`` shows every commit of
+one table. Which version held an alias or stage at a time T is the last ``alias_set`` /
+``stage_transition`` entry before T (``show --at T`` answers it directly).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def timeline(
 
 
 def _model_timeline(ws: Workspace, name: str, since: int | None, until: int | None) -> Timeline:
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from lineage_plugin.store.index_schema import tables
 
@@ -144,14 +144,15 @@ def _model_timeline(ws: Workspace, name: str, since: int | None, until: int | No
             events.c.name == name, *_window(events.c.time, since, until)
         )
         entries.extend(_event_entry(json.loads(p)) for p in conn.execute(query).scalars())
-        spans = conn.execute(
-            select(reads.c.table_uri, func.min(reads.c.version), func.max(reads.c.version))
-            .where(reads.c.run_id.in_(run_ids))
-            .group_by(reads.c.table_uri)
+        read = conn.execute(
+            select(reads.c.table_uri, reads.c.version).where(reads.c.run_id.in_(run_ids)).distinct()
         ).all()
+    versions_read: dict[str, list[int]] = {}
+    for uri, version in read:
+        versions_read.setdefault(uri, []).append(version)
     warnings: list[str] = []
-    for uri, first, last in sorted(spans):
-        entries.extend(_commit_entries(uri, since, until, warnings, span=(first, last)))
+    for uri, versions in sorted(versions_read.items()):
+        entries.extend(_commit_entries(uri, since, until, warnings, versions=versions))
     return Timeline(
         model=name,
         table=None,
@@ -262,19 +263,20 @@ def _commit_entries(
     until: int | None,
     warnings: list[str],
     *,
-    span: tuple[int, int] | None = None,
+    versions: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The table's commits in the window; with ``span``, only the versions from the first to
-    the last one the model's runs read (the data story between its versions)."""
+    """The table's commits in the window; with ``versions``, only the commits that made those
+    versions (the ones a model's runs read)."""
     from lineage_plugin.delta_history import commits, commits_in_window
 
     try:
-        if span is None:
+        if versions is None:
             found = commits_in_window(uri, since=since, until=until)
         else:
             found = [
                 c
-                for c in commits(uri, start=span[0], end=span[1])
+                for first, last in _ranges(versions)
+                for c in commits(uri, start=first, end=last)
                 if c.timestamp is not None and _inside(c.timestamp, since, until)
             ]
     except LineageError as exc:
@@ -294,6 +296,17 @@ def _commit_entries(
         for c in found
         if c.available
     ]
+
+
+def _ranges(versions: list[int]) -> list[tuple[int, int]]:
+    """``[0, 1, 2, 5]`` -> ``[(0, 2), (5, 5)]``: one log read per run of versions."""
+    out: list[tuple[int, int]] = []
+    for v in sorted(set(versions)):
+        if out and v == out[-1][1] + 1:
+            out[-1] = (out[-1][0], v)
+        else:
+            out.append((v, v))
+    return out
 
 
 def _sorted(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
