@@ -171,9 +171,11 @@ def _local_commit(log_dir: str, version: int) -> DeltaCommit:
 
 def _local_commits(path: str, start: int, end: int | None) -> list[DeltaCommit]:
     log_dir = delta_log._local_log_dir(path)
-    latest = delta_log._local_latest_version(log_dir)
-    end = latest if end is None else end
-    _check_end(path, max(start, end), latest)
+    # The commit file of `end` proves the version exists; only without it is the latest needed.
+    if end is None or not os.path.exists(delta_log._commit_file(log_dir, end)):
+        latest = delta_log._local_latest_version(log_dir)
+        end = latest if end is None else end
+        _check_end(path, max(start, end), latest)
     return [_local_commit(log_dir, v) for v in range(start, end + 1)]
 
 

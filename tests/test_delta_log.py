@@ -95,3 +95,18 @@ def test_commit_info_reads_in_commit_timestamp(make_table):
     set_in_commit_timestamp(path, 0, 42)
     commit = delta_log.resolve(path).commit
     assert (commit.timestamp, commit.timestamp_source) == (42, "inCommitTimestamp")
+
+
+@pytest.mark.parametrize("known", [-1, 0, 5])
+def test_latest_version_search_finds_the_last_commit_for_any_count(known):
+    from lineage_plugin.tracking.delta_log import _last_contiguous
+
+    for latest in range(known, known + 70):
+        probes: list[int] = []
+
+        def exists(v: int, latest: int = latest, probes: list[int] = probes) -> bool:
+            probes.append(v)
+            return v <= latest
+
+        assert _last_contiguous(exists, known) == latest
+        assert len(probes) <= 2 * (latest - known + 2).bit_length() + 1
