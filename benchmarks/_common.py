@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -34,6 +34,26 @@ ROWS_PER_COMMIT = 3
 
 # --------------------------------------------------------------------------- processes
 
+_INHERITED_CONFIG = ("MLFLOW_LINEAGE_", "MLFLOW_TRACKING_", "MLFLOW_REGISTRY_")
+
+
+def _clean(env: MutableMapping[str, str]) -> None:
+    """Telemetry off and no inherited MLflow/lineage configuration, in ``env`` itself."""
+    for key in list(env):
+        if key.startswith(_INHERITED_CONFIG):
+            del env[key]
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    env["DO_NOT_TRACK"] = "true"
+
+
+def clean_this_process_env() -> None:
+    """Telemetry off, no inherited MLflow/lineage configuration: this process's own environment.
+
+    Benchmark scripts call it first in ``main``; their children get the same from
+    :func:`child_env`.
+    """
+    _clean(os.environ)
+
 
 def child_env(
     extra: dict[str, str] | None = None, *, pycache: Path | None = None
@@ -47,11 +67,7 @@ def child_env(
     environment's setting is kept as it is.
     """
     env = dict(os.environ)
-    for key in list(env):
-        if key.startswith(("MLFLOW_LINEAGE_", "MLFLOW_TRACKING_", "MLFLOW_REGISTRY_")):
-            del env[key]
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    env["DO_NOT_TRACK"] = "true"
+    _clean(env)
     env.pop("PYTHONPROFILEIMPORTTIME", None)
     if pycache is not None:
         pycache.mkdir(parents=True, exist_ok=True)
