@@ -270,3 +270,60 @@ def test_lineage_tags_changed_after_registration_are_what_later_events_carry(lin
     client.set_registered_model_alias("retagged", "fixed", "1")
     last = events_in_mlflow(client, "retagged")[-1]
     assert (last.alias, [t.version for t in last.tables]) == ("fixed", [9])
+
+
+V1_LAYOUT = """
+CREATE TABLE lineage_index_meta (key VARCHAR(64) PRIMARY KEY, value VARCHAR(256) NOT NULL);
+INSERT INTO lineage_index_meta VALUES ('schema_version', '1');
+CREATE TABLE lineage_runs (run_id VARCHAR(32) PRIMARY KEY, experiment_id VARCHAR(32),
+  run_name VARCHAR(250), start_time BIGINT, end_time BIGINT, user VARCHAR(256),
+  status VARCHAR(16) NOT NULL);
+CREATE TABLE lineage_reads (run_id VARCHAR(32), position INTEGER, table_uri VARCHAR(1024)
+  NOT NULL, table_name VARCHAR(256), table_id VARCHAR(64), version BIGINT NOT NULL,
+  commit_timestamp BIGINT, operation VARCHAR(64), context VARCHAR(64), engine VARCHAR(32),
+  PRIMARY KEY (run_id, position));
+CREATE INDEX lineage_reads_table_version ON lineage_reads (table_uri, version);
+CREATE INDEX lineage_reads_table_name ON lineage_reads (table_name);
+CREATE TABLE lineage_model_versions (name VARCHAR(256), version INTEGER, run_id VARCHAR(32),
+  created BIGINT, status VARCHAR(16), deleted INTEGER NOT NULL, PRIMARY KEY (name, version));
+CREATE INDEX lineage_model_versions_run ON lineage_model_versions (run_id);
+CREATE TABLE lineage_events (event_id VARCHAR(32) PRIMARY KEY, name VARCHAR(256) NOT NULL,
+  version INTEGER NOT NULL, kind VARCHAR(32) NOT NULL, time BIGINT NOT NULL,
+  stage VARCHAR(32), alias VARCHAR(256), payload TEXT NOT NULL);
+CREATE INDEX lineage_events_model_time ON lineage_events (name, time);
+CREATE TABLE lineage_holdings (name VARCHAR(256), kind VARCHAR(8), label VARCHAR(256),
+  version INTEGER, since BIGINT, PRIMARY KEY (name, kind, label, version));
+CREATE INDEX lineage_holdings_version ON lineage_holdings (name, version);
+INSERT INTO lineage_runs VALUES ('r1', '0', 'train', 1700000000000, NULL, 'me', 'complete');
+INSERT INTO lineage_reads VALUES ('r1', 0, 'file:///data/sales', 'sales', NULL, 7, NULL, NULL,
+  'training', 'deltalake');
+INSERT INTO lineage_events VALUES ('1700000000001-00abcdef', 'm', 1, 'alias_set',
+  1700000000001, NULL, 'champion', '{"event_id":"1700000000001-00abcdef","kind":"alias_set",
+  "name":"m","version":"1","time":1700000000001,"alias":"champion"}');
+"""
+
+
+def test_an_index_of_schema_version_1_is_migrated_in_place(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old-index.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in V1_LAYOUT.split(";"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+    index = LineageIndex(url, engine=engine)
+    index.ensure()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT value FROM lineage_index_meta")).scalar() == "2"
+        assert conn.execute(sa.text("SELECT run_start FROM lineage_reads")).scalar() == (
+            1700000000000
+        )
+        [event] = conn.execute(sa.text("SELECT name, version, event_id FROM lineage_events"))
+        assert tuple(event) == ("m", 1, "1700000000001-00abcdef")
+        pk = sa.inspect(conn).get_pk_constraint("lineage_events")["constrained_columns"]
+        holdings_indexes = sa.inspect(conn).get_indexes("lineage_holdings")
+    assert pk == ["name", "version", "event_id"]
+    assert holdings_indexes == []
+    assert [e.alias for e in indexed_events(url)] == ["champion"]
+    # and the migrated index takes new events like a fresh one
+    again = RegistryEvent.from_json(indexed_events(url)[0].to_json())
+    assert index.record_events([again]) == 0

@@ -176,7 +176,7 @@ def _table_timeline(ws: Workspace, table: str, since: int | None, until: int | N
         rows = conn.execute(
             select(runs, reads.c.version.label("table_version"))
             .join(reads, reads.c.run_id == runs.c.run_id)
-            .where(reads.c.table_uri == uri, *_window(runs.c.start_time, since, until))
+            .where(reads.c.table_uri == uri, *_window(reads.c.run_start, since, until))
         ).all()
         versions_read: dict[str, set[int]] = {}
         for r in rows:
@@ -186,7 +186,7 @@ def _table_timeline(ws: Workspace, table: str, since: int | None, until: int | N
             if r.run_id not in seen:
                 seen.add(r.run_id)
                 entries.append(_run_entry(r, table_versions=sorted(versions_read[r.run_id])))
-        readers = select(reads.c.run_id).where(reads.c.table_uri == uri)
+        readers = select(reads.c.run_id).where(reads.c.table_uri == uri).distinct()
         mv_rows = conn.execute(
             select(mvs).where(mvs.c.run_id.in_(readers), *_window(mvs.c.created, since, until))
         ).all()
@@ -200,16 +200,13 @@ def _table_timeline(ws: Workspace, table: str, since: int | None, until: int | N
                     run_id=v.run_id,
                 )
             )
-        all_mvs = conn.execute(select(mvs.c.name, mvs.c.version).where(mvs.c.run_id.in_(readers)))
-        wanted = {(n, int(v)) for n, v in all_mvs}
-        names = sorted({n for n, _ in wanted})
-        if names:
-            query = select(events.c.name, events.c.version, events.c.payload).where(
-                events.c.name.in_(names), *_window(events.c.time, since, until)
-            )
-            for n, v, payload in conn.execute(query):
-                if (n, int(v)) in wanted:
-                    entries.append(_event_entry(json.loads(payload)))
+        trained = (events.c.name == mvs.c.name) & (events.c.version == mvs.c.version)
+        query = (
+            select(events.c.payload)
+            .join(mvs, trained)
+            .where(mvs.c.run_id.in_(readers), *_window(events.c.time, since, until))
+        )
+        entries.extend(_event_entry(json.loads(p)) for p in conn.execute(query).scalars())
     warnings: list[str] = []
     entries.extend(_commit_entries(uri, since, until, warnings))
     return Timeline(

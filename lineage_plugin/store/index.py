@@ -142,7 +142,7 @@ class LineageIndex:
             c.execute(t["runs"].delete().where(t["runs"].c.run_id == record.run_id))
             c.execute(t["runs"].insert(), [_run_values(record, row)])
             if record.inputs:
-                c.execute(t["reads"].insert(), _read_values(record))
+                c.execute(t["reads"].insert(), _read_values(record, row))
 
     def record_model_version(
         self,
@@ -247,7 +247,7 @@ class LineageIndex:
             read_rows: list[dict[str, Any]] = []
             for record, row in runs:
                 run_rows.append(_run_values(record, row))
-                read_rows.extend(_read_values(record))
+                read_rows.extend(_read_values(record, row))
                 if len(read_rows) >= 5000:
                     _insert_chunked(c, t["reads"], read_rows)
                     read_rows = []
@@ -272,7 +272,7 @@ def _run_values(record: RunLineage, row: RunRow) -> dict[str, Any]:
     }
 
 
-def _read_values(record: RunLineage) -> list[dict[str, Any]]:
+def _read_values(record: RunLineage, row: RunRow) -> list[dict[str, Any]]:
     return [
         {
             "run_id": record.run_id,
@@ -285,6 +285,7 @@ def _read_values(record: RunLineage) -> list[dict[str, Any]]:
             "operation": i.operation,
             "context": i.context,
             "engine": i.engine,
+            "run_start": row.start_time,
         }
         for n, i in enumerate(record.inputs)
     ]

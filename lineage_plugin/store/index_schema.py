@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 #: The schema version this code reads and writes.
-INDEX_SCHEMA_VERSION = 1
+INDEX_SCHEMA_VERSION = 2
 SCHEMA_KEY = "schema_version"
 
 
@@ -67,7 +67,10 @@ def _define() -> dict[str, Table]:
         Column("operation", String(64)),
         Column("context", String(64)),
         Column("engine", String(32)),
+        # The run's start time, copied here so "who read T in this window" is one index range.
+        Column("run_start", BigInteger),
         Index("lineage_reads_table_version", "table_uri", "version"),
+        Index("lineage_reads_table_time", "table_uri", "run_start"),
         Index("lineage_reads_table_name", "table_name"),
     )
     model_versions = Table(
@@ -84,11 +87,11 @@ def _define() -> dict[str, Table]:
     events = Table(
         "lineage_events",
         md,
-        # (name, event_id): one B-tree serves "events of a model in time order" (the id starts
-        # with the time), so recording an event touches as few pages as possible.
+        # (name, version, event_id): one B-tree serves the events of a model and of a version
+        # (ids start with the time), so recording an event touches as few pages as possible.
         Column("name", String(256), primary_key=True),
+        Column("version", Integer, primary_key=True),
         Column("event_id", String(32), primary_key=True),
-        Column("version", Integer, nullable=False),
         Column("kind", String(32), nullable=False),
         Column("time", BigInteger, nullable=False),
         Column("stage", String(32)),
@@ -114,8 +117,40 @@ def _define() -> dict[str, Table]:
     }
 
 
-#: Migrations from version N to N+1, applied in order. Version 1 is created by create_all.
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+def _migrate_1_to_2(conn: Connection) -> None:
+    """Reads carry their run's start time; events are keyed by (model, version, id).
+
+    Written with SQLAlchemy's portable operations only (no dialect-specific ALTERs beyond
+    ADD COLUMN): the events table is copied out, re-created and filled again.
+    """
+    from sqlalchemy import BigInteger, Column, Index, inspect, select, text, update
+
+    t = tables()
+    reads, runs, events, holdings = t["reads"], t["runs"], t["events"], t["holdings"]
+    inspector = inspect(conn)
+    if "run_start" not in {c["name"] for c in inspector.get_columns(reads.name)}:
+        column = Column("run_start", BigInteger)
+        conn.execute(
+            text(f"ALTER TABLE {reads.name} ADD COLUMN {column.compile(dialect=conn.dialect)}")
+        )
+    start = select(runs.c.start_time).where(runs.c.run_id == reads.c.run_id).scalar_subquery()
+    conn.execute(update(reads).values(run_start=start))
+    Index("lineage_reads_table_time", reads.c.table_uri, reads.c.run_start).create(
+        conn, checkfirst=True
+    )
+    for name in {i["name"] for i in inspector.get_indexes(holdings.name)}:
+        if name == "lineage_holdings_version":  # dropped in version 2 (one B-tree less)
+            Index(name, holdings.c.name, holdings.c.version).drop(conn)
+    old = [dict(r._mapping) for r in conn.execute(text(f"SELECT * FROM {events.name}"))]
+    conn.execute(text(f"DROP TABLE {events.name}"))
+    events.create(conn)
+    if old:
+        conn.execute(events.insert(), [{c.name: r[c.name] for c in events.columns} for r in old])
+
+
+#: Migrations from version N to N+1, applied in order. The current version is created by
+#: create_all; a test builds each older layout and migrates it.
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2}
 
 
 def schema_version(conn: Connection) -> int | None:
