@@ -14,6 +14,7 @@ apply the plan (see :mod:`lineage_plugin.store.recording`).
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -98,7 +99,11 @@ class RegistryEvent:
         return _drop_nulls(data)
 
     def to_json(self) -> str:
-        """The compact JSON written as the tag value."""
+        """The compact JSON written as the tag value (and as the index's payload)."""
+        return self._json
+
+    @functools.cached_property
+    def _json(self) -> str:
         return to_json(self.to_dict())
 
     @classmethod

@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -24,6 +24,11 @@ def _drop_nulls(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_drop_nulls(v) for v in value]
     return value
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    """A flat record's fields as a dict, sorted, without nulls (``asdict`` copies deeply)."""
+    return _drop_nulls({f: getattr(record, f) for f in record.__dataclass_fields__})
 
 
 def to_json(data: dict[str, Any]) -> str:
@@ -69,7 +74,7 @@ class DeltaInput:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the input as a plain dict with sorted keys and no nulls."""
-        return _drop_nulls(asdict(self))
+        return _fields(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeltaInput:
@@ -115,7 +120,7 @@ class Environment:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the environment as a plain dict with sorted keys and no nulls."""
-        return _drop_nulls(asdict(self))
+        return _fields(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Environment:
@@ -145,7 +150,7 @@ class CodeVersion:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the code version as a plain dict with sorted keys and no nulls."""
-        return _drop_nulls(asdict(self))
+        return _fields(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodeVersion:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -300,7 +299,7 @@ def _event_values(event: RegistryEvent) -> dict[str, Any]:
         "time": event.time,
         "stage": event.stage,
         "alias": event.alias,
-        "payload": json.dumps(event.to_dict(), sort_keys=True),
+        "payload": event.to_json(),
     }
 
 
