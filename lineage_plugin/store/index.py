@@ -305,31 +305,33 @@ def _event_values(event: RegistryEvent) -> dict[str, Any]:
 
 @functools.cache
 def _insert_event_statement() -> Any:
-    from sqlalchemy import text
-
-    events = tables()["events"]
-    columns = [c.name for c in events.columns]
-    return text(
-        f"INSERT INTO {events.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join(':' + c for c in columns)})"
-    )
+    return tables()["events"].insert()
 
 
 @functools.cache
 def _holding_statements() -> dict[str, Any]:
-    from sqlalchemy import text
+    """Core statements, built once (bound names ``b_*``: UPDATE reserves the column names)."""
+    from sqlalchemy import bindparam
 
-    h = tables()["holdings"].name
-    alias = "name = :name AND kind = 'alias' AND label = :label"
-    stage = "name = :name AND kind = 'stage' AND version = :version"
+    h = tables()["holdings"]
+    model = h.c.name == bindparam("b_name")
+    alias = model & (h.c.kind == "alias") & (h.c.label == bindparam("b_label"))
+    stage = model & (h.c.kind == "stage") & (h.c.version == bindparam("b_version"))
     return {
-        "move_alias": text(f"UPDATE {h} SET version = :version, since = :since WHERE {alias}"),
-        "drop_alias": text(f"DELETE FROM {h} WHERE {alias} AND version = :version"),
-        "move_stage": text(f"UPDATE {h} SET label = :label, since = :since WHERE {stage}"),
-        "drop_stage": text(f"DELETE FROM {h} WHERE {stage}"),
-        "insert": text(
-            f"INSERT INTO {h} (name, kind, label, version, since) "
-            "VALUES (:name, :kind, :label, :version, :since)"
+        "move_alias": h.update()
+        .where(alias)
+        .values(version=bindparam("b_version"), since=bindparam("b_since")),
+        "drop_alias": h.delete().where(alias & (h.c.version == bindparam("b_version"))),
+        "move_stage": h.update()
+        .where(stage)
+        .values(label=bindparam("b_label"), since=bindparam("b_since")),
+        "drop_stage": h.delete().where(stage),
+        "insert": h.insert().values(
+            name=bindparam("b_name"),
+            kind=bindparam("b_kind"),
+            label=bindparam("b_label"),
+            version=bindparam("b_version"),
+            since=bindparam("b_since"),
         ),
     }
 
@@ -337,18 +339,18 @@ def _holding_statements() -> dict[str, Any]:
 def _apply_holding(conn: Connection, event: RegistryEvent) -> None:
     """Update what the event's version holds: one UPDATE, an INSERT only the first time."""
     sql = _holding_statements()
-    at = {"name": event.name, "version": int(event.version), "since": event.time}
+    at = {"b_name": event.name, "b_version": int(event.version), "b_since": event.time}
     if event.kind == ALIAS_SET:
-        row = {**at, "kind": "alias", "label": event.alias}
+        row = {**at, "b_kind": "alias", "b_label": event.alias}
         if conn.execute(sql["move_alias"], row).rowcount == 0:
             conn.execute(sql["insert"], row)
     elif event.kind == ALIAS_DELETED:
-        conn.execute(sql["drop_alias"], {**at, "label": event.alias})
+        conn.execute(sql["drop_alias"], {**at, "b_label": event.alias})
     elif event.kind == STAGE_TRANSITION:
         if not event.stage or event.stage == NO_STAGE:
             conn.execute(sql["drop_stage"], at)
             return
-        row = {**at, "kind": "stage", "label": event.stage}
+        row = {**at, "b_kind": "stage", "b_label": event.stage}
         if conn.execute(sql["move_stage"], row).rowcount == 0:
             conn.execute(sql["insert"], row)
 

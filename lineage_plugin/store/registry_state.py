@@ -108,36 +108,35 @@ class MissingVersion(Exception):
 
 @functools.cache
 def _statements() -> dict[str, Any]:
-    """Plain statements on MLflow's registry tables, built once (names from MLflow's models)."""
+    """Statements on MLflow's registry tables (MLflow's own table definitions, so names are
+    quoted right for every database), built once with bound parameters named like the
+    columns: ``workspace``, ``name``, ``version``, ``key``, ``value``."""
     from mlflow.store.model_registry.dbmodels import models as m
-    from sqlalchemy import text
+    from sqlalchemy import bindparam, or_, select
 
-    versions = m.SqlModelVersion.__tablename__
-    tags = m.SqlModelVersionTag.__tablename__
-    model_tags = m.SqlRegisteredModelTag.__tablename__
-    aliases = m.SqlRegisteredModelAlias.__tablename__
-    model = "workspace = :ws AND name = :name"
+    versions = m.SqlModelVersion.__table__
+    tags = m.SqlModelVersionTag.__table__
+    aliases = m.SqlRegisteredModelAlias.__table__
+
+    def of_model(table: Any) -> Any:
+        return (table.c.workspace == bindparam("workspace")) & (table.c.name == bindparam("name"))
+
+    def of_version(table: Any) -> Any:
+        return of_model(table) & (table.c.version == bindparam("version"))
+
     return {
-        "aliases": text(f"SELECT alias, version FROM {aliases} WHERE {model}"),
-        "data": text(
-            f"SELECT key, value FROM {tags} WHERE {model} AND version = :version "
-            "AND (key = :run_key OR key LIKE :manifest)"
+        "aliases": select(aliases.c.alias, aliases.c.version).where(of_model(aliases)),
+        "data": select(tags.c.key, tags.c.value).where(
+            of_version(tags),
+            or_(tags.c.key == bindparam("run_key"), tags.c.key.like(bindparam("manifest"))),
         ),
-        "stage": text(f"SELECT current_stage FROM {versions} WHERE {model} AND version = :version"),
-        "in_stage": text(
-            f"SELECT version FROM {versions} WHERE {model} AND current_stage = :stage"
+        "stage": select(versions.c.current_stage).where(of_version(versions)),
+        "in_stage": select(versions.c.version).where(
+            of_model(versions), versions.c.current_stage == bindparam("stage")
         ),
-        "delete_tag": text(
-            f"DELETE FROM {tags} WHERE {model} AND version = :version AND key = :key"
-        ),
-        "insert_tag": text(
-            f"INSERT INTO {tags} (workspace, name, version, key, value) "
-            "VALUES (:ws, :name, :version, :key, :value)"
-        ),
-        "insert_model_tag": text(
-            f"INSERT INTO {model_tags} (workspace, name, key, value) "
-            "VALUES (:ws, :name, :key, :value)"
-        ),
+        "delete_tag": tags.delete().where(of_version(tags), tags.c.key == bindparam("key")),
+        "insert_tag": tags.insert(),
+        "insert_model_tag": m.SqlRegisteredModelTag.__table__.insert(),
     }
 
 
@@ -150,7 +149,7 @@ class SqlState:
         self.store = store
         self.conn = session.connection()
         self.sql = _statements()
-        self.key = {"ws": store._get_active_workspace(), "name": name}
+        self.key = {"workspace": store._get_active_workspace(), "name": name}
         self._aliases: dict[str, str] | None = None
 
     def _alias_map(self) -> dict[str, str]:
