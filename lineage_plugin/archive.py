@@ -63,7 +63,7 @@ from urllib.parse import urlparse
 
 from lineage_plugin import __version__
 from lineage_plugin.errors import LineageError
-from lineage_plugin.records import SCHEMA_VERSION, _drop_nulls, to_json
+from lineage_plugin.records import SCHEMA_VERSION, drop_nulls, to_json
 
 if TYPE_CHECKING:
     from lineage_plugin.events import RegistryEvent
@@ -136,7 +136,7 @@ class ExportSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the summary as a plain dict with sorted keys and no nulls."""
-        return _drop_nulls(asdict(self))
+        return drop_nulls(asdict(self))
 
 
 def write_export(
@@ -330,7 +330,7 @@ def openlineage_event(
                 "openlineageAdapterVersion": __version__,
             }
     namespace = f"mlflow/{row.experiment_id}" if row.experiment_id else "mlflow"
-    return _drop_nulls(
+    return drop_nulls(
         {
             "eventType": "COMPLETE",
             "eventTime": iso_time(when),
@@ -455,7 +455,7 @@ def _input_dataset(read: DeltaInput, producer: str) -> dict[str, Any]:
 
 def _facet(producer: str, definition: str, **fields: Any) -> dict[str, Any]:
     schema = f"{CUSTOM_FACETS_SCHEMA}#/$defs/{definition}"
-    return _drop_nulls({"_producer": producer, "_schemaURL": schema, **fields})
+    return drop_nulls({"_producer": producer, "_schemaURL": schema, **fields})
 
 
 class _Jsonl:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from lineage_plugin.errors import DeltaLogError, LineageError, TableNotFoundError
-from lineage_plugin.records import _drop_nulls
+from lineage_plugin.records import drop_nulls
 from lineage_plugin.tracking import delta_log
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class DeltaCommit:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the commit as a plain dict with sorted keys, no nulls and no empty maps."""
-        return {k: v for k, v in _drop_nulls(asdict(self)).items() if v != {}}
+        return {k: v for k, v in drop_nulls(asdict(self)).items() if v != {}}
 
     @classmethod
     def from_commit_info(cls, version: int, info: dict[str, Any]) -> DeltaCommit:

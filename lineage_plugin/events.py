@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lineage_plugin.records import SCHEMA_VERSION, DeltaInput, _drop_nulls, to_json
+from lineage_plugin.records import SCHEMA_VERSION, DeltaInput, drop_nulls, to_json
 
 EVENT_PREFIX = "lineage.event."
 ALIASES_TAG = "lineage.aliases"
@@ -96,7 +96,7 @@ class RegistryEvent:
             "run_id": self.run_id,
             "tables": [t.to_dict() for t in self.tables] or None,
         }
-        return _drop_nulls(data)
+        return drop_nulls(data)
 
     def to_json(self) -> str:
         """The compact JSON written as the tag value (and as the index's payload)."""

@@ -18,22 +18,22 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 
-def _drop_nulls(value: Any) -> Any:
+def drop_nulls(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in sorted(value.items()) if v is not None}
+        return {k: drop_nulls(v) for k, v in sorted(value.items()) if v is not None}
     if isinstance(value, (list, tuple)):
-        return [_drop_nulls(v) for v in value]
+        return [drop_nulls(v) for v in value]
     return value
 
 
 def _fields(record: Any) -> dict[str, Any]:
     """A flat record's fields as a dict, sorted, without nulls (``asdict`` copies deeply)."""
-    return _drop_nulls({f: getattr(record, f) for f in record.__dataclass_fields__})
+    return drop_nulls({f: getattr(record, f) for f in record.__dataclass_fields__})
 
 
 def to_json(data: dict[str, Any]) -> str:
     """Serialise a record dict compactly, with sorted keys and no nulls."""
-    return json.dumps(_drop_nulls(data), sort_keys=True, separators=(",", ":"))
+    return json.dumps(drop_nulls(data), sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,7 +187,7 @@ class RunLineage:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a plain dict with sorted keys and no nulls."""
-        return _drop_nulls(
+        return drop_nulls(
             {
                 "schema_version": self.schema_version,
                 "run_id": self.run_id,
@@ -240,7 +240,7 @@ class ModelVersionLineage:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a plain dict with sorted keys and no nulls."""
-        return _drop_nulls(
+        return drop_nulls(
             {
                 "schema_version": SCHEMA_VERSION,
                 "name": self.name,

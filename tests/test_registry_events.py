@@ -327,3 +327,19 @@ def test_an_index_of_schema_version_1_is_migrated_in_place(tmp_path):
     # and the migrated index takes new events like a fresh one
     again = RegistryEvent.from_json(indexed_events(url)[0].to_json())
     assert index.record_events([again]) == 0
+
+
+def test_a_broken_index_never_breaks_the_registry_call(lineage_tracking, monkeypatch, caplog):
+    client = MlflowClient()
+    registry_workout(client, "sturdy")
+    engine = sa.create_engine(index_url(lineage_tracking))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE lineage_holdings"))  # the index breaks under us
+    client.set_registered_model_alias("sturdy", "champion", "1")
+    assert str(client.get_model_version_by_alias("sturdy", "champion").version) == "1"
+    assert "could not record a registry event" in caplog.text
+    # strict mode: the plugin's error fails the call, and MLflow's change is rolled back
+    monkeypatch.setenv("MLFLOW_LINEAGE_STRICT", "true")
+    with pytest.raises(MlflowException, match="Could not record a registry event"):
+        client.set_registered_model_alias("sturdy", "champion", "2")
+    assert str(client.get_model_version_by_alias("sturdy", "champion").version) == "1"

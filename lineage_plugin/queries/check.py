@@ -8,7 +8,7 @@ from typing import Any
 
 from lineage_plugin.queries.show import resolve
 from lineage_plugin.queries.workspace import Workspace
-from lineage_plugin.records import DeltaInput, ModelVersionLineage, _drop_nulls
+from lineage_plugin.records import DeltaInput, ModelVersionLineage, drop_nulls
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,7 +36,7 @@ class CheckReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON of ``check --json``."""
-        return _drop_nulls(
+        return drop_nulls(
             {
                 "name": self.name,
                 "version": self.version,

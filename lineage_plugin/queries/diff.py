@@ -8,7 +8,7 @@ from typing import Any
 from lineage_plugin.errors import LineageError
 from lineage_plugin.queries.show import resolve
 from lineage_plugin.queries.workspace import Workspace
-from lineage_plugin.records import DeltaInput, ModelVersionLineage, _drop_nulls
+from lineage_plugin.records import DeltaInput, ModelVersionLineage, drop_nulls
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +42,7 @@ class DiffReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON of ``diff --json``."""
-        return _drop_nulls(
+        return drop_nulls(
             {
                 "name": self.name,
                 "from_version": self.from_version,
@@ -124,7 +124,7 @@ def _data(a: tuple[DeltaInput, ...], b: tuple[DeltaInput, ...]) -> list[dict[str
             item["change"] = "changed"
             item["direction"] = "forward" if y.version > x.version else "backward"
             item.update(_commits(uri, x.version, y.version))
-        out.append(_drop_nulls(item))
+        out.append(drop_nulls(item))
     changed_first = {"changed": 0, "recreated": 1, "added": 2, "removed": 3, "same": 4}
     return sorted(out, key=lambda t: (changed_first[t["change"]], t["uri"]))
 
@@ -147,7 +147,7 @@ def _libraries(a: ModelVersionLineage, b: ModelVersionLineage) -> list[dict[str,
     left = {"python": ea.python, **ea.packages}
     right = {"python": eb.python, **eb.packages}
     return [
-        _drop_nulls({"package": p, "from": left.get(p), "to": right.get(p)})
+        drop_nulls({"package": p, "from": left.get(p), "to": right.get(p)})
         for p in sorted(set(left) | set(right))
         if left.get(p) != right.get(p)
     ]
@@ -157,7 +157,7 @@ def _code(a: ModelVersionLineage, b: ModelVersionLineage) -> list[dict[str, Any]
     ca = a.run.code.to_dict() if a.run and a.run.code else {}
     cb = b.run.code.to_dict() if b.run and b.run.code else {}
     return [
-        _drop_nulls({"field": f, "from": ca.get(f), "to": cb.get(f)})
+        drop_nulls({"field": f, "from": ca.get(f), "to": cb.get(f)})
         for f in sorted(set(ca) | set(cb))
         if ca.get(f) != cb.get(f)
     ]
@@ -167,7 +167,7 @@ def _params(ws: Workspace, a: ModelVersionLineage, b: ModelVersionLineage) -> li
     runs = [ws.run(m.run.run_id) if m.run else None for m in (a, b)]
     left, right = ({} if r is None else dict(r.data.params) for r in runs)
     return [
-        _drop_nulls({"key": k, "from": left.get(k), "to": right.get(k)})
+        drop_nulls({"key": k, "from": left.get(k), "to": right.get(k)})
         for k in sorted(set(left) | set(right))
         if left.get(k) != right.get(k)
     ]

@@ -9,7 +9,7 @@ from typing import Any
 from lineage_plugin.errors import LineageError
 from lineage_plugin.queries.times import iso_utc
 from lineage_plugin.queries.workspace import Workspace
-from lineage_plugin.records import _drop_nulls
+from lineage_plugin.records import drop_nulls
 
 IN_USE_STAGES = ("Production", "Staging")
 
@@ -41,7 +41,7 @@ class ImpactReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON of ``impact --json``."""
-        return _drop_nulls(
+        return drop_nulls(
             {
                 "table": self.table,
                 "uri": self.uri,
@@ -225,6 +225,6 @@ def _report(
         uri=uri,
         from_version=from_version,
         to_version=to_version,
-        model_versions=tuple(_drop_nulls(m) for m in ordered_mvs),
-        runs=tuple(_drop_nulls(r) for r in ordered_runs),
+        model_versions=tuple(drop_nulls(m) for m in ordered_mvs),
+        runs=tuple(drop_nulls(r) for r in ordered_runs),
     )

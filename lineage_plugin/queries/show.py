@@ -10,7 +10,7 @@ from lineage_plugin.events import events_from_tags
 from lineage_plugin.queries.history import canonical_stage, model_events, replay, version_at
 from lineage_plugin.queries.times import iso_utc
 from lineage_plugin.queries.workspace import Workspace
-from lineage_plugin.records import ModelVersionLineage, _drop_nulls
+from lineage_plugin.records import ModelVersionLineage, drop_nulls
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,7 +53,7 @@ class ModelVersionReport:
                 "history": list(self.history),
             }
         )
-        return _drop_nulls(data)
+        return drop_nulls(data)
 
 
 def resolve(ws: Workspace, name: str, reference: str, at: int | None = None) -> str:

@@ -17,7 +17,7 @@ from lineage_plugin.errors import LineageError
 from lineage_plugin.queries.impact import resolve_table
 from lineage_plugin.queries.times import iso_utc
 from lineage_plugin.queries.workspace import Workspace
-from lineage_plugin.records import _drop_nulls
+from lineage_plugin.records import drop_nulls
 
 _ORDER = {"commit": 0, "run": 1, "registration": 2}
 
@@ -45,7 +45,7 @@ class Timeline:
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON of ``timeline --json``."""
-        return _drop_nulls(
+        return drop_nulls(
             {
                 "model": self.model,
                 "table": self.table,
@@ -67,7 +67,7 @@ def _window(column: Any, since: int | None, until: int | None) -> list[Any]:
 
 
 def _entry(kind: str, time_ms: int | None, **fields: Any) -> dict[str, Any]:
-    return _drop_nulls({"time": iso_utc(time_ms), "time_ms": time_ms, "kind": kind, **fields})
+    return drop_nulls({"time": iso_utc(time_ms), "time_ms": time_ms, "kind": kind, **fields})
 
 
 def timeline(

@@ -56,6 +56,7 @@ class _Pending:
     store: Any
     name: str
     planner: Planner
+    index_ready: bool = True
     change: Change | None = None
 
 
@@ -102,17 +103,19 @@ def record_change(store: Any, name: str, planner: Planner, call: Callable[[], _R
 
 def _record_in_transaction(store: Any, name: str, planner: Planner, call: Callable[[], _R]) -> _R:
     index = index_for(store)
+    ready = True
     try:
         index.ensure()
     except Exception as exc:
         failed("the lineage index", exc)
-    pending = _Pending(store=store, name=name, planner=planner)
+        ready = False  # the events still go into MLflow; reindex fills the index later
+    pending = _Pending(store=store, name=name, planner=planner, index_ready=ready)
     token = _pending.set(pending)
     try:
         result = call()
     finally:
         _pending.reset(token)
-    if pending.change and index.engine is not getattr(store, "engine", None):
+    if pending.change and ready and index.engine is not getattr(store, "engine", None):
         _index_events(index, pending.change.events)
     return result
 
@@ -194,10 +197,25 @@ def install_session_hook(store: Any) -> None:
     store._lineage_session_hook = True
 
 
+@contextlib.contextmanager
+def _isolated(session: Session) -> Iterator[None]:
+    """Run the plugin's statements so that their failure cannot fail MLflow's change.
+
+    PostgreSQL aborts the whole transaction after a failed statement, so there they run in a
+    SAVEPOINT; elsewhere a failed statement leaves the transaction usable.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        with session.begin_nested():
+            yield
+    else:
+        yield
+
+
 def _plan_in_session(pending: _Pending, session: Session) -> SqlState | None:
     state = SqlState(pending.store, session, pending.name)
     try:
-        pending.change = pending.planner(state, current_user(), _now())
+        with _isolated(session):
+            pending.change = pending.planner(state, current_user(), _now())
     except MissingVersion:
         return None  # MLflow raises its own "not found" error next
     except Exception as exc:
@@ -208,11 +226,12 @@ def _plan_in_session(pending: _Pending, session: Session) -> SqlState | None:
 
 def _write_in_session(pending: _Pending, state: SqlState, session: Session) -> None:
     change = pending.change
+    index = index_for(pending.store)
     try:
-        state.write(change)
-        index = index_for(pending.store)
-        if index.engine is getattr(pending.store, "engine", None):
-            index.record_events(change.events, conn=session.connection(), fresh=True)
+        with _isolated(session):
+            state.write(change)
+            if pending.index_ready and index.engine is getattr(pending.store, "engine", None):
+                index.record_events(change.events, conn=session.connection(), fresh=True)
     except Exception as exc:
         pending.change = None
         failed("a registry event", exc)
