@@ -45,7 +45,15 @@ COMPLETE = "complete"
 INCOMPLETE = "incomplete"
 MISSING = "missing"
 
+#: MLflow marks prompt versions (also created with create_model_version) with these tags.
+PROMPT_TAG_PREFIX = "mlflow.prompt."
+
 _INPUT_KEY = re.compile(r"^lineage\.input\.(\d+)$")
+
+
+def is_prompt_version(tags: Iterable[str]) -> bool:
+    """Whether a model version with these tag keys is a prompt version, not a model."""
+    return any(k.startswith(PROMPT_TAG_PREFIX) for k in tags)
 
 
 def run_tag_value_limit() -> int:

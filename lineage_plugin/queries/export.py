@@ -68,7 +68,7 @@ def export(
             _pages(lambda token: store.search_registered_models(max_results=1000, page_token=token))
         )
         runs = list(_lineage_runs(ws.tracking_store, _experiment_ids(ws.tracking_store)))
-    versions = [v for v in versions if not any(k.startswith("mlflow.prompt.") for k in v.tags)]
+    versions = [v for v in versions if not T.is_prompt_version(v.tags)]
     say(f"read {len(runs)} runs and {len(versions)} model versions")
     events: dict[str, RegistryEvent] = {}
     for holder in (*versions, *registered):

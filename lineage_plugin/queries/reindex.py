@@ -133,7 +133,7 @@ def _registry(store: Any) -> tuple[list[dict], list[RegistryEvent], list[dict]]:
     )
     for mv in model_versions:
         tags = dict(mv.tags or {})
-        if any(k.startswith("mlflow.prompt.") for k in tags):
+        if T.is_prompt_version(tags):
             continue  # prompt versions are not models
         own = events_from_tags(tags)
         events.update((e.event_id, e) for e in own)

@@ -14,7 +14,6 @@ from lineage_plugin.errors import CaptureError
 _logger = logging.getLogger(__name__)
 
 _LOGGED_MODEL_SOURCE = re.compile(r"^models:/(m-[0-9a-zA-Z]+)/?$")
-_PROMPT_TAG_PREFIX = "mlflow.prompt."
 
 
 def _tags_as_dict(tags: Iterable[Any] | Mapping[str, str] | None) -> dict[str, str]:
@@ -98,7 +97,7 @@ def tags_for_new_model_version(
     from mlflow.entities.model_registry import ModelVersionTag
 
     given = _tags_as_dict(tags)
-    if any(k.startswith(_PROMPT_TAG_PREFIX) for k in given):
+    if T.is_prompt_version(given):
         return [ModelVersionTag(k, v) for k, v in given.items()]
     from mlflow.tracking._tracking_service.utils import _get_store
 

@@ -41,6 +41,8 @@ def index_model_version(store: Any, mv: Any) -> None:
     """Index a new model version and its source run."""
     try:
         tags = dict(mv.tags or {})
+        if T.is_prompt_version(tags):
+            return  # a prompt version, not a model (reindex skips them too)
         index_for(store).record_model_version(
             name=mv.name,
             version=mv.version,
