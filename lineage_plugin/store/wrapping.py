@@ -44,6 +44,9 @@ class LineageTrackingStoreMixin(LineageStoreMixin):
     """
 
     def log_batch(self, run_id: str, metrics: Any, params: Any, tags: Any) -> Any:
+        # The capture writer logs lineage tags synchronously, so they come through here.
+        # (MLflow's async queue keeps the original bound log_batch, so async batches do not;
+        # they carry no lineage tags.)
         result = super().log_batch(run_id, metrics, params, tags)  # type: ignore[misc]
         if tags:
             from lineage_plugin.store.index_updates import index_run_tags
