@@ -29,6 +29,7 @@ _EXPORTS = {
     "reindex": "lineage_plugin.queries",
     "export": "lineage_plugin.queries.export",
     "RegistryEvent": "lineage_plugin.events",
+    "plan_restore": "lineage_plugin.restore_plan",
     "DeltaInput": "lineage_plugin.records",
     "Environment": "lineage_plugin.records",
     "CodeVersion": "lineage_plugin.records",
@@ -48,6 +49,7 @@ __all__ = [
     "diff",
     "export",
     "impact",
+    "plan_restore",
     "reindex",
     "show",
     "timeline",
@@ -86,6 +88,7 @@ if TYPE_CHECKING:
         ModelVersionLineage,
         RunLineage,
     )
+    from lineage_plugin.restore_plan import plan_restore
     from lineage_plugin.tracking.autolog import autolog
     from lineage_plugin.tracking.capture import read_context
 

@@ -1,0 +1,214 @@
+"""Plan a restore of a model version's training tables: what would be undone, and what refuses.
+
+This is the read-only half of ``mlflow-lineage restore``: it never writes. For each table the
+model version was trained on it reports the recorded (target) version, the current version,
+the commits a restore would undo (operation, rows affected, who, when), whether those include
+deletes, and the reasons a restore must refuse (the target's files are vacuumed, its log is
+cleaned up, the table was re-created, the version does not exist, the protocol would be
+downgraded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lineage_plugin.errors import LineageError
+from lineage_plugin.records import DeltaInput, drop_nulls
+
+if TYPE_CHECKING:
+    from lineage_plugin.delta_history import DeltaCommit
+
+_DELETE_METRICS = ("num_deleted_rows", "numDeletedRows", "num_target_rows_deleted")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableRestorePlan:
+    """What restoring one table to its recorded version would do.
+
+    Attributes:
+        uri: The table's normalised URI.
+        name: Its display name.
+        target_version: The version the model version was trained on.
+        current_version: The table's latest version now (``None`` when it cannot be read).
+        commits: The commits a restore would undo, oldest first.
+        refusals: Why a restore must not run; empty when it may.
+    """
+
+    uri: str
+    name: str | None
+    target_version: int
+    current_version: int | None
+    commits: tuple[DeltaCommit, ...] = ()
+    refusals: tuple[str, ...] = ()
+
+    @property
+    def up_to_date(self) -> bool:
+        """The table is at its recorded version already: nothing to undo."""
+        return self.current_version == self.target_version
+
+    @property
+    def deleting_commits(self) -> tuple[DeltaCommit, ...]:
+        """The commits to undo that removed rows (a restore brings those rows back)."""
+        return tuple(c for c in self.commits if _deletes_rows(c))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain data (sorted keys, no nulls)."""
+        return drop_nulls(
+            {
+                "uri": self.uri,
+                "name": self.name,
+                "target_version": self.target_version,
+                "current_version": self.current_version,
+                "up_to_date": self.up_to_date,
+                "commits": [c.to_dict() for c in self.commits],
+                "undoes_deletes": bool(self.deleting_commits),
+                "refusals": list(self.refusals),
+            }
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestorePlan:
+    """The restore plan of a model version: one :class:`TableRestorePlan` per table."""
+
+    name: str
+    version: str
+    tables: tuple[TableRestorePlan, ...]
+
+    @property
+    def refused(self) -> bool:
+        """Whether any table refuses."""
+        return any(t.refusals for t in self.tables)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain data (sorted keys, no nulls)."""
+        return drop_nulls(
+            {
+                "name": self.name,
+                "version": self.version,
+                "refused": self.refused,
+                "tables": [t.to_dict() for t in self.tables],
+            }
+        )
+
+
+def _deletes_rows(commit: DeltaCommit) -> bool:
+    if (commit.operation or "").upper() == "DELETE":
+        return True
+    return any(int(commit.metrics.get(k, "0") or 0) > 0 for k in _DELETE_METRICS)
+
+
+def plan_restore(
+    name: str,
+    version: str | int,
+    *,
+    table: str | None = None,
+    tracking_uri: str | None = None,
+) -> RestorePlan:
+    """Plan restoring the tables a model version was trained on (reads only, writes nothing).
+
+    Args:
+        name: Registered model name.
+        version: A version number, alias or stage.
+        table: Only this table (path, URI or name); default every table the version read.
+        tracking_uri: Where MLflow is (default: MLflow's tracking URI).
+
+    Returns:
+        A :class:`RestorePlan`.
+
+    Raises:
+        LineageError: Unknown model or version, no recorded tables, or ``table`` is not one
+            of them.
+
+    Example:
+        >>> plan = plan_restore("diabetes", "champion")
+        >>> [(t.name, t.current_version, t.target_version) for t in plan.tables]
+    """
+    from lineage_plugin.api import lineage_of_model_version
+    from lineage_plugin.queries.show import resolve
+    from lineage_plugin.queries.workspace import Workspace
+    from lineage_plugin.tracking.delta_log import normalize_uri
+
+    ws = Workspace(tracking_uri)
+    number = resolve(ws, name, str(version))
+    inputs = _first_read_per_table(lineage_of_model_version(ws.model_version(name, number)))
+    if not inputs:
+        raise LineageError(
+            f"Model '{name}' version {number} has no recorded Delta tables, so there is "
+            "nothing to restore. See: mlflow-lineage show."
+        )
+    if table is not None:
+        wanted = normalize_uri(table) if ("/" in table or "://" in table) else None
+        inputs = [i for i in inputs if i.uri == wanted or i.name == table]
+        if not inputs:
+            raise LineageError(
+                f"Model '{name}' version {number} was not trained on '{table}'. Its tables: "
+                + ", ".join(
+                    i.label
+                    for i in _first_read_per_table(
+                        lineage_of_model_version(ws.model_version(name, number))
+                    )
+                )
+            )
+    return RestorePlan(name=name, version=number, tables=tuple(_plan_table(i) for i in inputs))
+
+
+def _first_read_per_table(lineage: Any) -> list[DeltaInput]:
+    seen: dict[str, DeltaInput] = {}
+    for inp in lineage.inputs:
+        seen.setdefault(inp.uri, inp)
+    return list(seen.values())
+
+
+def _plan_table(inp: DeltaInput) -> TableRestorePlan:
+    from lineage_plugin.delta_history import check_version_readable, commits
+    from lineage_plugin.tracking.delta_log import resolve
+
+    try:
+        current = resolve(inp.uri).version
+    except LineageError as exc:
+        return TableRestorePlan(
+            uri=inp.uri,
+            name=inp.name,
+            target_version=inp.version,
+            current_version=None,
+            refusals=(f"The table cannot be read: {exc}",),
+        )
+    refusals = list(check_version_readable(inp.uri, inp.version, table_id=inp.table_id))
+    undo: list[DeltaCommit] = []
+    if inp.version < current:
+        undo = commits(inp.uri, start=inp.version + 1, end=current)
+    if not refusals and inp.version < current:
+        refusals += _protocol_refusal(inp.uri, inp.version)
+    return TableRestorePlan(
+        uri=inp.uri,
+        name=inp.name,
+        target_version=inp.version,
+        current_version=current,
+        commits=tuple(undo),
+        refusals=tuple(refusals),
+    )
+
+
+def _protocol_refusal(uri: str, version: int) -> list[str]:
+    from deltalake import DeltaTable
+
+    now = DeltaTable(uri).protocol()
+    then = DeltaTable(uri, version=version).protocol()
+    features_now = set(now.writer_features or ()) | set(now.reader_features or ())
+    features_then = set(then.writer_features or ()) | set(then.reader_features or ())
+    lower = (
+        then.min_reader_version < now.min_reader_version
+        or then.min_writer_version < now.min_writer_version
+        or not features_now <= features_then
+    )
+    if not lower:
+        return []
+    return [
+        f"Restoring to v{version} would downgrade the table protocol from reader "
+        f"{now.min_reader_version}/writer {now.min_writer_version} to reader "
+        f"{then.min_reader_version}/writer {then.min_writer_version}; readers and writers "
+        "that rely on the newer features would break. Upgrade the target instead, or "
+        "rebuild the data by hand."
+    ]
