@@ -132,24 +132,20 @@ def plan_restore(
 
     ws = Workspace(tracking_uri)
     number = resolve(ws, name, str(version))
-    inputs = _first_read_per_table(lineage_of_model_version(ws.model_version(name, number)))
-    if not inputs:
+    recorded = _first_read_per_table(lineage_of_model_version(ws.model_version(name, number)))
+    if not recorded:
         raise LineageError(
             f"Model '{name}' version {number} has no recorded Delta tables, so there is "
             "nothing to restore. See: mlflow-lineage show."
         )
+    inputs = recorded
     if table is not None:
         wanted = normalize_uri(table) if ("/" in table or "://" in table) else None
-        inputs = [i for i in inputs if i.uri == wanted or i.name == table]
+        inputs = [i for i in recorded if i.uri == wanted or i.name == table]
         if not inputs:
             raise LineageError(
                 f"Model '{name}' version {number} was not trained on '{table}'. Its tables: "
-                + ", ".join(
-                    i.label
-                    for i in _first_read_per_table(
-                        lineage_of_model_version(ws.model_version(name, number))
-                    )
-                )
+                + ", ".join(i.label for i in recorded)
             )
     return RestorePlan(name=name, version=number, tables=tuple(_plan_table(i) for i in inputs))
 

@@ -108,3 +108,10 @@ def test_a_restore_that_would_downgrade_the_protocol_refuses(make_table):
     assert after.min_writer_version > before.min_writer_version  # the table really moved up
     [table] = plan_restore("ridge", version).tables
     assert len(table.refusals) == 1 and "downgrade the table protocol" in table.refusals[0]
+
+
+def test_a_version_without_recorded_tables_has_nothing_to_restore():
+    MlflowClient().create_registered_model("bare")
+    MlflowClient().create_model_version("bare", "s3://bucket/m")
+    with pytest.raises(LineageError, match="no recorded Delta tables"):
+        plan_restore("bare", "1")
