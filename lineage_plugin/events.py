@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -126,10 +127,16 @@ def new_event_id(time_ms: int, seq: int = 0) -> str:
     return f"{time_ms:013d}-{seq % 256:02x}{secrets.token_hex(3)}"
 
 
-def events_from_tags(tags: dict[str, str]) -> list[RegistryEvent]:
+def events_from_tags(tags: Mapping[str, str]) -> list[RegistryEvent]:
     """The events written in ``lineage.event.*`` tags, in time order."""
     keys = sorted(k for k in tags if k.startswith(EVENT_PREFIX))
     return [RegistryEvent.from_json(tags[k]) for k in keys]
+
+
+def collect_events(holders: Iterable[Any]) -> list[RegistryEvent]:
+    """The events in the tags of model versions and registered models, once each, in order."""
+    events = {e.event_id: e for h in holders for e in events_from_tags(h.tags or {})}
+    return sorted(events.values(), key=lambda e: e.event_id)
 
 
 @dataclass(frozen=True, kw_only=True)

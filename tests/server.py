@@ -63,3 +63,54 @@ def mlflow_server(
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@contextmanager
+def moto_s3(workdir: Path, secret: str = "secret") -> Iterator[dict[str, str]]:
+    """moto's S3 server with a bucket ``lake``, in its own process (deltalake holds the GIL
+    while it waits on I/O, so a server thread inside the test process would never answer).
+
+    Yields the ``storage_options`` that reach it.
+    """
+    import boto3
+
+    port = free_port()
+    log = workdir / "moto.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="key",
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.create_bucket(Bucket="lake")
+                break
+            except Exception:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not start:\n" + log.read_text()) from None
+                time.sleep(0.3)
+        yield {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "key",
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_REGION": "us-east-1",
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+        }
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()

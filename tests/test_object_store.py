@@ -8,15 +8,12 @@ credentials (``storage_options``) used but never recorded.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 
 import mlflow
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
-from server import free_port
+from server import moto_s3
 
 import lineage_plugin as lp
 
@@ -27,45 +24,8 @@ SECRET = "s3cr3t-never-recorded"
 
 @pytest.fixture(scope="module")
 def s3_options(tmp_path_factory):
-    """moto's S3 server in its own process (deltalake holds the GIL while it waits on I/O,
-    so a server thread inside the test process would never answer)."""
-    import boto3
-
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="key",
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client.create_bucket(Bucket="lake")
-            break
-        except Exception:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("moto server did not start:\n" + log.read_text()) from None
-            time.sleep(0.3)
-    yield {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "key",
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_REGION": "us-east-1",
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
-    }
-    server.terminate()
-    server.wait(timeout=30)
+    with moto_s3(tmp_path_factory.mktemp("moto"), secret=SECRET) as options:
+        yield options
 
 
 @pytest.fixture

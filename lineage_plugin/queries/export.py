@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin import tags as T
-from lineage_plugin.events import EVENT_PREFIX, RegistryEvent, events_from_tags
-from lineage_plugin.queries.reindex import _experiment_ids, _lineage_runs, _pages
+from lineage_plugin.events import collect_events
 from lineage_plugin.queries.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -47,38 +46,20 @@ def export(
 
     say = progress or (lambda _message: None)
     ws = Workspace(tracking_uri)
-    store = ws.registry_store
     if model is not None:
-        rm = ws.registered_model(model)
-        escaped = model.replace("'", "''")
-        versions = list(
-            _pages(
-                lambda token: store.search_model_versions(
-                    f"name='{escaped}'", max_results=1000, page_token=token
-                )
-            )
-        )
-        registered = [rm]
+        registered = [ws.registered_model(model)]
+        versions = list(ws.model_versions(model))
         runs = list(_runs_of(ws, {v.tags.get(T.RUN_ID) or v.run_id for v in versions}))
     else:
-        versions = list(
-            _pages(lambda token: store.search_model_versions(max_results=1000, page_token=token))
-        )
-        registered = list(
-            _pages(lambda token: store.search_registered_models(max_results=1000, page_token=token))
-        )
-        runs = list(_lineage_runs(ws.tracking_store, _experiment_ids(ws.tracking_store)))
-    versions = [v for v in versions if not T.is_prompt_version(v.tags)]
+        registered = list(ws.registered_models())
+        versions = list(ws.model_versions())
+        runs = list(ws.lineage_runs())
     say(f"read {len(runs)} runs and {len(versions)} model versions")
-    events: dict[str, RegistryEvent] = {}
-    for holder in (*versions, *registered):
-        tags = {k: v for k, v in (holder.tags or {}).items() if k.startswith(EVENT_PREFIX)}
-        events.update((e.event_id, e) for e in events_from_tags(tags))
     summary = write_export(
         output,
         runs=[(T.run_lineage_from_tags(r.info.run_id, r.data.tags), run_row(r.info)) for r in runs],
         model_versions=[(lineage_of_model_version(v), v.creation_timestamp) for v in versions],
-        events=sorted(events.values(), key=lambda e: e.event_id),
+        events=collect_events([*versions, *registered]),
     )
     say(f"wrote {summary.path}")
     return summary

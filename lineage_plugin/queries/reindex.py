@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from lineage_plugin import tags as T
-from lineage_plugin.events import EVENT_PREFIX, RegistryEvent, events_from_tags
+from lineage_plugin.events import RegistryEvent, collect_events, events_from_tags
 from lineage_plugin.queries.workspace import Workspace
-
-_PAGE = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,45 +27,6 @@ class ReindexSummary:
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON of ``reindex --json``."""
         return asdict(self)
-
-
-def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
-    token = None
-    while True:
-        page = fetch(token)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def _experiment_ids(store: Any) -> list[str]:
-    from mlflow.entities import ViewType
-
-    return [
-        e.experiment_id
-        for e in _pages(
-            lambda token: store.search_experiments(
-                view_type=ViewType.ALL, max_results=_PAGE, page_token=token
-            )
-        )
-    ]
-
-
-def _lineage_runs(store: Any, experiment_ids: list[str]) -> Iterator[Any]:
-    from mlflow.entities import ViewType
-
-    for start in range(0, len(experiment_ids), 100):
-        batch = experiment_ids[start : start + 100]
-        yield from _pages(
-            lambda token, batch=batch: store.search_runs(
-                experiment_ids=batch,
-                filter_string=f"tags.`{T.STATUS}` LIKE '%'",
-                run_view_type=ViewType.ALL,
-                max_results=_PAGE,
-                page_token=token,
-            )
-        )
 
 
 def reindex(
@@ -93,13 +52,13 @@ def reindex(
     index = ws.require_index()
 
     runs = []
-    for run in _lineage_runs(ws.tracking_store, _experiment_ids(ws.tracking_store)):
+    for run in ws.lineage_runs():
         runs.append((T.run_lineage_from_tags(run.info.run_id, run.data.tags), run_row(run.info)))
         if len(runs) % 10000 == 0:
             say(f"read {len(runs)} runs...")
     say(f"read {len(runs)} runs with lineage")
 
-    versions, events, holdings = _registry(ws.registry_store)
+    versions, events, holdings = _registry(ws)
     say(f"read {len(versions)} model versions and {len(events)} registry events")
     index.rebuild(runs=runs, model_versions=versions, events=events, holdings=holdings)
     summary = ReindexSummary(
@@ -115,41 +74,24 @@ def reindex(
     return summary
 
 
-def _registry(store: Any) -> tuple[list[dict], list[RegistryEvent], list[dict]]:
-    versions: list[dict[str, Any]] = []
-    events: dict[str, RegistryEvent] = {}
-    holdings: list[dict[str, Any]] = []
+def _registry(ws: Workspace) -> tuple[list[dict], list[RegistryEvent], list[dict]]:
+    from lineage_plugin.store.index_updates import model_version_row
+
+    registered = list(ws.registered_models())
     aliases: dict[tuple[str, str], list[str]] = {}  # search_model_versions leaves them out
-    registered = _pages(
-        lambda token: store.search_registered_models(max_results=_PAGE, page_token=token)
-    )
     for rm in registered:
         for alias, version in (rm.aliases or {}).items():
             aliases.setdefault((rm.name, str(version)), []).append(alias)
-        tags = {k: v for k, v in (rm.tags or {}).items() if k.startswith(EVENT_PREFIX)}
-        events.update((e.event_id, e) for e in events_from_tags(tags))
-    model_versions = _pages(
-        lambda token: store.search_model_versions(max_results=_PAGE, page_token=token)
-    )
-    for mv in model_versions:
-        tags = dict(mv.tags or {})
-        if T.is_prompt_version(tags):
-            continue  # prompt versions are not models
-        own = events_from_tags(tags)
-        events.update((e.event_id, e) for e in own)
-        versions.append(
-            {
-                "name": mv.name,
-                "version": int(mv.version),
-                "run_id": tags.get(T.RUN_ID) or mv.run_id,
-                "created": mv.creation_timestamp,
-                "status": tags.get(T.STATUS),
-                "deleted": 0,
-            }
+    model_versions = list(ws.model_versions())
+    holdings = [
+        h
+        for mv in model_versions
+        for h in _holdings(
+            mv, aliases.get((mv.name, str(mv.version)), []), events_from_tags(mv.tags or {})
         )
-        held = aliases.get((mv.name, str(mv.version)), [])
-        holdings.extend(_holdings(mv, held, own))
-    return versions, sorted(events.values(), key=lambda e: e.event_id), holdings
+    ]
+    events = collect_events([*registered, *model_versions])
+    return [model_version_row(mv) for mv in model_versions], events, holdings
 
 
 def _holdings(mv: Any, aliases: list[str], events: list[RegistryEvent]) -> list[dict[str, Any]]:

@@ -122,16 +122,7 @@ def _model_timeline(ws: Workspace, name: str, since: int | None, until: int | No
         run_ids = sorted({v.run_id for v in versions if v.run_id})
         for v in versions:
             if _inside(v.created, since, until):
-                entries.append(
-                    _entry(
-                        "registration",
-                        v.created,
-                        model=name,
-                        version=str(v.version),
-                        run_id=v.run_id,
-                        deleted=bool(v.deleted) or None,
-                    )
-                )
+                entries.append(_registration_entry(v))
         run_rows = conn.execute(
             select(runs).where(
                 runs.c.run_id.in_(run_ids), *_window(runs.c.start_time, since, until)
@@ -191,15 +182,7 @@ def _table_timeline(ws: Workspace, table: str, since: int | None, until: int | N
             select(mvs).where(mvs.c.run_id.in_(readers), *_window(mvs.c.created, since, until))
         ).all()
         for v in mv_rows:
-            entries.append(
-                _entry(
-                    "registration",
-                    v.created,
-                    model=v.name,
-                    version=str(v.version),
-                    run_id=v.run_id,
-                )
-            )
+            entries.append(_registration_entry(v))
         trained = (events.c.name == mvs.c.name) & (events.c.version == mvs.c.version)
         query = (
             select(events.c.payload)
@@ -223,6 +206,17 @@ def _inside(value: int | None, since: int | None, until: int | None) -> bool:
     if value is None:
         return since is None and until is None
     return (since is None or value >= since) and (until is None or value <= until)
+
+
+def _registration_entry(v: Any) -> dict[str, Any]:
+    return _entry(
+        "registration",
+        v.created,
+        model=v.name,
+        version=str(v.version),
+        run_id=v.run_id,
+        deleted=bool(v.deleted) or None,
+    )
 
 
 def _run_entry(r: Any, **fields: Any) -> dict[str, Any]:

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin.errors import LineageError, LineageNotFoundError
 
 if TYPE_CHECKING:
     from lineage_plugin.store.index import LineageIndex
+
+
+_PAGE = 1000
+
+
+def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+    """Every item of a paged MLflow search (``fetch(page_token) -> PagedList``)."""
+    token = None
+    while True:
+        page = fetch(token)
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 class UnknownModelError(LineageNotFoundError):
@@ -90,6 +105,53 @@ class Workspace:
             return self.tracking_store.get_run(run_id)
         except MlflowException:
             return None
+
+    def lineage_runs(self) -> Iterator[Any]:
+        """Every run (active or deleted, in every experiment) that has lineage tags."""
+        from mlflow.entities import ViewType
+
+        from lineage_plugin import tags as T
+
+        store = self.tracking_store
+        experiments = [
+            e.experiment_id
+            for e in _pages(
+                lambda token: store.search_experiments(
+                    view_type=ViewType.ALL, max_results=_PAGE, page_token=token
+                )
+            )
+        ]
+        for start in range(0, len(experiments), 100):
+            batch = experiments[start : start + 100]
+            yield from _pages(
+                lambda token, batch=batch: store.search_runs(
+                    experiment_ids=batch,
+                    filter_string=f"tags.`{T.STATUS}` LIKE '%'",
+                    run_view_type=ViewType.ALL,
+                    max_results=_PAGE,
+                    page_token=token,
+                )
+            )
+
+    def model_versions(self, model: str | None = None) -> Iterator[Any]:
+        """Every model version (of ``model``, or of all models); prompt versions skipped."""
+        from lineage_plugin import tags as T
+
+        where = None if model is None else "name='{}'".format(model.replace("'", "''"))
+        found = _pages(
+            lambda token: self.registry_store.search_model_versions(
+                where, max_results=_PAGE, page_token=token
+            )
+        )
+        return (mv for mv in found if not T.is_prompt_version(mv.tags or {}))
+
+    def registered_models(self) -> Iterator[Any]:
+        """Every registered model."""
+        return _pages(
+            lambda token: self.registry_store.search_registered_models(
+                max_results=_PAGE, page_token=token
+            )
+        )
 
     def require_index(self) -> LineageIndex:
         """The index, created if needed.

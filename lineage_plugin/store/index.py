@@ -143,31 +143,13 @@ class LineageIndex:
             if record.inputs:
                 c.execute(t["reads"].insert(), _read_values(record, row))
 
-    def record_model_version(
-        self,
-        *,
-        name: str,
-        version: str | int,
-        run_id: str | None,
-        created: int | None,
-        status: str | None,
-        conn: Connection | None = None,
-    ) -> None:
-        """Insert or replace a model version and its source run."""
+    def record_model_version(self, row: dict[str, Any], *, conn: Connection | None = None) -> None:
+        """Insert or replace a model version (a row from ``index_updates.model_version_row``)."""
         mv = tables()["model_versions"]
-        key = (mv.c.name == name) & (mv.c.version == int(version))
+        key = (mv.c.name == row["name"]) & (mv.c.version == row["version"])
         with self._conn(conn) as c:
             c.execute(mv.delete().where(key))
-            c.execute(
-                mv.insert().values(
-                    name=name,
-                    version=int(version),
-                    run_id=run_id,
-                    created=created,
-                    status=status,
-                    deleted=0,
-                )
-            )
+            c.execute(mv.insert().values(**row))
 
     def mark_deleted(
         self, name: str, version: str | int, *, conn: Connection | None = None

@@ -25,6 +25,19 @@ def run_row(info: Any) -> RunRow:
     )
 
 
+def model_version_row(mv: Any) -> dict[str, Any]:
+    """The index's row for an MLflow ``ModelVersion``."""
+    tags = dict(mv.tags or {})
+    return {
+        "name": mv.name,
+        "version": int(mv.version),
+        "run_id": tags.get(T.RUN_ID) or mv.run_id,
+        "created": mv.creation_timestamp,
+        "status": tags.get(T.STATUS),
+        "deleted": 0,
+    }
+
+
 def index_run_tags(store: Any, run_id: str, keys: list[str]) -> None:
     """Index a run again when a tag write touched its lineage (``lineage.input.*``)."""
     if not any(k.startswith(T.INPUT_PREFIX) or k == T.STATUS for k in keys):
@@ -39,17 +52,10 @@ def index_run_tags(store: Any, run_id: str, keys: list[str]) -> None:
 
 def index_model_version(store: Any, mv: Any) -> None:
     """Index a new model version and its source run."""
+    if T.is_prompt_version(mv.tags or {}):
+        return  # a prompt version, not a model (reindex skips them too)
     try:
-        tags = dict(mv.tags or {})
-        if T.is_prompt_version(tags):
-            return  # a prompt version, not a model (reindex skips them too)
-        index_for(store).record_model_version(
-            name=mv.name,
-            version=mv.version,
-            run_id=tags.get(T.RUN_ID) or mv.run_id,
-            created=mv.creation_timestamp,
-            status=tags.get(T.STATUS),
-        )
+        index_for(store).record_model_version(model_version_row(mv))
     except Exception as exc:
         failed("a model version in the lineage index", exc)
 
