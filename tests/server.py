@@ -20,6 +20,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @contextmanager
 def mlflow_server(
     backend_uri: str, workdir: Path, *extra: str, env: dict[str, str] | None = None
@@ -57,11 +65,7 @@ def mlflow_server(
             time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         log.close()
 
 
@@ -109,8 +113,4 @@ def moto_s3(workdir: Path, secret: str = "secret") -> Iterator[dict[str, str]]:
             "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
         }
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
