@@ -429,6 +429,20 @@ def _recreated(uri: str, table_id: str, current: str | None, version: int) -> st
     )
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """Why a recorded table version cannot be read.
+
+    Attributes:
+        reason: What happened and what to do, for people.
+        files_missing: The log reaches the version but some of its data files are gone
+            (a restore can still run with ``ignore_missing_files``, losing those rows).
+    """
+
+    reason: str
+    files_missing: bool = False
+
+
 def check_version_readable(
     uri: str,
     version: int,
@@ -436,6 +450,21 @@ def check_version_readable(
     table_id: str | None = None,
     storage_options: dict[str, str] | None = None,
 ) -> list[str]:
+    """Why a recorded table version can no longer be read; an empty list when it can.
+
+    The reasons of :func:`why_unreadable`, as text.
+    """
+    found = why_unreadable(uri, version, table_id=table_id, storage_options=storage_options)
+    return [u.reason for u in found]
+
+
+def why_unreadable(
+    uri: str,
+    version: int,
+    *,
+    table_id: str | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> list[Unreadable]:
     """Why a recorded table version can no longer be read; an empty list when it can.
 
     The checks: is there a Delta table at ``uri``; is it the recorded table (``table_id``);
@@ -449,7 +478,7 @@ def check_version_readable(
         storage_options: Credentials for object stores (used, never recorded).
 
     Returns:
-        The reasons, for people; ``[]`` when the version can be read.
+        The reasons; ``[]`` when the version can be read.
 
     Raises:
         LineageError: ``version`` is negative.
@@ -466,28 +495,34 @@ def check_version_readable(
     except TableNotFoundError as exc:
         detail = str(exc).splitlines()[0]
         return [
-            f"There is no Delta table at '{norm}': {detail} Check the path or URI, the "
-            "storage options (credentials, endpoint), and whether the table was moved or "
-            "deleted."
+            Unreadable(
+                f"There is no Delta table at '{norm}': {detail} Check the path or URI, the "
+                "storage options (credentials, endpoint), and whether the table was moved or "
+                "deleted."
+            )
         ]
     except DeltaLogError as exc:
-        return [f"{exc} Check the storage options (credentials, endpoint) and permissions."]
+        return [
+            Unreadable(f"{exc} Check the storage options (credentials, endpoint) and permissions.")
+        ]
     latest = latest_table.version()
     latest_id = latest_table.metadata().id
 
     if version > latest:
         if table_id is not None and latest_id != table_id:
-            return [_recreated(norm, table_id, latest_id, version)]
+            return [Unreadable(_recreated(norm, table_id, latest_id, version))]
         return [
-            f"Version {version} of '{norm}' does not exist: the latest version is {latest}. "
-            "Check the recorded version; if the table was re-created, its history restarted."
+            Unreadable(
+                f"Version {version} of '{norm}' does not exist: the latest version is {latest}. "
+                "Check the recorded version; if the table was re-created, its history restarted."
+            )
         ]
 
     try:
         table = delta_log._open(target, version, storage_options)
     except LineageError:
         if table_id is not None and latest_id != table_id:
-            return [_recreated(norm, table_id, latest_id, version)]
+            return [Unreadable(_recreated(norm, table_id, latest_id, version))]
         if local_dir is not None:
             listing = _log_listing_local(os.path.join(local_dir, delta_log.LOG_DIR))
         else:
@@ -495,23 +530,28 @@ def check_version_readable(
         oldest = _oldest_readable(*listing)
         since = f"; the oldest version still readable is {oldest}" if oldest is not None else ""
         return [
-            f"The _delta_log of '{norm}' no longer reaches version {version}: its commit files "
-            f"were cleaned up (delta.logRetentionDuration) and no checkpoint covers it{since}. "
-            "The version cannot be read or restored; to keep history longer, raise "
-            "delta.logRetentionDuration on the table."
+            Unreadable(
+                f"The _delta_log of '{norm}' no longer reaches version {version}: its commit files "
+                f"were cleaned up (delta.logRetentionDuration) and no checkpoint covers it{since}. "
+                "The version cannot be read or restored; to keep history longer, raise "
+                "delta.logRetentionDuration on the table."
+            )
         ]
 
     current_id = table.metadata().id
     if table_id is not None and current_id != table_id:
-        return [_recreated(norm, table_id, current_id, version)]
+        return [Unreadable(_recreated(norm, table_id, current_id, version))]
 
     total, missing = _missing_files(table, norm, local_dir, storage_options)
     if missing:
         return [
-            f"{len(missing)} of {total} data files of version {version} of '{norm}' are gone "
-            f"(removed by VACUUM or by hand), e.g. '{missing[0]}'. Reading the version fails; "
-            "a restore needs --allow-missing-files (and loses the rows of the missing files), "
-            "or the version cannot be rebuilt. To keep old versions readable, raise "
-            "delta.deletedFileRetentionDuration and vacuum with a longer retention."
+            Unreadable(
+                f"{len(missing)} of {total} data files of version {version} of '{norm}' are gone "
+                f"(removed by VACUUM or by hand), e.g. '{missing[0]}'. Reading the version fails; "
+                "a restore needs --allow-missing-files (and loses the rows of the missing files), "
+                "or the version cannot be rebuilt. To keep old versions readable, raise "
+                "delta.deletedFileRetentionDuration and vacuum with a longer retention.",
+                files_missing=True,
+            )
         ]
     return []

@@ -37,5 +37,29 @@ class LineageNotFoundError(LineageError):
     """The model version or run has no lineage record."""
 
 
+class RestoreRefusedError(LineageError):
+    """A restore was refused; the tables were left exactly as they were.
+
+    Attributes:
+        plan: The :class:`~lineage_plugin.restore_plan.RestorePlan` that refused, when known.
+    """
+
+    def __init__(self, message: str, plan: object | None = None) -> None:
+        super().__init__(message)
+        self.plan = plan
+
+
+class ConcurrentCommitError(RestoreRefusedError):
+    """A table moved on between the plan the operator approved and the restore."""
+
+
+class OperationCancelledError(LineageError):
+    """The operator answered no; nothing was written."""
+
+
+class VerificationError(LineageError):
+    """A reproduction could not be judged (no run recorded, no model logged, no data)."""
+
+
 class LineageWarning(UserWarning):
     """A read's lineage could not be captured; the run goes on, tagged incomplete."""

@@ -21,7 +21,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lineage_plugin.records import SCHEMA_VERSION, DeltaInput, drop_nulls, to_json
+from lineage_plugin.records import (
+    SCHEMA_VERSION,
+    DeltaInput,
+    TableRestore,
+    Verification,
+    drop_nulls,
+    to_json,
+)
 
 EVENT_PREFIX = "lineage.event."
 ALIASES_TAG = "lineage.aliases"
@@ -30,8 +37,10 @@ STAGE_TAG = "lineage.stage"
 STAGE_TRANSITION = "stage_transition"
 ALIAS_SET = "alias_set"
 ALIAS_DELETED = "alias_deleted"
-#: Event kinds this version of the plugin writes (later versions add restores, verifications).
-KINDS = (STAGE_TRANSITION, ALIAS_SET, ALIAS_DELETED)
+RESTORE = "restore"
+VERIFICATION = "verification"
+#: Event kinds this version of the plugin writes.
+KINDS = (STAGE_TRANSITION, ALIAS_SET, ALIAS_DELETED, RESTORE, VERIFICATION)
 
 ARCHIVED = "Archived"
 NO_STAGE = "None"
@@ -43,7 +52,9 @@ class RegistryEvent:
 
     Attributes:
         event_id: ``<13-digit epoch ms>-<8 hex>``; sorts in time order.
-        kind: ``stage_transition``, ``alias_set`` or ``alias_deleted``.
+        kind: ``stage_transition``, ``alias_set``, ``alias_deleted``, ``restore`` (the
+            version's training tables were restored) or ``verification`` (it was retrained
+            and its predictions compared).
         name: Registered model name.
         version: The model version the event is about.
         time: Epoch milliseconds.
@@ -56,6 +67,9 @@ class RegistryEvent:
             ``delete_model_version``).
         run_id: The version's source run.
         tables: The Delta table versions the model version was trained on.
+        reason: Why the operator restored (restores).
+        restores: The tables restored and the versions they got (restores).
+        verification: The comparison of the retrained model with this one (verifications).
         schema_version: Layout version of this record.
     """
 
@@ -72,6 +86,9 @@ class RegistryEvent:
     cause: str | None = None
     run_id: str | None = None
     tables: tuple[DeltaInput, ...] = ()
+    reason: str | None = None
+    restores: tuple[TableRestore, ...] = ()
+    verification: Verification | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -96,6 +113,9 @@ class RegistryEvent:
             "cause": self.cause,
             "run_id": self.run_id,
             "tables": [t.to_dict() for t in self.tables] or None,
+            "reason": self.reason,
+            "restores": [r.to_dict() for r in self.restores] or None,
+            "verification": self.verification.to_dict() if self.verification else None,
         }
         return drop_nulls(data)
 
@@ -114,6 +134,9 @@ class RegistryEvent:
         known["version"] = str(known["version"])
         known["replaced"] = tuple(str(v) for v in known.get("replaced", ()))
         known["tables"] = tuple(DeltaInput.from_dict(t) for t in known.get("tables", ()))
+        known["restores"] = tuple(TableRestore.from_dict(r) for r in known.get("restores", ()))
+        if known.get("verification") is not None:
+            known["verification"] = Verification.from_dict(known["verification"])
         return cls(**known)
 
     @classmethod

@@ -54,6 +54,9 @@ class DeltaInput:
         filters: The read's filters, as text, when given.
         partitions: The read's partition filters, as text, when given.
         columns: The columns read, when given.
+        restored_from: The version was a Delta RESTORE to this version, holding the same
+            content ("restored copy of version N"); not set for a restore that skipped
+            missing files.
         change_data_from: For a change-data-feed read, the first version of the range (the
             range ends at ``version``).
     """
@@ -71,6 +74,7 @@ class DeltaInput:
     partitions: str | None = None
     columns: tuple[str, ...] | None = None
     change_data_from: int | None = None
+    restored_from: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the input as a plain dict with sorted keys and no nulls."""
@@ -100,8 +104,11 @@ class DeltaInput:
 
     @property
     def label(self) -> str:
-        """``name@vN``, for people."""
-        return f"{self.name or self.uri}@v{self.version}"
+        """``name@vN``, for people (``name@vN (restored copy of vM)`` for a restore)."""
+        label = f"{self.name or self.uri}@v{self.version}"
+        if self.restored_from is not None:
+            label += f" (restored copy of v{self.restored_from})"
+        return label
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,3 +257,78 @@ class ModelVersionLineage:
                 "run": self.run.to_dict() if self.run else None,
             }
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableRestore:
+    """One table put back to a recorded version by ``mlflow-lineage restore``.
+
+    Attributes:
+        uri: The table's normalised URI.
+        name: Its display name.
+        from_version: The version it was at before the restore.
+        to_version: The version restored (the one the model version was trained on).
+        new_version: The version the restore committed; it holds the content of
+            ``to_version`` (unless ``missing_files_allowed``: then it is the FSCK commit
+            after the RESTORE that drops the missing files).
+        commits_undone: How many commits the restore undid.
+        undid_deletes: Some of them removed rows, which the restore brought back.
+        missing_files_allowed: Files of ``to_version`` were gone and were skipped
+            (``--allow-missing-files``): the new version lacks their rows.
+    """
+
+    uri: str
+    name: str | None
+    from_version: int
+    to_version: int
+    new_version: int
+    commits_undone: int
+    undid_deletes: bool = False
+    missing_files_allowed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the restore as a plain dict with sorted keys and no nulls."""
+        return _fields(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TableRestore:
+        """Build a restore from :meth:`to_dict` output (unknown keys are ignored)."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verification:
+    """The outcome of comparing a reproduced model's predictions with the original's.
+
+    Attributes:
+        verified: Every row's prediction is equal (within ``tolerance``).
+        rows_compared: Rows predicted by both models.
+        rows_identical: Rows whose predictions are equal (within ``tolerance``).
+        max_difference: The largest absolute difference (``None`` for non-numeric outputs).
+        tolerance: The allowed absolute difference (0: exact equality).
+        data: The table and version compared on (``name@vN``).
+        original_run_id: The run that trained the original model version.
+        reproduced_run_id: The run that retrained it.
+        reproduced_model_uri: The model the retraining logged.
+        reproduced_version: Its registered model version, with ``--register``.
+    """
+
+    verified: bool
+    rows_compared: int
+    rows_identical: int
+    max_difference: float | None = None
+    tolerance: float = 0.0
+    data: str | None = None
+    original_run_id: str | None = None
+    reproduced_run_id: str | None = None
+    reproduced_model_uri: str | None = None
+    reproduced_version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the verification as a plain dict with sorted keys and no nulls."""
+        return _fields(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verification:
+        """Build a verification from :meth:`to_dict` output (unknown keys are ignored)."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

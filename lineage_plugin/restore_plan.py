@@ -18,6 +18,7 @@ from lineage_plugin.records import DeltaInput, drop_nulls
 
 if TYPE_CHECKING:
     from lineage_plugin.delta_history import DeltaCommit
+    from lineage_plugin.queries.workspace import Workspace
 
 _DELETE_METRICS = ("num_deleted_rows", "numDeletedRows", "num_target_rows_deleted")
 
@@ -33,6 +34,8 @@ class TableRestorePlan:
         current_version: The table's latest version now (``None`` when it cannot be read).
         commits: The commits a restore would undo, oldest first.
         refusals: Why a restore must not run; empty when it may.
+        missing_files: Set when data files of the target version are gone: a restore then
+            needs ``allow_missing_files`` and loses their rows.
     """
 
     uri: str
@@ -41,6 +44,7 @@ class TableRestorePlan:
     current_version: int | None
     commits: tuple[DeltaCommit, ...] = ()
     refusals: tuple[str, ...] = ()
+    missing_files: str | None = None
 
     @property
     def up_to_date(self) -> bool:
@@ -64,8 +68,23 @@ class TableRestorePlan:
                 "commits": [c.to_dict() for c in self.commits],
                 "undoes_deletes": bool(self.deleting_commits),
                 "refusals": list(self.refusals),
+                "missing_files": self.missing_files,
             }
         )
+
+    def blockers(self, *, allow_missing_files: bool, allow_undo_deletes: bool) -> list[str]:
+        """Why this table must not be restored with these permissions; empty when it may."""
+        found = list(self.refusals)
+        if self.missing_files and not allow_missing_files:
+            found.append(self.missing_files)
+        if self.deleting_commits and not allow_undo_deletes and not self.up_to_date:
+            versions = ", ".join(f"v{c.version}" for c in self.deleting_commits)
+            found.append(
+                f"The restore would undo commits that deleted rows ({versions}); rows removed "
+                "on purpose (for privacy, say) would come back. Check them, then restore "
+                "with --allow-undo-deletes."
+            )
+        return found
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,8 +97,13 @@ class RestorePlan:
 
     @property
     def refused(self) -> bool:
-        """Whether any table refuses."""
+        """Whether any table refuses whatever the permissions."""
         return any(t.refusals for t in self.tables)
+
+    @property
+    def pending(self) -> tuple[TableRestorePlan, ...]:
+        """The tables not at their recorded version (the ones a restore writes)."""
+        return tuple(t for t in self.tables if not t.up_to_date)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as plain data (sorted keys, no nulls)."""
@@ -125,12 +149,17 @@ def plan_restore(
         >>> plan = plan_restore("diabetes", "champion")
         >>> [(t.name, t.current_version, t.target_version) for t in plan.tables]
     """
+    from lineage_plugin.queries.workspace import Workspace
+
+    return plan_in(Workspace(tracking_uri), name, version, table=table)
+
+
+def plan_in(ws: Workspace, name: str, version: str | int, *, table: str | None) -> RestorePlan:
+    """:func:`plan_restore` in an open :class:`Workspace`."""
     from lineage_plugin.api import lineage_of_model_version
     from lineage_plugin.queries.show import resolve
-    from lineage_plugin.queries.workspace import Workspace
     from lineage_plugin.tracking.delta_log import normalize_uri
 
-    ws = Workspace(tracking_uri)
     number = resolve(ws, name, str(version))
     recorded = _first_read_per_table(lineage_of_model_version(ws.model_version(name, number)))
     if not recorded:
@@ -158,7 +187,7 @@ def _first_read_per_table(lineage: Any) -> list[DeltaInput]:
 
 
 def _plan_table(inp: DeltaInput) -> TableRestorePlan:
-    from lineage_plugin.delta_history import check_version_readable, commits
+    from lineage_plugin.delta_history import commits, why_unreadable
     from lineage_plugin.tracking.delta_log import resolve
 
     try:
@@ -171,7 +200,9 @@ def _plan_table(inp: DeltaInput) -> TableRestorePlan:
             current_version=None,
             refusals=(f"The table cannot be read: {exc}",),
         )
-    refusals = list(check_version_readable(inp.uri, inp.version, table_id=inp.table_id))
+    problems = why_unreadable(inp.uri, inp.version, table_id=inp.table_id)
+    refusals = [p.reason for p in problems if not p.files_missing]
+    missing = next((p.reason for p in problems if p.files_missing), None)
     undo: list[DeltaCommit] = []
     if inp.version < current:
         undo = commits(inp.uri, start=inp.version + 1, end=current)
@@ -184,6 +215,7 @@ def _plan_table(inp: DeltaInput) -> TableRestorePlan:
         current_version=current,
         commits=tuple(undo),
         refusals=tuple(refusals),
+        missing_files=missing,
     )
 
 

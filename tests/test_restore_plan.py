@@ -41,6 +41,9 @@ def test_plan_lists_the_commits_to_undo_and_flags_deletes(make_table):
     assert table.commits[0].metrics["num_updated_rows"] == "2"
     assert [c.version for c in table.deleting_commits] == [2]
     assert not plan.refused and table.to_dict()["undoes_deletes"] is True
+    [blocker] = table.blockers(allow_missing_files=False, allow_undo_deletes=False)
+    assert "deleted rows (v2)" in blocker and "--allow-undo-deletes" in blocker
+    assert table.blockers(allow_missing_files=False, allow_undo_deletes=True) == []
     assert DeltaTable(path).version() == before  # planning writes nothing
 
 
@@ -57,7 +60,9 @@ def test_vacuumed_target_files_refuse(make_table):
     write_deltalake(path, pa.table({"id": [9], "x": [1.0], "y": [1.0]}), mode="overwrite")
     DeltaTable(path).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
     [table] = plan_restore("ridge", version).tables
-    assert table.refusals and "gone" in table.refusals[0]
+    assert table.refusals == () and "gone" in table.missing_files
+    assert "gone" in table.blockers(allow_missing_files=False, allow_undo_deletes=False)[0]
+    assert table.blockers(allow_missing_files=True, allow_undo_deletes=False) == []
 
 
 def test_a_recreated_table_refuses(make_table):

@@ -89,6 +89,7 @@ def cli() -> None:
       mlflow-lineage impact /data/diabetes --from-version 4
       mlflow-lineage timeline --model diabetes --since 7d
       mlflow-lineage check diabetes champion
+      mlflow-lineage restore diabetes champion --dry-run
     """
 
 
@@ -233,10 +234,7 @@ def reindex(tracking_uri: str | None, as_json: bool) -> None:
     """
     from lineage_plugin.queries import reindex as query
 
-    def progress(message: str) -> None:
-        click.echo(message, err=True)
-
-    summary = query(tracking_uri=tracking_uri, progress=progress).to_dict()
+    summary = query(tracking_uri=tracking_uri, progress=_progress).to_dict()
     _emit(as_json, summary, lambda d: render.summary("Rebuilt the lineage index:", d))
 
 
@@ -266,11 +264,85 @@ def export(model: str | None, output: str | None, tracking_uri: str | None, as_j
 
     target = output or time.strftime("lineage-export-%Y%m%d-%H%M%S.tar.gz")
 
-    def progress(message: str) -> None:
-        click.echo(message, err=True)
-
-    summary = query(target, model=model, tracking_uri=tracking_uri, progress=progress).to_dict()
+    summary = query(target, model=model, tracking_uri=tracking_uri, progress=_progress).to_dict()
     _emit(as_json, summary, lambda d: render.summary("Exported lineage:", d))
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("version")
+@click.option("--table", help="Only this table (path, URI or name); default: all it read.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before writing.")
+@click.option("--reason", metavar="TEXT", help="Why; recorded with the restore.")
+@click.option(
+    "--allow-missing-files",
+    is_flag=True,
+    help="Restore even if files of the target version were vacuumed (their rows are lost).",
+)
+@click.option(
+    "--allow-undo-deletes",
+    is_flag=True,
+    help="Restore even if the commits undone deleted rows (they come back).",
+)
+@common_options
+def restore(
+    model: str,
+    version: str,
+    table: str | None,
+    dry_run: bool,
+    yes: bool,
+    reason: str | None,
+    allow_missing_files: bool,
+    allow_undo_deletes: bool,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Restore the tables a model version was trained on to the versions it read.
+
+    A Delta RESTORE per table: a new commit with the recorded version's content (history
+    is kept). The plan (current version, target, the commits undone with who and when) is
+    shown first, and nothing is written until you say yes. If someone commits to a table
+    while you decide, nothing is written and you get the new plan.
+
+    \b
+    Examples:
+      mlflow-lineage restore diabetes champion --dry-run
+      mlflow-lineage restore diabetes 1 --reason "MERGE of predictions into target"
+      mlflow-lineage restore diabetes 1 --table diabetes --yes --json
+    """
+    from lineage_plugin.errors import RestoreRefusedError
+    from lineage_plugin.restore import restore as run_restore
+
+    def confirm(plan: Any) -> bool:
+        click.echo(render.restore_plan(plan.to_dict()), err=True)
+        try:
+            return click.confirm("Restore these tables now?", default=False, err=True)
+        except click.Abort:
+            return False
+
+    try:
+        report = run_restore(
+            model,
+            version,
+            table=table,
+            reason=reason,
+            dry_run=dry_run,
+            allow_missing_files=allow_missing_files,
+            allow_undo_deletes=allow_undo_deletes,
+            confirm=None if (yes or dry_run) else confirm,
+            progress=_progress,
+            tracking_uri=tracking_uri,
+        )
+    except RestoreRefusedError as exc:
+        if exc.plan is not None:
+            click.echo(render.restore_plan(exc.plan.to_dict()), err=True)
+        raise
+    _emit(as_json, report.to_dict(), render.restore)
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def main() -> None:

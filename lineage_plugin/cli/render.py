@@ -65,7 +65,7 @@ def show(report: dict[str, Any]) -> str:
             [
                 [
                     i.get("name"),
-                    i["version"],
+                    _version(i),
                     format_time(i.get("commit_timestamp")),
                     i.get("operation"),
                     i.get("context"),
@@ -93,8 +93,14 @@ def show(report: dict[str, Any]) -> str:
         ]
     history = report.get("history", [])
     out += ["", "History"]
-    out.append(_events(history) if history else "  (no stage or alias changes recorded)")
+    out.append(_events(history) if history else "  (no stage, alias, restore or verification events recorded)")
     return "\n".join(out)
+
+
+def _version(read: dict[str, Any]) -> str:
+    if read.get("restored_from") is None:
+        return str(read["version"])
+    return f"{read['version']} (restored copy of v{read['restored_from']})"
 
 
 def _events(events: list[dict[str, Any]]) -> str:
@@ -115,9 +121,33 @@ def _events(events: list[dict[str, Any]]) -> str:
 def _event_detail(e: dict[str, Any]) -> str:
     if e["kind"] == "stage_transition":
         text = f"{e.get('previous_stage', '?')} -> {e.get('stage')}"
+    elif e["kind"] == "restore":
+        text = "; ".join(
+            f"{r.get('name')} v{r['from_version']} -> v{r['new_version']} "
+            f"(copy of v{r['to_version']})"
+            for r in e.get("restores", [])
+        )
+        text += f": {e['reason']}" if e.get("reason") else ""
+    elif e["kind"] == "verification":
+        v = e.get("verification", {})
+        outcome = "identical" if v.get("verified") else "DIFFERENT"
+        text = (
+            f"predictions {outcome}: {v.get('rows_identical')}/{v.get('rows_compared')} rows, "
+            f"max diff {v.get('max_difference')}"
+        )
+        if v.get("reproduced_version"):
+            text += f", reproduced as v{v['reproduced_version']}"
     else:
         text = f"@{e.get('alias')}"
     return f"{text} ({e['cause']})" if e.get("cause") else text
+
+
+def _commit_line(c: dict[str, Any]) -> str:
+    who = c.get("user") or c.get("engine") or "-"
+    return (
+        f"    v{c['version']}  {format_time(c.get('timestamp'))}  "
+        f"{c.get('operation', '?')}  {_metrics(c.get('metrics'))}  by {who}"
+    )
 
 
 def diff(report: dict[str, Any]) -> str:
@@ -132,12 +162,7 @@ def diff(report: dict[str, Any]) -> str:
         out.append(f"  {t.get('name') or t['uri']}: {t['change']} ({versions})  {t['uri']}")
         if t.get("error"):
             out.append(f"    {t['error']}")
-        for c in t.get("commits", []):
-            who = c.get("user") or c.get("engine") or "-"
-            out.append(
-                f"    v{c['version']}  {format_time(c.get('timestamp'))}  "
-                f"{c.get('operation', '?')}  {_metrics(c.get('metrics'))}  by {who}"
-            )
+        out += [_commit_line(c) for c in t.get("commits", [])]
     for section, key in (("Libraries", "package"), ("Code", "field"), ("Params", "key")):
         items = report.get(section.lower(), [])
         out += ["", section]
@@ -241,3 +266,45 @@ def check(report: dict[str, Any]) -> str:
 def summary(title: str, data: dict[str, Any]) -> str:
     """``key: value`` lines."""
     return "\n".join([title, *(f"  {k}: {v}" for k, v in data.items())])
+
+
+def restore_plan(plan: dict[str, Any]) -> str:
+    """Text for a restore plan (``restore --dry-run``, and before asking)."""
+    out = [f"Restore plan for model {plan['name']} version {plan['version']}:"]
+    for t in plan["tables"]:
+        label = t.get("name") or t["uri"]
+        if t.get("up_to_date"):
+            out.append(f"  {label}: already at v{t['target_version']}, nothing to undo")
+            continue
+        now = t.get("current_version", "?")
+        out.append(f"  {label}: now v{now}, restore to v{t['target_version']}  ({t['uri']})")
+        commits = t.get("commits", [])
+        if commits:
+            out.append(f"    undoes {len(commits)} commit(s):")
+            out += [_commit_line(c) for c in commits]
+        if t.get("undoes_deletes"):
+            out.append(
+                "    Some of these commits DELETED rows: the restore brings those rows back."
+            )
+        if t.get("missing_files"):
+            out.append(f"    Files missing: {t['missing_files']}")
+        out += [f"    Refused: {r}" for r in t.get("refusals", [])]
+    return "\n".join(out)
+
+
+def restore(report: dict[str, Any]) -> str:
+    """Text for ``restore``."""
+    out = [restore_plan(report["plan"]), ""]
+    if report.get("dry_run"):
+        out.append("Dry run: nothing was written.")
+    elif not report.get("restored"):
+        out.append("Nothing to restore: every table is at its recorded version.")
+    for r in report.get("restored", []):
+        note = " (files were missing: their rows are lost)" if r.get("missing_files_allowed") else ""
+        out.append(
+            f"Restored {r.get('name') or r['uri']} to v{r['to_version']}: new version "
+            f"v{r['new_version']} (was v{r['from_version']}){note}"
+        )
+    if report.get("event_id"):
+        out.append(f"Recorded as event {report['event_id']}.")
+    return "\n".join(out)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from lineage_plugin.errors import LineageError, LineageNotFoundError
 
 if TYPE_CHECKING:
+    from lineage_plugin.events import RegistryEvent
     from lineage_plugin.store.index import LineageIndex
 
 
@@ -24,6 +25,12 @@ def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
         token = page.token
         if not token:
             return
+
+
+def _tag(key: str, value: str) -> Any:
+    from mlflow.entities.model_registry import ModelVersionTag
+
+    return ModelVersionTag(key, value)
 
 
 class UnknownModelError(LineageNotFoundError):
@@ -152,6 +159,22 @@ class Workspace:
                 max_results=_PAGE, page_token=token
             )
         )
+
+    def record_event(self, event: RegistryEvent) -> None:
+        """Write an event into MLflow (a tag of its model version) and into the index.
+
+        MLflow's tag is the record; the index entry (skipped when the store indexed the tag
+        already) only makes queries fast, so a failure there is a warning.
+        """
+        from lineage_plugin.store.recording import failed
+
+        self.registry_store.set_model_version_tag(
+            event.name, event.version, _tag(event.tag_key, event.to_json())
+        )
+        try:
+            self.require_index().record_events([event])
+        except Exception as exc:
+            failed(f"the {event.kind} event in the lineage index", exc)
 
     def require_index(self) -> LineageIndex:
         """The index, created if needed.

@@ -36,6 +36,7 @@ class CommitInfo:
     timestamp: int | None
     timestamp_source: str | None
     operation: str | None
+    restored_from: int | None = None
 
 
 def normalize_uri(uri: str) -> str:
@@ -100,8 +101,27 @@ def _commit_info(actions: list[dict[str, Any]]) -> CommitInfo:
                 ts, source = int(info["timestamp"]), "commitInfo.timestamp"
             else:
                 ts, source = None, None
-            return CommitInfo(ts, source, info.get("operation"))
+            return CommitInfo(ts, source, info.get("operation"), _restored_from(info))
     return CommitInfo(None, None, None)
+
+
+#: commitInfo key the plugin's restores set when they skipped missing files.
+PARTIAL_RESTORE_KEY = "mlflowLineagePartialRestore"
+
+
+def _restored_from(info: dict[str, Any]) -> int | None:
+    """The version a RESTORE commit restored, when it holds that version's content exactly.
+
+    Delta (Spark and delta-rs) writes ``operationParameters.version``; a restore by
+    timestamp, or one that skipped missing files, is not a copy of a known version.
+    """
+    if info.get("operation") != "RESTORE" or info.get(PARTIAL_RESTORE_KEY):
+        return None
+    version = (info.get("operationParameters") or {}).get("version")
+    try:
+        return int(version) if version is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _local_log_dir(path: str) -> str:
@@ -224,6 +244,7 @@ class VersionInfo:
             commit_timestamp=self.commit.timestamp,
             timestamp_source=self.commit.timestamp_source,
             operation=self.commit.operation,
+            restored_from=self.commit.restored_from,
             **details,
         )
 
