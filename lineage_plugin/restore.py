@@ -239,9 +239,7 @@ def _restore_table(
     )
 
 
-def _record(
-    ws: Workspace, plan: RestorePlan, done: list[TableRestore], reason: str | None
-) -> str:
+def _record(ws: Workspace, plan: RestorePlan, done: list[TableRestore], reason: str | None) -> str:
     from lineage_plugin.events import RESTORE, RegistryEvent, new_event_id
     from lineage_plugin.store.request_context import current_user
 

@@ -93,7 +93,7 @@ def show(report: dict[str, Any]) -> str:
         ]
     history = report.get("history", [])
     out += ["", "History"]
-    out.append(_events(history) if history else "  (no stage, alias, restore or verification events recorded)")
+    out.append(_events(history) if history else "  (no events recorded)")
     return "\n".join(out)
 
 
@@ -300,7 +300,8 @@ def restore(report: dict[str, Any]) -> str:
     elif not report.get("restored"):
         out.append("Nothing to restore: every table is at its recorded version.")
     for r in report.get("restored", []):
-        note = " (files were missing: their rows are lost)" if r.get("missing_files_allowed") else ""
+        lost = r.get("missing_files_allowed")
+        note = " (files were missing: their rows are lost)" if lost else ""
         out.append(
             f"Restored {r.get('name') or r['uri']} to v{r['to_version']}: new version "
             f"v{r['new_version']} (was v{r['from_version']}){note}"

@@ -7,11 +7,12 @@ outermost call, which knows best what was read (engine, columns, filters).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,16 @@ def bound_arguments(
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
     return dict(bound.arguments)
+
+
+@contextlib.contextmanager
+def not_recorded() -> Iterator[None]:
+    """Reads inside the block are not recorded (the plugin's own reads, e.g. verification)."""
+    token = _in_read.set(True)
+    try:
+        yield
+    finally:
+        _in_read.reset(token)
 
 
 def after_hook(
