@@ -90,6 +90,7 @@ def cli() -> None:
       mlflow-lineage timeline --model diabetes --since 7d
       mlflow-lineage check diabetes champion
       mlflow-lineage restore diabetes champion --dry-run
+      mlflow-lineage reproduce diabetes champion
     """
 
 
@@ -339,6 +340,65 @@ def restore(
             click.echo(render.restore_plan(exc.plan.to_dict()), err=True)
         raise
     _emit(as_json, report.to_dict(), render.restore)
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("version")
+@click.option("--command", metavar="CMD", help="Train with CMD instead of the recorded command.")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Largest difference between predictions counted as equal (0: exact).",
+)
+@click.option("--register", is_flag=True, help="Register the new model as a new version.")
+@click.option(
+    "--no-pin",
+    is_flag=True,
+    help="Read the tables as they are now instead of the recorded versions.",
+)
+@common_options
+def reproduce(
+    model: str,
+    version: str,
+    command: str | None,
+    tolerance: float,
+    register: bool,
+    no_pin: bool,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Retrain a model version as recorded and check its predictions are identical.
+
+    Runs the recorded training command (in its working directory, at its git commit) or
+    --command, with every Delta read pinned to the recorded version by time travel, so it
+    works whether or not the table was restored. Then compares the original and the new
+    model's predictions on the recorded training data. Exit 1 when they differ.
+
+    \b
+    Examples:
+      mlflow-lineage reproduce diabetes champion
+      mlflow-lineage reproduce diabetes 3 --register
+      mlflow-lineage reproduce diabetes 3 --tolerance 1e-9
+      mlflow-lineage reproduce diabetes 3 --command "python train.py --alpha 0.1"
+    """
+    from lineage_plugin.reproduce import reproduce as run_reproduce
+
+    report = run_reproduce(
+        model,
+        version,
+        command=command,
+        tolerance=tolerance,
+        register=register,
+        pin=not no_pin,
+        progress=_progress,
+        tracking_uri=tracking_uri,
+    )
+    _emit(as_json, report.to_dict(), render.reproduce)
+    if not report.verified:
+        sys.exit(1)
 
 
 def _progress(message: str) -> None:

@@ -309,3 +309,25 @@ def restore(report: dict[str, Any]) -> str:
     if report.get("event_id"):
         out.append(f"Recorded as event {report['event_id']}.")
     return "\n".join(out)
+
+
+def verification(v: dict[str, Any]) -> str:
+    """One line for a verification: identical or not, rows, largest difference."""
+    outcome = "IDENTICAL" if v.get("verified") else "DIFFERENT"
+    bound = "exactly" if not v.get("tolerance") else f"within {v['tolerance']:g}"
+    return (
+        f"Predictions {outcome} ({bound}): {v['rows_identical']} of {v['rows_compared']} rows "
+        f"equal, largest difference {v.get('max_difference', '-')}, on {v.get('data', '-')}"
+    )
+
+
+def reproduce(report: dict[str, Any]) -> str:
+    """Text for ``reproduce``."""
+    v = report["verification"]
+    out = [f"Reproduced model {report['name']} version {report['version']}"]
+    out += [f"  warning: {w}" for w in report.get("warnings", [])]
+    out.append(f"  retrained by run {v.get('reproduced_run_id')}: {v.get('reproduced_model_uri')}")
+    if v.get("reproduced_version"):
+        out.append(f"  registered as version {v['reproduced_version']}")
+    out.append(verification(v))
+    return "\n".join(out)

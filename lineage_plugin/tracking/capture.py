@@ -21,6 +21,7 @@ from lineage_plugin import tags as T
 from lineage_plugin.errors import AmbiguousRunError, CaptureError, LineageError, LineageWarning
 from lineage_plugin.records import DeltaInput
 from lineage_plugin.tracking.environment import current_code, current_environment
+from lineage_plugin.tracking.reproducing import current_request
 from lineage_plugin.tracking.runs import target_run
 
 _logger = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ def run_start_tags() -> dict[str, str]:
     tags = {T.SCHEMA: str(T.SCHEMA_VERSION)}
     tags.update(T.environment_tags(current_environment()))
     tags.update(T.code_tags(current_code(), T.run_tag_value_limit()))
+    request = current_request()
+    if request is not None:
+        tags.update(request.run_tags())
     return tags
 
 

@@ -167,6 +167,9 @@ def install(module: Any = None) -> None:
     """Patch ``deltalake`` (called when it is imported, or at once if it already is)."""
     from deltalake import DeltaTable, QueryBuilder
 
+    from lineage_plugin.tracking.reproducing import install_pins
+
+    install_pins(DeltaTable)  # only in a process started by `mlflow-lineage reproduce`
     for method in _READ_METHODS:
         patch(DeltaTable, method, lambda f, m=method: after_hook(f, _on_read(m)))
     patch(DeltaTable, "load_cdf", _pinned_load_cdf)
