@@ -324,6 +324,16 @@ class Verification:
     reproduced_model_uri: str | None = None
     reproduced_version: str | None = None
 
+    def summary(self) -> str:
+        """One line for people: identical or not, rows, largest difference, data."""
+        outcome = "IDENTICAL" if self.verified else "DIFFERENT"
+        bound = "exactly" if not self.tolerance else f"within {self.tolerance:g}"
+        largest = "-" if self.max_difference is None else f"{self.max_difference:g}"
+        return (
+            f"Predictions {outcome} ({bound}): {self.rows_identical} of {self.rows_compared} "
+            f"rows equal, largest difference {largest}, on {self.data or '-'}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Return the verification as a plain dict with sorted keys and no nulls."""
         return _fields(self)

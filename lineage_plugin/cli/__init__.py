@@ -91,6 +91,7 @@ def cli() -> None:
       mlflow-lineage check diabetes champion
       mlflow-lineage restore diabetes champion --dry-run
       mlflow-lineage reproduce diabetes champion
+      mlflow-lineage rollback diabetes 1 --alias champion
     """
 
 
@@ -315,13 +316,6 @@ def restore(
     from lineage_plugin.errors import RestoreRefusedError
     from lineage_plugin.restore import restore as run_restore
 
-    def confirm(plan: Any) -> bool:
-        click.echo(render.restore_plan(plan.to_dict()), err=True)
-        try:
-            return click.confirm("Restore these tables now?", default=False, err=True)
-        except click.Abort:
-            return False
-
     try:
         report = run_restore(
             model,
@@ -331,7 +325,7 @@ def restore(
             dry_run=dry_run,
             allow_missing_files=allow_missing_files,
             allow_undo_deletes=allow_undo_deletes,
-            confirm=None if (yes or dry_run) else confirm,
+            confirm=None if (yes or dry_run) else _confirm_restore,
             progress=_progress,
             tracking_uri=tracking_uri,
         )
@@ -399,6 +393,75 @@ def reproduce(
     _emit(as_json, report.to_dict(), render.reproduce)
     if not report.verified:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("version")
+@click.option("--alias", help="Point this alias at the reproduced version once verified.")
+@click.option("--stage", help="Or move the reproduced version to this stage.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before restoring.")
+@click.option("--reason", metavar="TEXT", help="Why; recorded with the restore.")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Largest difference between predictions counted as equal (0: exact).",
+)
+@click.option("--command", metavar="CMD", help="Train with CMD instead of the recorded command.")
+@common_options
+def rollback(
+    model: str,
+    version: str,
+    alias: str | None,
+    stage: str | None,
+    yes: bool,
+    reason: str | None,
+    tolerance: float,
+    command: str | None,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Restore, retrain, verify, then point an alias or stage at the rebuilt version.
+
+    VERSION is the known-good version. Its training tables are restored (asking first,
+    unless --yes), it is retrained with reads pinned to the recorded versions and
+    registered, and its predictions are compared with VERSION's. Only when they are
+    identical is --alias or --stage moved to the new version. Exit 1 when not verified.
+
+    \b
+    Examples:
+      mlflow-lineage rollback diabetes 1 --alias champion
+      mlflow-lineage rollback diabetes 1 --stage Production --yes --reason "bad MERGE"
+    """
+    from lineage_plugin.rollback import rollback as run_rollback
+
+    if alias and stage:
+        raise click.UsageError("Give --alias or --stage, not both.")
+    report = run_rollback(
+        model,
+        version,
+        alias=alias,
+        stage=stage,
+        reason=reason,
+        confirm=None if yes else _confirm_restore,
+        tolerance=tolerance,
+        command=command,
+        progress=_progress,
+        tracking_uri=tracking_uri,
+    )
+    _emit(as_json, report.to_dict(), render.rollback)
+    if not report.verified:
+        sys.exit(1)
+
+
+def _confirm_restore(plan: Any) -> bool:
+    click.echo(render.restore_plan(plan.to_dict()), err=True)
+    try:
+        return click.confirm("Restore these tables now?", default=False, err=True)
+    except click.Abort:
+        return False
 
 
 def _progress(message: str) -> None:

@@ -311,16 +311,6 @@ def restore(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def verification(v: dict[str, Any]) -> str:
-    """One line for a verification: identical or not, rows, largest difference."""
-    outcome = "IDENTICAL" if v.get("verified") else "DIFFERENT"
-    bound = "exactly" if not v.get("tolerance") else f"within {v['tolerance']:g}"
-    return (
-        f"Predictions {outcome} ({bound}): {v['rows_identical']} of {v['rows_compared']} rows "
-        f"equal, largest difference {v.get('max_difference', '-')}, on {v.get('data', '-')}"
-    )
-
-
 def reproduce(report: dict[str, Any]) -> str:
     """Text for ``reproduce``."""
     v = report["verification"]
@@ -329,5 +319,23 @@ def reproduce(report: dict[str, Any]) -> str:
     out.append(f"  retrained by run {v.get('reproduced_run_id')}: {v.get('reproduced_model_uri')}")
     if v.get("reproduced_version"):
         out.append(f"  registered as version {v['reproduced_version']}")
-    out.append(verification(v))
+    out.append(_verification(v))
+    return "\n".join(out)
+
+
+def _verification(v: dict[str, Any]) -> str:
+    from lineage_plugin.records import Verification
+
+    return Verification.from_dict(v).summary()
+
+
+def rollback(report: dict[str, Any]) -> str:
+    """Text for ``rollback`` (the steps were shown as they ran)."""
+    out = [restore(report["restore"]), "", reproduce(report["reproduce"])]
+    if report.get("pointed"):
+        was = f" (was version {report['previous_holder']})" if report.get("previous_holder") else ""
+        new = report["reproduce"]["verification"].get("reproduced_version")
+        out.append(f"{report['pointed']} now points at version {new}{was}.")
+    elif not report.get("verified"):
+        out.append("Not verified: no alias or stage was changed.")
     return "\n".join(out)
