@@ -59,6 +59,8 @@ def main() -> None:
             name="model",
             signature=infer_signature(features, predictions),
             registered_model_name=args.register,
+            # MLflow saves scikit-learn models with skops; trees need their type trusted.
+            skops_trusted_types=["sklearn.tree._tree.Tree"] if args.model == "gbm" else None,
         )
     print(f"{args.model} alpha={args.alpha}: rmse={rmse:.3f}  run_id={run.info.run_id}")
 

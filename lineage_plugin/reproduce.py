@@ -292,9 +292,11 @@ def _register(
 
     store = ws.registry_store
     if registered is None:
-        mv = store.create_model_version(
-            name, model_uri, run_id=run.info.run_id, model_id=model_uri.removeprefix("models:/")
-        )
+        # The storage location as source: a models:/ source would make a SQL registry look
+        # the model up through the process's global tracking URI.
+        model_id = model_uri.removeprefix("models:/")
+        location = ws.tracking_store.get_logged_model(model_id).artifact_location
+        mv = store.create_model_version(name, location, run_id=run.info.run_id, model_id=model_id)
         registered = str(mv.version)
     verification = _with_version(verification, registered)
     store.set_model_version_tag(name, registered, ModelVersionTag(REPRODUCES_VERSION_TAG, version))

@@ -36,6 +36,7 @@ class TableRestorePlan:
         refusals: Why a restore must not run; empty when it may.
         missing_files: Set when data files of the target version are gone: a restore then
             needs ``allow_missing_files`` and loses their rows.
+        current_copy_of: The current version is a restored copy of this version.
     """
 
     uri: str
@@ -45,11 +46,13 @@ class TableRestorePlan:
     commits: tuple[DeltaCommit, ...] = ()
     refusals: tuple[str, ...] = ()
     missing_files: str | None = None
+    current_copy_of: int | None = None
 
     @property
     def up_to_date(self) -> bool:
-        """The table is at its recorded version already: nothing to undo."""
-        return self.current_version == self.target_version
+        """The table holds its recorded version already (that version, or a restored copy
+        of it as its latest version): nothing to undo."""
+        return self.target_version in (self.current_version, self.current_copy_of)
 
     @property
     def deleting_commits(self) -> tuple[DeltaCommit, ...]:
@@ -64,6 +67,7 @@ class TableRestorePlan:
                 "name": self.name,
                 "target_version": self.target_version,
                 "current_version": self.current_version,
+                "current_copy_of": self.current_copy_of,
                 "up_to_date": self.up_to_date,
                 "commits": [c.to_dict() for c in self.commits],
                 "undoes_deletes": bool(self.deleting_commits),
@@ -191,7 +195,7 @@ def _plan_table(inp: DeltaInput) -> TableRestorePlan:
     from lineage_plugin.tracking.delta_log import resolve
 
     try:
-        current = resolve(inp.uri).version
+        latest = resolve(inp.uri)
     except LineageError as exc:
         return TableRestorePlan(
             uri=inp.uri,
@@ -199,6 +203,15 @@ def _plan_table(inp: DeltaInput) -> TableRestorePlan:
             target_version=inp.version,
             current_version=None,
             refusals=(f"The table cannot be read: {exc}",),
+        )
+    current = latest.version
+    if latest.commit.restored_from == inp.version and latest.table_id == inp.table_id:
+        return TableRestorePlan(
+            uri=inp.uri,
+            name=inp.name,
+            target_version=inp.version,
+            current_version=current,
+            current_copy_of=inp.version,
         )
     problems = why_unreadable(inp.uri, inp.version, table_id=inp.table_id)
     refusals = [p.reason for p in problems if not p.files_missing]

@@ -78,6 +78,8 @@ def test_restore_asks_first_then_restores_and_records_the_event(make_table):
     out = invoke("restore", "ridge", version, "--reason", "bad update", stdin="y\n").output
     assert "Restored sales to v0: new version v2 (was v1)" in out
     assert rows(path) == original
+    again = invoke("restore", "ridge", version, "--yes").output
+    assert "already at v2, a restored copy of v0" in again and "Nothing to restore" in again
     commit = DeltaTable(path).history(1)[0]
     assert commit["operation"] == "RESTORE" and "bad update" in commit["userMetadata"]
 

@@ -130,13 +130,9 @@ def _event_detail(e: dict[str, Any]) -> str:
         text += f": {e['reason']}" if e.get("reason") else ""
     elif e["kind"] == "verification":
         v = e.get("verification", {})
-        outcome = "identical" if v.get("verified") else "DIFFERENT"
-        text = (
-            f"predictions {outcome}: {v.get('rows_identical')}/{v.get('rows_compared')} rows, "
-            f"max diff {v.get('max_difference')}"
-        )
+        text = _verification(v)
         if v.get("reproduced_version"):
-            text += f", reproduced as v{v['reproduced_version']}"
+            text += f"; reproduced as v{v['reproduced_version']}"
     else:
         text = f"@{e.get('alias')}"
     return f"{text} ({e['cause']})" if e.get("cause") else text
@@ -274,7 +270,9 @@ def restore_plan(plan: dict[str, Any]) -> str:
     for t in plan["tables"]:
         label = t.get("name") or t["uri"]
         if t.get("up_to_date"):
-            out.append(f"  {label}: already at v{t['target_version']}, nothing to undo")
+            copy = t.get("current_copy_of") is not None
+            now = f"v{t['current_version']}, a restored copy of " if copy else ""
+            out.append(f"  {label}: already at {now}v{t['target_version']}, nothing to undo")
             continue
         now = t.get("current_version", "?")
         out.append(f"  {label}: now v{now}, restore to v{t['target_version']}  ({t['uri']})")

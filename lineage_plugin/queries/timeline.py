@@ -244,6 +244,9 @@ def _event_entry(event: dict[str, Any]) -> dict[str, Any]:
         replaced=event.get("replaced"),
         user=event.get("user"),
         cause=event.get("cause"),
+        reason=event.get("reason"),
+        restores=event.get("restores"),
+        verification=event.get("verification"),
         event_id=event["event_id"],
     )
 
