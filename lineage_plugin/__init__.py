@@ -30,6 +30,14 @@ _EXPORTS = {
     "export": "lineage_plugin.queries.export",
     "RegistryEvent": "lineage_plugin.events",
     "plan_restore": "lineage_plugin.restore_plan",
+    "restore": "lineage_plugin.restore",
+    "reproduce": "lineage_plugin.reproduce",
+    "rollback": "lineage_plugin.rollback",
+    "TableRestore": "lineage_plugin.records",
+    "Verification": "lineage_plugin.records",
+    "RestoreRefusedError": "lineage_plugin.errors",
+    "ConcurrentCommitError": "lineage_plugin.errors",
+    "VerificationError": "lineage_plugin.errors",
     "DeltaInput": "lineage_plugin.records",
     "Environment": "lineage_plugin.records",
     "CodeVersion": "lineage_plugin.records",
@@ -44,6 +52,14 @@ _EXPORTS = {
 
 __all__ = [
     "CaptureError",
+    "ConcurrentCommitError",
+    "RestoreRefusedError",
+    "TableRestore",
+    "Verification",
+    "VerificationError",
+    "reproduce",
+    "restore",
+    "rollback",
     "RegistryEvent",
     "check",
     "diff",
@@ -73,10 +89,13 @@ if TYPE_CHECKING:
     from lineage_plugin.api import get_lineage, get_run_lineage, log_delta_input
     from lineage_plugin.errors import (
         CaptureError,
+        ConcurrentCommitError,
         LineageError,
         LineageNotFoundError,
         LineageWarning,
+        RestoreRefusedError,
         UnsupportedURIError,
+        VerificationError,
     )
     from lineage_plugin.events import RegistryEvent
     from lineage_plugin.queries import check, diff, impact, reindex, show, timeline
@@ -87,8 +106,13 @@ if TYPE_CHECKING:
         Environment,
         ModelVersionLineage,
         RunLineage,
+        TableRestore,
+        Verification,
     )
+    from lineage_plugin.reproduce import reproduce
+    from lineage_plugin.restore import restore
     from lineage_plugin.restore_plan import plan_restore
+    from lineage_plugin.rollback import rollback
     from lineage_plugin.tracking.autolog import autolog
     from lineage_plugin.tracking.capture import read_context
 

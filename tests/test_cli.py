@@ -235,7 +235,19 @@ def test_bad_input_is_a_clean_error_with_exit_2(scenario, args, message):
 
 
 @pytest.mark.parametrize(
-    "command", ["show", "diff", "impact", "timeline", "check", "reindex", "export"]
+    "command",
+    [
+        "show",
+        "diff",
+        "impact",
+        "timeline",
+        "check",
+        "reindex",
+        "export",
+        "restore",
+        "reproduce",
+        "rollback",
+    ],
 )
 def test_every_command_has_help_with_examples(command):
     result = CliRunner().invoke(cli, [command, "--help"])

@@ -29,14 +29,17 @@ def _ms(iso: str | None) -> str:
 
 
 def _metrics(metrics: dict[str, str] | None) -> str:
+    """The commit's non-zero metrics, the rows it changed first."""
     if not metrics:
         return "-"
     keep = [
-        f"{k}={v}"
-        for k, v in sorted(metrics.items())
+        (k, v)
+        for k, v in metrics.items()
         if v not in ("0", 0) and "Time" not in k and "_ms" not in k and "duration" not in k.lower()
     ]
-    return ", ".join(keep[:6]) or "-"
+    changed = ("updated", "deleted", "inserted", "Updated", "Deleted", "Inserted")
+    keep.sort(key=lambda kv: (not any(w in kv[0] for w in changed), kv[0]))
+    return ", ".join(f"{k}={v}" for k, v in keep[:6]) or "-"
 
 
 def show(report: dict[str, Any]) -> str:
@@ -53,6 +56,11 @@ def show(report: dict[str, Any]) -> str:
         f"{', '.join(report.get('aliases', [])) or '-'}"
     )
     out.append(f"Registered: {_ms(report.get('created'))}   source: {report.get('source', '-')}")
+    reproduces = report.get("reproduces")
+    if reproduces:
+        check = reproduces.get("verification")
+        outcome = f": {_verification(check)}" if check else ""
+        out.append(f"Reproduces version {reproduces['version']}{outcome}")
     run = report.get("run", {})
     out.append(f"Run: {run.get('run_id', '-')}")
     for reason in run.get("reasons", []):

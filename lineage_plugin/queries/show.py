@@ -25,6 +25,8 @@ class ModelVersionReport:
         stage: The stage held now.
         aliases: The aliases held now.
         held_at: Stage and aliases held at ``at``, when asked.
+        reproduces: The version this one is a verified or failed reproduction of, with the
+            verification (``reproduce --register``), when it is one.
         history: The version's events (stage transitions, alias changes), oldest first, each
             with ``role``: ``subject`` (the version changed) or ``replaced`` (another version
             took its alias or stage).
@@ -38,6 +40,7 @@ class ModelVersionReport:
     aliases: tuple[str, ...] = ()
     held_at: dict[str, Any] | None = None
     history: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    reproduces: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON of ``show --json``."""
@@ -51,6 +54,7 @@ class ModelVersionReport:
                 "aliases": list(self.aliases),
                 "held_at": self.held_at,
                 "history": list(self.history),
+                "reproduces": self.reproduces,
             }
         )
         return drop_nulls(data)
@@ -132,4 +136,19 @@ def show(
         aliases=tuple(sorted(mv.aliases or ())),
         held_at=held_at,
         history=tuple(history),
+        reproduces=_reproduces(dict(mv.tags)),
     )
+
+
+def _reproduces(tags: dict[str, str]) -> dict[str, Any] | None:
+    import json
+
+    from lineage_plugin.reproduce import REPRODUCES_VERSION_TAG, VERIFICATION_TAG
+
+    if REPRODUCES_VERSION_TAG not in tags:
+        return None
+    verification = tags.get(VERIFICATION_TAG)
+    return {
+        "version": tags[REPRODUCES_VERSION_TAG],
+        "verification": json.loads(verification) if verification else None,
+    }
