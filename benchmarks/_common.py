@@ -29,7 +29,7 @@ RESULT_PREFIX = "BENCH_RESULT "
 # cost grows with the log: 1,000 real appends take ~1 minute here, 10,000 over an hour.
 REAL_WRITE_LIMIT = 100
 CHECKPOINT_INTERVAL = 100
-ROWS_PER_COMMIT = 3
+ROWS_PER_FILE = 3
 
 
 # --------------------------------------------------------------------------- processes
@@ -168,6 +168,23 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
         print(line(r))
 
 
+def print_profile(profile, limit: int, pattern: str | None = None) -> None:
+    """Print the ``limit`` functions of a cProfile profile with the most cumulative time.
+
+    ``profile``: a ``cProfile.Profile`` or the path of a dumped one. With ``pattern`` (a regular
+    expression), only the functions it matches count. Printed from the table's header on.
+    """
+    import io
+    import pstats
+
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out).sort_stats("cumulative")
+    stats.print_stats(*([pattern] if pattern else []), limit)
+    text = out.getvalue()
+    start = text.find("   ncalls")
+    print(text[start:] if start >= 0 else text)
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         if value != value:  # nan
@@ -219,6 +236,47 @@ def scratch_dir(wd: Path, name: str) -> Path:
     return d
 
 
+def _build_marker(path: Path) -> Path:
+    return path.with_name(path.name + ".built.json")
+
+
+def cached_build(path: Path, expected: dict) -> dict | None:
+    """The marker of a finished build of the Delta table at ``path``, if it is the one wanted.
+
+    :func:`finish_build` writes the marker (``<path>.built.json``) after the table is in place,
+    so a marker next to a ``_delta_log`` whose keys hold the values in ``expected`` means the
+    table is complete and was built with those parameters: its contents are returned. Otherwise
+    (no marker, an interrupted build, an unreadable marker, other parameters) None: rebuild it
+    with :func:`start_build` and :func:`finish_build`.
+    """
+    marker = _build_marker(path)
+    if not (marker.exists() and (path / "_delta_log").is_dir()):
+        return None
+    try:
+        info = json.loads(marker.read_text())
+    except ValueError:
+        return None
+    if isinstance(info, dict) and all(info.get(k) == v for k, v in expected.items()):
+        return info
+    return None
+
+
+def start_build(path: Path) -> Path:
+    """Remove ``path``, its marker and any interrupted build; the empty directory to build in."""
+    _build_marker(path).unlink(missing_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
+    partial.mkdir(parents=True)
+    return partial
+
+
+def finish_build(partial: Path, path: Path, info: dict) -> None:
+    """Move the finished build from ``partial`` to ``path``, then write its marker ``info``."""
+    os.replace(partial, path)
+    _build_marker(path).write_text(json.dumps(info))
+
+
 _TEMPLATE_CODE = r"""
 import sys
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -260,10 +318,10 @@ def fresh_db(template: Path, dest_dir: Path) -> Path:
     return target
 
 
-def _batch(commit: int):
+def _batch(file_number: int):
     import pyarrow as pa
 
-    ids = [commit * ROWS_PER_COMMIT + i for i in range(ROWS_PER_COMMIT)]
+    ids = [file_number * ROWS_PER_FILE + i for i in range(ROWS_PER_FILE)]
     xs = [float((i * 7919) % 101) / 10.0 for i in ids]
     ys = [2.0 * x + 1.0 + ((i % 5) - 2) * 0.1 for x, i in zip(xs, ids, strict=True)]
     return pa.table(
@@ -275,83 +333,136 @@ def _batch(commit: int):
     )
 
 
+def _write_files(root: Path, commit: int, files: int) -> list[tuple[str, int, str]]:
+    """The commit's ``files`` parquet files, written with pyarrow: (name, size, stats JSON) each."""
+    import uuid
+
+    import pyarrow.parquet as pq
+
+    out = []
+    for i in range(files):
+        batch = _batch(commit * files + i)
+        name = f"part-{i:05d}-{uuid.uuid4()}-c000.snappy.parquet"
+        pq.write_table(batch, root / name, compression="snappy")
+        cols = batch.column_names
+        stats = {
+            "numRecords": batch.num_rows,
+            "minValues": {c: min(batch[c].to_pylist()) for c in cols},
+            "maxValues": {c: max(batch[c].to_pylist()) for c in cols},
+            "nullCount": {c: 0 for c in cols},
+        }
+        out.append((name, (root / name).stat().st_size, json.dumps(stats, separators=(",", ":"))))
+    return out
+
+
 def _checkpoint_path(log_dir: Path, version: int) -> Path:
     return log_dir / f"{version:020d}.checkpoint.parquet"
 
 
-def table_path(wd: Path, commits: int) -> Path:
-    return wd / "tables" / f"appends_{commits}"
+def table_path(wd: Path, commits: int, files_per_commit: int = 1) -> Path:
+    if files_per_commit == 1:
+        return wd / "tables" / f"appends_{commits}"
+    return wd / "tables" / f"appends_{commits}x{files_per_commit}"
 
 
-def build_table(wd: Path, commits: int, *, log: Callable[[str], None] = print) -> Path:
-    """A local Delta table of ``commits`` small appends (3 rows each), cached in ``wd``.
+def build_table(
+    wd: Path, commits: int, *, files_per_commit: int = 1, log: Callable[[str], None] = print
+) -> Path:
+    """A local Delta table of ``commits`` appends of ``files_per_commit`` files, cached in ``wd``.
 
-    Commits 0 .. ``REAL_WRITE_LIMIT``-1 are each one ``deltalake.write_deltalake(mode="append")``.
-    Each further commit is one parquet file written with pyarrow plus one ``_delta_log`` JSON
-    commit whose actions are copied from the last commit deltalake itself wrote, with the new
-    file's path, size, stats and a later timestamp: the same log deltalake would write, in
-    seconds instead of minutes (deltalake reads such tables, polars too). Either way a
-    checkpoint is made every ``CHECKPOINT_INTERVAL`` commits (deltalake makes them itself when
-    writing; otherwise ``DeltaTable.create_checkpoint()``). A marker file records a finished
-    build; an interrupted build is started again.
+    Each file is a small parquet file of ``ROWS_PER_FILE`` rows.
+    Commits 0 .. ``REAL_WRITE_LIMIT``-1 are real deltalake commits. With one file per commit,
+    each is one ``deltalake.write_deltalake(mode="append")``. With more, deltalake would write
+    one file, so the files are written with pyarrow and committed with deltalake's transaction
+    API: version 0 is ``deltalake.transaction.create_table_with_add_actions``, later ones
+    ``DeltaTable.create_write_transaction(mode="append")``. Each further commit is its parquet
+    files written with pyarrow plus one ``_delta_log`` JSON commit whose actions are copied
+    from the last commit deltalake itself wrote, with the new files' paths, sizes, stats and a
+    later timestamp: the same log deltalake would write, in seconds instead of minutes
+    (deltalake reads such tables, polars too). Either way a checkpoint is made every
+    ``CHECKPOINT_INTERVAL`` commits (``DeltaTable.create_checkpoint()`` where deltalake did
+    not make it itself). The built table is checked with deltalake (latest version, file
+    count); a marker file records a finished build (:func:`cached_build`), and an interrupted
+    build is started again.
     """
-    path = table_path(wd, commits)
-    marker = path.with_name(path.name + ".built.json")
-    if marker.exists() and (path / "_delta_log").is_dir():
-        try:
-            info = json.loads(marker.read_text())
-            real = min(commits, REAL_WRITE_LIMIT)
-            if info.get("commits") == commits and info.get("written_with_write_deltalake") == real:
-                return path
-        except ValueError:
-            pass
-    marker.unlink(missing_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.rmtree(path, ignore_errors=True)
-    partial.parent.mkdir(parents=True, exist_ok=True)
+    path = table_path(wd, commits, files_per_commit)
+    real = min(commits, REAL_WRITE_LIMIT)
+    expected = {
+        "commits": commits,
+        "files_per_commit": files_per_commit,
+        "files": commits * files_per_commit,
+        "written_by_deltalake": real,
+    }
+    if cached_build(path, expected) is not None:
+        return path
+    partial = start_build(path)
 
-    from deltalake import DeltaTable, write_deltalake
+    from deltalake import DeltaTable, Schema, write_deltalake
+    from deltalake.transaction import AddAction, create_table_with_add_actions
 
-    log(f"[setup] building a Delta table with {commits} commits in {path} (cached) ...")
+    files = f" x {files_per_commit} files" if files_per_commit > 1 else ""
+    log(f"[setup] building a Delta table of {commits} commits{files} in {path} (cached) ...")
     start = time.perf_counter()
     log_dir = partial / "_delta_log"
-    real = min(commits, REAL_WRITE_LIMIT)
-    write_deltalake(str(partial), _batch(0), mode="append")
-    dt = DeltaTable(str(partial))
     step = max(100, commits // 10)
+    if files_per_commit == 1:
+        write_deltalake(str(partial), _batch(0), mode="append")
+        dt = DeltaTable(str(partial))
+
+        def append(commit: int) -> None:
+            write_deltalake(dt, _batch(commit), mode="append")
+
+    else:
+        schema = Schema.from_arrow(_batch(0).schema)
+
+        def adds(commit: int) -> list[AddAction]:
+            now = int(time.time() * 1000)
+            return [
+                AddAction(name, size, {}, now, True, stats)
+                for name, size, stats in _write_files(partial, commit, files_per_commit)
+            ]
+
+        create_table_with_add_actions(str(partial), schema, adds(0))
+        dt = DeltaTable(str(partial))
+
+        def append(commit: int) -> None:
+            dt.create_write_transaction(adds(commit), mode="append", schema=schema)
+
     for c in range(1, real):
-        write_deltalake(dt, _batch(c), mode="append")
+        append(c)
         if (c + 1) % CHECKPOINT_INTERVAL == 0 and not _checkpoint_path(log_dir, c).exists():
             dt.create_checkpoint()
         if (c + 1) % step == 0:
             log(f"[setup]   {c + 1}/{commits} commits ({time.perf_counter() - start:.0f} s)")
     if commits > real:
-        _synthesize_commits(partial, real, commits, log, start, step)
+        _synthesize_commits(partial, real, commits, files_per_commit, log, start, step)
     dt = DeltaTable(str(partial))
-    if dt.version() != commits - 1:
-        raise RuntimeError(f"built table has version {dt.version()}, expected {commits - 1}")
-    os.replace(partial, path)
-    marker.write_text(
-        json.dumps(
-            {
-                "commits": commits,
-                "written_with_write_deltalake": real,
-                "written_as_log_files": commits - real,
-                "seconds": round(time.perf_counter() - start, 1),
-            }
-        )
+    found = {"commits": dt.version() + 1, "files": len(dt.file_uris())}
+    wanted = {"commits": commits, "files": commits * files_per_commit}
+    if found != wanted:
+        raise RuntimeError(f"built table has {found}, expected {wanted}")
+    finish_build(
+        partial,
+        path,
+        {
+            **expected,
+            "written_as_log_files": commits - real,
+            "seconds": round(time.perf_counter() - start, 1),
+        },
     )
     log(f"[setup] built in {time.perf_counter() - start:.0f} s")
     return path
 
 
 def _synthesize_commits(
-    root: Path, first: int, commits: int, log: Callable[[str], None], start: float, step: int
+    root: Path,
+    first: int,
+    commits: int,
+    files_per_commit: int,
+    log: Callable[[str], None],
+    start: float,
+    step: int,
 ) -> None:
-    import uuid
-
-    import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
     log_dir = root / "_delta_log"
@@ -363,37 +474,23 @@ def _synthesize_commits(
     commit_info = next(a["commitInfo"] for a in template if "commitInfo" in a)
     add = next(a["add"] for a in template if "add" in a)
     ts = int(commit_info.get("timestamp") or time.time() * 1000)
+    compact = (",", ":")
     for v in range(first, commits):
         ts += 1
-        batch = _batch(v)
-        name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
-        pq.write_table(batch, root / name, compression="snappy")
-        cols = batch.column_names
-        stats = {
-            "numRecords": batch.num_rows,
-            "minValues": {c: min(batch[c].to_pylist()) for c in cols},
-            "maxValues": {c: max(batch[c].to_pylist()) for c in cols},
-            "nullCount": {c: 0 for c in cols},
-        }
         ci = dict(commit_info, timestamp=ts)
         if "readVersion" in ci:
             ci["readVersion"] = v - 1
         if isinstance(ci.get("operationMetrics"), dict):
             ci["operationMetrics"] = dict(
-                ci["operationMetrics"], num_added_rows=batch.num_rows, execution_time_ms=1
+                ci["operationMetrics"],
+                num_added_files=files_per_commit,
+                num_added_rows=files_per_commit * ROWS_PER_FILE,
+                execution_time_ms=1,
             )
-        ad = dict(
-            add,
-            path=name,
-            size=(root / name).stat().st_size,
-            modificationTime=ts,
-            stats=json.dumps(stats, separators=(",", ":")),
-        )
-        compact = (",", ":")
-        lines = [
-            json.dumps({"commitInfo": ci}, separators=compact),
-            json.dumps({"add": ad}, separators=compact),
-        ]
+        lines = [json.dumps({"commitInfo": ci}, separators=compact)]
+        for name, size, stats in _write_files(root, v, files_per_commit):
+            ad = dict(add, path=name, size=size, modificationTime=ts, stats=stats)
+            lines.append(json.dumps({"add": ad}, separators=compact))
         with open(log_dir / f"{v:020d}.json", "x", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
         if (v + 1) % CHECKPOINT_INTERVAL == 0:

@@ -158,18 +158,6 @@ def _check_run(db: str, run_id: str, mode: str, version: int) -> str | None:
     return None
 
 
-def _print_profile(path: str, limit: int = 25) -> None:
-    import io
-    import pstats
-
-    out = io.StringIO()
-    stats = pstats.Stats(path, stream=out)
-    stats.sort_stats("cumulative").print_stats("lineage_plugin", limit)
-    text = out.getvalue()
-    start = text.find("   ncalls")
-    print(text[start:] if start >= 0 else text)
-
-
 def main() -> int:
     import argparse
     import shutil
@@ -296,7 +284,7 @@ def main() -> int:
         prof = str(scratch / "plugin.prof")
         one("plugin", "profile-plugin", prof)
         print("\ncProfile of one plugin run (start_run .. end_run), lineage_plugin functions:")
-        _print_profile(prof)
+        C.print_profile(prof, 25, "lineage_plugin")
     shutil.rmtree(scratch, ignore_errors=True)
     return 0
 

@@ -491,8 +491,6 @@ def profile_plugin(uris: dict[str, str], rounds: int) -> None:
     """Where the plugin's time goes: timed steps (and a cProfile) over ``rounds`` x 4 calls."""
     import copy
     import cProfile
-    import io
-    import pstats
     import shutil
     from pathlib import Path
 
@@ -595,13 +593,8 @@ def profile_plugin(uris: dict[str, str], rounds: int) -> None:
 
     profiler = cProfile.Profile()
     run(stores["plugin"], schedules["plugin"], rounds, 2 * rounds, profiler)
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("cumulative").print_stats(r"lineage_plugin|\{method 'commit'", 25)
-    text = out.getvalue()
-    first = text.find("   ncalls")
     print(f"\ncProfile of {n_calls} more plugin calls, lineage_plugin functions and commits:")
-    print(text[first:] if first >= 0 else text)
+    C.print_profile(profiler, 25, r"lineage_plugin|\{method 'commit'")
 
 
 # --------------------------------------------------------------------------- main

@@ -36,12 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+# The tables are _common.build_table's, with this many files per commit.
 FILES_PER_COMMIT = 10
-ROWS_PER_FILE = 3
-# The first commits are real deltalake commits (create_table_with_add_actions, then
-# create_write_transaction); later ones are written straight into deltalake's log format.
-REAL_COMMITS = 100
-CHECKPOINT_INTERVAL = 100
 TARGET_S = 2.0
 TARGET_FILES = 10_000
 MODEL = "bench"
@@ -82,163 +78,6 @@ def files_at(version: int) -> int:
 
 
 # --------------------------------------------------------------------------- table
-
-
-def table_path(wd: Path, commits: int) -> Path:
-    return wd / "tables" / f"restore_{commits}x{FILES_PER_COMMIT}"
-
-
-def _batch(file_number: int):
-    import pyarrow as pa
-
-    ids = [file_number * ROWS_PER_FILE + i for i in range(ROWS_PER_FILE)]
-    xs = [float((i * 7919) % 101) / 10.0 for i in ids]
-    ys = [2.0 * x + 1.0 + ((i % 5) - 2) * 0.1 for x, i in zip(xs, ids, strict=True)]
-    return pa.table(
-        {
-            "id": pa.array(ids, pa.int64()),
-            "x": pa.array(xs, pa.float64()),
-            "y": pa.array(ys, pa.float64()),
-        }
-    )
-
-
-def _write_files(root: Path, commit: int) -> list[tuple[str, int, str]]:
-    """The commit's parquet files, written with pyarrow: (name, size, stats JSON) each."""
-    import uuid
-
-    import pyarrow.parquet as pq
-
-    out = []
-    for i in range(FILES_PER_COMMIT):
-        batch = _batch(commit * FILES_PER_COMMIT + i)
-        name = f"part-{i:05d}-{uuid.uuid4()}-c000.snappy.parquet"
-        pq.write_table(batch, root / name, compression="snappy")
-        cols = batch.column_names
-        stats = {
-            "numRecords": batch.num_rows,
-            "minValues": {c: min(batch[c].to_pylist()) for c in cols},
-            "maxValues": {c: max(batch[c].to_pylist()) for c in cols},
-            "nullCount": {c: 0 for c in cols},
-        }
-        out.append((name, (root / name).stat().st_size, json.dumps(stats, separators=(",", ":"))))
-    return out
-
-
-def build_table(wd: Path, commits: int, *, log=print) -> Path:
-    """A local Delta table of ``commits`` appends of ``FILES_PER_COMMIT`` files, cached in ``wd``.
-
-    Version 0 is ``deltalake.transaction.create_table_with_add_actions``, versions up to
-    ``REAL_COMMITS - 1`` are ``DeltaTable.create_write_transaction(mode="append")``: real
-    deltalake commits of files written with pyarrow. Later commits copy the last commit
-    deltalake wrote (its ``commitInfo`` and ``add`` actions) with the new files' paths, sizes,
-    stats and later timestamps, as ``_common.build_table`` does, because deltalake's per-commit
-    cost grows with the log. A checkpoint every ``CHECKPOINT_INTERVAL`` commits. The built
-    table is checked with deltalake (latest version, file count); a marker file records a
-    finished build.
-    """
-    path = table_path(wd, commits)
-    marker = path.with_name(path.name + ".built.json")
-    expected = {"commits": commits, "files": commits * FILES_PER_COMMIT}
-    if marker.exists() and (path / "_delta_log").is_dir():
-        try:
-            info = json.loads(marker.read_text())
-            if all(info.get(k) == v for k, v in expected.items()):
-                return path
-        except ValueError:
-            pass
-    marker.unlink(missing_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.rmtree(path, ignore_errors=True)
-    partial.mkdir(parents=True)
-
-    from deltalake import DeltaTable, Schema
-    from deltalake.transaction import AddAction, create_table_with_add_actions
-
-    log(
-        f"[setup] building a Delta table of {commits} commits x {FILES_PER_COMMIT} files "
-        f"in {path} (cached) ..."
-    )
-    start = time.perf_counter()
-    log_dir = partial / "_delta_log"
-    schema = Schema.from_arrow(_batch(0).schema)
-    real = min(commits, REAL_COMMITS)
-    step = max(100, commits // 10)
-
-    def adds(commit: int) -> list[AddAction]:
-        now = int(time.time() * 1000)
-        return [
-            AddAction(name, size, {}, now, True, stats)
-            for name, size, stats in _write_files(partial, commit)
-        ]
-
-    create_table_with_add_actions(str(partial), schema, adds(0))
-    dt = DeltaTable(str(partial))
-    for c in range(1, real):
-        dt.create_write_transaction(adds(c), mode="append", schema=schema)
-        if (c + 1) % CHECKPOINT_INTERVAL == 0 and not _checkpoint(log_dir, c).exists():
-            dt.create_checkpoint()
-    if commits > real:
-        _synthesize_commits(partial, real, commits, log, start, step)
-    dt = DeltaTable(str(partial))
-    found = {"commits": dt.version() + 1, "files": len(dt.file_uris())}
-    if found != expected:
-        raise RuntimeError(f"built table has {found}, expected {expected}")
-    os.replace(partial, path)
-    marker.write_text(
-        json.dumps(
-            {
-                **expected,
-                "written_by_deltalake": real,
-                "written_as_log_files": commits - real,
-                "seconds": round(time.perf_counter() - start, 1),
-            }
-        )
-    )
-    log(f"[setup] built in {time.perf_counter() - start:.0f} s")
-    return path
-
-
-def _checkpoint(log_dir: Path, version: int) -> Path:
-    return log_dir / f"{version:020d}.checkpoint.parquet"
-
-
-def _synthesize_commits(root: Path, first: int, commits: int, log, start: float, step: int) -> None:
-    from deltalake import DeltaTable
-
-    log_dir = root / "_delta_log"
-    template = [
-        json.loads(line)
-        for line in (log_dir / f"{first - 1:020d}.json").read_text().splitlines()
-        if line.strip()
-    ]
-    commit_info = next(a["commitInfo"] for a in template if "commitInfo" in a)
-    add = next(a["add"] for a in template if "add" in a)
-    ts = int(commit_info.get("timestamp") or time.time() * 1000)
-    compact = (",", ":")
-    for v in range(first, commits):
-        ts += 1
-        ci = dict(commit_info, timestamp=ts)
-        if "readVersion" in ci:
-            ci["readVersion"] = v - 1
-        if isinstance(ci.get("operationMetrics"), dict):
-            ci["operationMetrics"] = dict(
-                ci["operationMetrics"],
-                num_added_files=FILES_PER_COMMIT,
-                num_added_rows=FILES_PER_COMMIT * ROWS_PER_FILE,
-                execution_time_ms=1,
-            )
-        lines = [json.dumps({"commitInfo": ci}, separators=compact)]
-        for name, size, stats in _write_files(root, v):
-            ad = dict(add, path=name, size=size, modificationTime=ts, stats=stats)
-            lines.append(json.dumps({"add": ad}, separators=compact))
-        with open(log_dir / f"{v:020d}.json", "x", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-        if (v + 1) % CHECKPOINT_INTERVAL == 0:
-            DeltaTable(str(root)).create_checkpoint()
-        if (v + 1) % step == 0:
-            log(f"[setup]   {v + 1}/{commits} commits ({time.perf_counter() - start:.0f} s)")
 
 
 def fresh_copy(src: Path, dest: Path) -> None:
@@ -421,18 +260,6 @@ def _check_recorded(db: Path, what: str) -> None:
         )
 
 
-def _print_profile(path: str, limit: int = 30) -> None:
-    import io
-    import pstats
-
-    out = io.StringIO()
-    stats = pstats.Stats(path, stream=out)
-    stats.sort_stats("cumulative").print_stats("lineage_plugin|deltalake", limit)
-    text = out.getvalue()
-    start = text.find("   ncalls")
-    print(text[start:] if start >= 0 else text)
-
-
 def _cli_restore(n: int, table: Path, prepared: Path, work: Path, ctx: dict) -> float:
     """``mlflow-lineage restore bench 1 --yes`` on a fresh copy; the process's wall seconds."""
     import subprocess
@@ -582,7 +409,7 @@ def main() -> int:
 
     wd = C.workdir(args.workdir)
     template = C.migrated_sqlite_template(wd)
-    pristine = {n: build_table(wd, n) for n in sizes}
+    pristine = {n: C.build_table(wd, n, files_per_commit=FILES_PER_COMMIT) for n in sizes}
     scratch = C.scratch_dir(wd, "restore")
     env = C.bytecode_env(wd, args)
     cwd = str(C.REPO_DIR)
@@ -600,7 +427,7 @@ def main() -> int:
 
     print(
         f"restore: {reps} repetitions per arm, fresh process and fresh table copy each, tables of "
-        f"appends of {FILES_PER_COMMIT} files (checkpoint every {CHECKPOINT_INTERVAL} commits), "
+        f"appends of {FILES_PER_COMMIT} files (checkpoint every {C.CHECKPOINT_INTERVAL} commits), "
         f"restored to version commits/2 - 1; {sys.executable}"
     )
     started = time.perf_counter()
@@ -744,7 +571,7 @@ def main() -> int:
     for n in sizes:
         if results[n]["profile"]:
             print(f"\ncProfile of one plugin restore of {n} commits (the restore() call):")
-            _print_profile(results[n]["profile"])
+            C.print_profile(results[n]["profile"], 30, "lineage_plugin|deltalake")
     shutil.rmtree(scratch, ignore_errors=True)
     return 0
 

@@ -35,7 +35,6 @@ it exits non-zero if any check fails, 0 otherwise (met target or not).
 from __future__ import annotations
 
 import gc
-import json
 import os
 import shutil
 import sys
@@ -80,20 +79,13 @@ def build_table(wd: Path, rows: int) -> tuple[Path, int]:
     ``rows`` are written in appends of up to ``ROWS_PER_WRITE`` rows; one more append of
     ``ROWS_PER_WRITE`` rows follows, so reading the verified version is real time travel.
     """
+    import _common as C
+
     path = wd / "tables" / f"verify_{rows}"
-    marker = path.with_name(path.name + ".built.json")
-    if marker.exists() and (path / "_delta_log").is_dir():
-        try:
-            info = json.loads(marker.read_text())
-            if info.get("rows") == rows and info.get("seed") == SEED:
-                return path, int(info["version"])
-        except (ValueError, KeyError):
-            pass
-    marker.unlink(missing_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.rmtree(path, ignore_errors=True)
-    partial.parent.mkdir(parents=True, exist_ok=True)
+    info = C.cached_build(path, {"rows": rows, "seed": SEED})
+    if info is not None and isinstance(info.get("version"), int):
+        return path, info["version"]
+    partial = C.start_build(path)
 
     import numpy as np
     from deltalake import write_deltalake
@@ -109,17 +101,16 @@ def build_table(wd: Path, rows: int) -> tuple[Path, int]:
         written += n
         version += 1
     write_deltalake(str(partial), _chunk(rng, weights, written, ROWS_PER_WRITE), mode="append")
-    os.replace(partial, path)
-    marker.write_text(
-        json.dumps(
-            {
-                "rows": rows,
-                "seed": SEED,
-                "version": version,
-                "latest_version": version + 1,
-                "seconds": round(time.perf_counter() - start, 1),
-            }
-        )
+    C.finish_build(
+        partial,
+        path,
+        {
+            "rows": rows,
+            "seed": SEED,
+            "version": version,
+            "latest_version": version + 1,
+            "seconds": round(time.perf_counter() - start, 1),
+        },
     )
     print(f"[setup] written in {time.perf_counter() - start:.1f} s", flush=True)
     return path, version
@@ -268,8 +259,8 @@ def check(result: dict, rows: int) -> list[str]:
 
 def profile_verify(models: dict, uri: str, version: int) -> None:
     import cProfile
-    import io
-    import pstats
+
+    import _common as C
 
     from lineage_plugin.predictions import verify_predictions
 
@@ -277,12 +268,8 @@ def profile_verify(models: dict, uri: str, version: int) -> None:
     profiler.enable()
     verify_predictions(models["original"], models["reproduced"], uri=uri, version=version)
     profiler.disable()
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
-    text = out.getvalue()
-    first = text.find("   ncalls")
     print("\ncProfile of one verify_predictions call (identical pair), top 25 by cumulative time:")
-    print(text[first:] if first >= 0 else text)
+    C.print_profile(profiler, 25)
 
 
 # --------------------------------------------------------------------------- main

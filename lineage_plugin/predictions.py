@@ -118,6 +118,9 @@ def read_table_version(uri: str, version: int, columns: list[str] | None = None)
 
     Returns:
         A pandas DataFrame.
+
+    Raises:
+        VerificationError: The table lacks some of ``columns``.
     """
     from deltalake import DeltaTable
 
@@ -127,6 +130,13 @@ def read_table_version(uri: str, version: int, columns: list[str] | None = None)
     path = local_path(uri)
     with not_recorded():
         table = DeltaTable(path or uri, version=version)
+        present = {field.name for field in table.schema().fields}
+        missing = [c for c in columns or () if c not in present]
+        if missing:
+            raise VerificationError(
+                f"The model's signature needs columns {missing} that {uri} version {version} "
+                "does not have, so the predictions cannot be compared on the recorded data."
+            )
         if path is None:
             return table.to_pandas(columns=columns)
         import pyarrow.fs as pafs

@@ -218,25 +218,21 @@ def test_rollback_moves_the_alias_only_when_verified(tmp_path, _migrated_sqlite)
     with tracking_at(uri):
         MlflowClient().set_registered_model_alias("diabetes", "champion", bad)
 
+    def rollback_with(command: str, code: int) -> str:
+        args = ("rollback", "diabetes", good, "--alias", "champion", "--yes", "--command", command)
+        return invoke(uri, *args, code=code).output
+
     # Retraining with other hyper-parameters: restored, but not verified, so nothing moves.
-    other = f"{sys.executable} {TRAIN} --table {table} --alpha 3"
-    out = invoke(
-        uri,
-        "rollback",
-        "diabetes",
-        good,
-        "--alias",
-        "champion",
-        "--yes",
-        "--command",
-        other,
-        code=1,
-    ).output
+    out = rollback_with(f"{sys.executable} {TRAIN} --table {table} --alpha 3", code=1)
     assert "Restored diabetes v1 -> v2 (copy of v0)" in out
     assert "Not verified: nothing pointed" in out
-    assert (
-        json.loads(invoke(uri, "show", "diabetes", "champion", "--json").stdout)["version"] == bad
-    )
+    champion = json.loads(invoke(uri, "show", "diabetes", "champion", "--json").stdout)
+    assert champion["version"] == bad
+
+    # A retraining that records nothing stops the rollback and says what state things are in.
+    out = rollback_with(f"{sys.executable} -c print(1)", code=2)
+    assert "Retraining failed: The training recorded no MLflow run" in out
+    assert "State: Every table was already at its recorded version. No alias or stage" in out
 
     # The recorded training: identical predictions, then @champion moves to the new version.
     out = invoke(uri, "rollback", "diabetes", good, "--alias", "champion", "--yes").output

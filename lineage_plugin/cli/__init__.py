@@ -58,6 +58,20 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return _boundary(fn)
 
 
+def retraining_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--command`` and ``--tolerance``, shared by ``reproduce`` and ``rollback``."""
+    fn = click.option(
+        "--tolerance",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        show_default=True,
+        help="Largest difference between predictions counted as equal (0: exact).",
+    )(fn)
+    return click.option(
+        "--command", metavar="CMD", help="Train with CMD instead of the recorded command."
+    )(fn)
+
+
 def _time(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
     from lineage_plugin.queries.times import TimeFormatError, parse_time
 
@@ -339,14 +353,7 @@ def restore(
 @cli.command()
 @click.argument("model")
 @click.argument("version")
-@click.option("--command", metavar="CMD", help="Train with CMD instead of the recorded command.")
-@click.option(
-    "--tolerance",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Largest difference between predictions counted as equal (0: exact).",
-)
+@retraining_options
 @click.option("--register", is_flag=True, help="Register the new model as a new version.")
 @click.option(
     "--no-pin",
@@ -402,14 +409,7 @@ def reproduce(
 @click.option("--stage", help="Or move the reproduced version to this stage.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before restoring.")
 @click.option("--reason", metavar="TEXT", help="Why; recorded with the restore.")
-@click.option(
-    "--tolerance",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Largest difference between predictions counted as equal (0: exact).",
-)
-@click.option("--command", metavar="CMD", help="Train with CMD instead of the recorded command.")
+@retraining_options
 @common_options
 def rollback(
     model: str,
