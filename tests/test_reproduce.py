@@ -141,7 +141,18 @@ def test_a_seeded_model_reproduces_with_its_seed_only(registry):
 
 def test_register_tags_the_new_version_with_what_it_reproduces(registry):
     _, uri, versions = registry
+    # As if the version had been trained with another numpy: reproduce warns before training.
+    with tracking_at(uri):
+        client = MlflowClient()
+        manifest = json.loads(
+            client.get_model_version("diabetes", versions["ridge"]).tags["lineage.manifest"]
+        )
+        manifest["environment"]["packages"]["numpy"] = "1.0.0"
+        client.set_model_version_tag(
+            "diabetes", versions["ridge"], "lineage.manifest", json.dumps(manifest)
+        )
     report = reproduce_json(uri, "diabetes", versions["ridge"], "--register")
+    assert any("numpy" in w and "1.0.0" in w for w in report["warnings"]), report["warnings"]
     new = report["verification"]["reproduced_version"]
     with tracking_at(uri):
         tags = MlflowClient().get_model_version("diabetes", new).tags
