@@ -63,6 +63,15 @@ class RestoreReport:
         )
 
 
+ENGINES = ("deltalake", "spark")
+
+
+def _default_engine() -> str:
+    import importlib.util
+
+    return "deltalake" if importlib.util.find_spec("deltalake") else "spark"
+
+
 class _TableMoved(Exception):
     """A table is no longer at the version its plan saw; nothing of it was written."""
 
@@ -76,6 +85,7 @@ def restore(
     dry_run: bool = False,
     allow_missing_files: bool = False,
     allow_undo_deletes: bool = False,
+    engine: str | None = None,
     confirm: Confirm | None = None,
     progress: Callable[[str], None] | None = None,
     tracking_uri: str | None = None,
@@ -91,6 +101,8 @@ def restore(
         allow_missing_files: Restore even when data files of the target version are gone
             (their rows are lost; recorded).
         allow_undo_deletes: Restore even when the commits undone deleted rows.
+        engine: ``deltalake`` (the default when it is installed) or ``spark`` (Delta's own
+            RESTORE through the active or a new local Spark session).
         confirm: Asked with the plan before anything is written (and again with a new plan
             if a table moved meanwhile); ``None`` means yes, and a moved table then stops
             the restore.
@@ -114,6 +126,9 @@ def restore(
     from lineage_plugin.restore_plan import plan_in
 
     say = progress or (lambda _message: None)
+    engine = engine or _default_engine()
+    if engine not in ENGINES:
+        raise LineageError(f"Unknown engine '{engine}': use one of {', '.join(ENGINES)}.")
     ws = Workspace(tracking_uri)
     plan = plan_in(ws, name, version, table=table)
     while True:
@@ -136,7 +151,7 @@ def restore(
                 ) from None
             say(f"{message} Here is the new plan.")
             continue
-        return _carry_out(ws, plan, reason, allow_missing_files, say)
+        return _carry_out(ws, plan, reason, allow_missing_files, engine, say)
 
 
 def _refuse_if_blocked(plan: RestorePlan, allow_missing: bool, allow_deletes: bool) -> None:
@@ -168,13 +183,17 @@ def _carry_out(
     plan: RestorePlan,
     reason: str | None,
     allow_missing: bool,
+    engine: str,
     say: Callable[[str], None],
 ) -> RestoreReport:
     done: list[TableRestore] = []
     try:
         for t in plan.pending:
-            say(f"Restoring {t.name or t.uri} from v{t.current_version} to v{t.target_version}")
-            done.append(_restore_table(t, plan, reason, allow_missing))
+            say(
+                f"Restoring {t.name or t.uri} from v{t.current_version} to v{t.target_version}"
+                f" ({engine})"
+            )
+            done.append(_restore_table(t, plan, reason, allow_missing, engine))
             say(f"  committed v{done[-1].new_version}")
     except _TableMoved as moved:
         event_id = _record(ws, plan, done, reason) if done else None
@@ -189,21 +208,65 @@ def _carry_out(
 
 
 def _restore_table(
-    t: TableRestorePlan, plan: RestorePlan, reason: str | None, allow_missing: bool
+    t: TableRestorePlan,
+    plan: RestorePlan,
+    reason: str | None,
+    allow_missing: bool,
+    engine: str = "deltalake",
 ) -> TableRestore:
     """One Delta RESTORE, committed on the planned version only (no retries)."""
-    from deltalake import CommitProperties, DeltaTable
-
     from lineage_plugin.store.request_context import current_user
-    from lineage_plugin.tracking.delta_log import PARTIAL_RESTORE_KEY
 
     skip_missing = bool(allow_missing and t.missing_files)
     note = f"mlflow-lineage restore for model '{plan.name}' version {plan.version}"
+    note = f"{note}: {reason}" if reason else note
+    if engine == "spark":
+        new_version = _restore_with_spark(t, note, skip_missing)
+    else:
+        new_version = _restore_with_deltalake(t, plan, note, current_user(), skip_missing)
+    return TableRestore(
+        uri=t.uri,
+        name=t.name,
+        from_version=t.current_version if t.current_version is not None else -1,
+        to_version=t.target_version,
+        new_version=new_version,
+        commits_undone=len(t.commits),
+        undid_deletes=bool(t.deleting_commits),
+        missing_files_allowed=skip_missing,
+    )
+
+
+def _restore_with_spark(t: TableRestorePlan, note: str, skip_missing: bool) -> int:
+    from lineage_plugin.restore_spark import restore_with_spark
+
+    if skip_missing:
+        raise LineageError(
+            f"{t.name or t.uri}: files of v{t.target_version} are gone, and Spark's RESTORE "
+            "cannot skip them. Restore with --engine deltalake --allow-missing-files."
+        )
+    try:
+        new_version, moved = restore_with_spark(t, note)
+    except Exception as exc:
+        raise LineageError(
+            f"Spark RESTORE of {t.name or t.uri} to v{t.target_version} failed: {exc}"
+        ) from exc
+    if moved:
+        raise _TableMoved(moved)
+    return new_version
+
+
+def _restore_with_deltalake(
+    t: TableRestorePlan, plan: RestorePlan, note: str, user: str | None, skip_missing: bool
+) -> int:
+    from deltalake import CommitProperties, DeltaTable
+
+    from lineage_plugin.tracking.delta_log import PARTIAL_RESTORE_KEY
+
     metadata: dict[str, str] = {
-        "userMetadata": f"{note}: {reason}" if reason else note,
+        "userMetadata": note,
         "mlflowLineageModel": plan.name,
         "mlflowLineageModelVersion": plan.version,
-        "user": current_user() or "unknown",
+        "user": user or "unknown",
     }
     if skip_missing:
         metadata[PARTIAL_RESTORE_KEY] = "true"
@@ -227,16 +290,7 @@ def _restore_table(
             f"Delta RESTORE of {t.name or t.uri} to v{t.target_version} failed: "
             f"{type(exc).__name__}: {exc}. The table was not changed."
         ) from exc
-    return TableRestore(
-        uri=t.uri,
-        name=t.name,
-        from_version=t.current_version if t.current_version is not None else -1,
-        to_version=t.target_version,
-        new_version=dt.version(),
-        commits_undone=len(t.commits),
-        undid_deletes=bool(t.deleting_commits),
-        missing_files_allowed=skip_missing,
-    )
+    return dt.version()
 
 
 def _record(ws: Workspace, plan: RestorePlan, done: list[TableRestore], reason: str | None) -> str:

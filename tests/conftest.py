@@ -11,6 +11,13 @@ from pathlib import Path
 import mlflow
 import pytest
 from helpers import tracking_at
+from postgres import (
+    PostgresServer,
+    PostgresUnavailable,
+    find_bin_dir,
+    fresh_database,
+    postgres_server,
+)
 
 # Tests never reach the network: MLflow telemetry off.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -39,11 +46,12 @@ def sqlite_uri(tmp_path: Path, _migrated_sqlite: Path) -> str:
 
 @pytest.fixture
 def lineage_tracking(
-    tmp_path: Path, sqlite_uri: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, backend_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    """A ``lineage+sqlite`` tracking and registry URI with capture on; state reset after."""
+    """A ``lineage+`` tracking and registry URI (on SQLite unless ``backend_uri`` is
+    parametrized) with capture on; state reset after."""
     monkeypatch.chdir(tmp_path)
-    uri = f"lineage+{sqlite_uri}"
+    uri = f"lineage+{backend_uri}"
     with tracking_at(uri):
         mlflow.set_experiment("lineage-tests")
         yield uri
@@ -52,6 +60,52 @@ def lineage_tracking(
     # set_experiment() also exports MLFLOW_EXPERIMENT_ID; it must not leak into later tests.
     os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     mlflow.tracking.fluent._active_experiment_id = None
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+# A real server for the whole session (tests/postgres.py), started only when a test asks for it;
+# a fresh, MLflow-migrated database per test; and ``backend_uri``, the SQL database a store or
+# index test runs on: SQLite, or each of postgres.SQL_BACKENDS with ``@postgres.on_backends()``.
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server. Missing binaries fail the test: CI always has them."""
+    try:
+        bin_dir = find_bin_dir()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    with postgres_server(bin_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_uri(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh, fully migrated MLflow database on PostgreSQL (plain ``postgresql://`` URL)."""
+    with postgres.database() as url:
+        yield url
+
+
+@pytest.fixture
+def backend_uri(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, fully migrated MLflow database: SQLite (``sqlite_uri``) unless parametrized
+    indirectly with a dialect from ``postgres.SQL_BACKENDS``."""
+    dialect = getattr(request, "param", "sqlite")
+    if dialect == "sqlite":
+        yield request.getfixturevalue("sqlite_uri")
+        return
+    with fresh_database(request, dialect) as url:
+        yield url
+
+
+@pytest.fixture
+def twin_database(backend_uri: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A second fresh MLflow database of the same kind as ``backend_uri`` (a stock baseline)."""
+    with fresh_database(request, backend_uri.split("://", 1)[0], "twin.db") as url:
+        yield url
+
+
+# --- end of PostgreSQL -----------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -83,3 +137,16 @@ def no_lineage_warnings() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("error", LineageWarning)
         yield
+
+
+# --- Spark: one local session with the Delta jars for the whole test session ----------------
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The test session's SparkSession (``local[2]``, Delta extension and catalog)."""
+    from spark_session import start_session
+
+    session = start_session(tmp_path_factory.mktemp("spark-warehouse"))
+    yield session
+    session.stop()

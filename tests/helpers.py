@@ -69,6 +69,24 @@ def set_in_commit_timestamp(table_path: str, version: int, timestamp: int) -> No
         fh.write("\n".join([json.dumps(info), *lines[1:]]) + "\n")
 
 
+def indexed_events(url: str, name: str) -> list[Any]:
+    """The events of model ``name`` in the lineage index at SQLAlchemy ``url``, by event id."""
+    import sqlalchemy as sa
+
+    from lineage_plugin.events import RegistryEvent
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT payload FROM lineage_events WHERE name = :n ORDER BY event_id"),
+                {"n": name},
+            )
+            return [RegistryEvent.from_json(r[0]) for r in rows]
+    finally:
+        engine.dispose()
+
+
 @contextlib.contextmanager
 def tracking_at(uri: str) -> Iterator[None]:
     """Track and register at ``uri`` with capture on, for the block; state reset after."""

@@ -30,16 +30,20 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextmanager
 def mlflow_server(
-    backend_uri: str, workdir: Path, *extra: str, env: dict[str, str] | None = None
+    backend_uri: str,
+    workdir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[str]:
-    """Run ``mlflow server`` on a free loopback port; yields its URL."""
+    """Run ``mlflow server`` (``workers`` processes) on a free loopback port; yields its URL."""
     port = free_port()
     log = open(workdir / f"server-{port}.log", "w")  # noqa: SIM115 - closed below
     cmd = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", backend_uri,
         "--artifacts-destination", str(workdir / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(

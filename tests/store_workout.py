@@ -104,8 +104,13 @@ def workout(uri: str) -> dict[str, Any]:
         client.create_model_version("workout-model", f"runs:/{r}/model", run_id=r)
     client.set_registered_model_alias("workout-model", "champion", "2")
     client.transition_model_version_stage("workout-model", "1", "Production")
-    client.transition_model_version_stage(
-        "workout-model", "3", "Production", archive_existing_versions=True
+    # Stock MLflow 3.17 fails this one on psycopg 3 (SQLAlchemy 2.1's driver for plain
+    # postgresql:// URLs): it compares the integer version column with the version string
+    # (mlflow/mlflow#24592). lineage+ must then fail the same way.
+    out["archiving"] = _error(
+        lambda: client.transition_model_version_stage(
+            "workout-model", "3", "Production", archive_existing_versions=True
+        )
     )
     client.set_model_version_tag("workout-model", "3", "reviewed", "yes")
     client.update_model_version("workout-model", "2", description="second")

@@ -8,6 +8,7 @@ import pytest
 from deltalake import DeltaTable
 from helpers import read_pandas
 from mlflow import MlflowClient
+from postgres import on_backends
 from sklearn.linear_model import Ridge
 
 import lineage_plugin as lp
@@ -23,6 +24,7 @@ def train_on(path: str, version: int | None = None, **log_kwargs):
     return mlflow.sklearn.log_model(model, name="model", **log_kwargs)
 
 
+@on_backends()
 def test_log_model_with_registered_name_attaches_lineage(make_table):
     path = make_table(commits=3)
     with mlflow.start_run() as run:

@@ -6,11 +6,13 @@ import json
 import shutil
 import warnings
 
+import helpers
 import pytest
 import sqlalchemy as sa
 from helpers import tracking_at
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from postgres import SQL_BACKENDS, fresh_database, on_backends
 from server import mlflow_server
 
 from lineage_plugin.errors import LineageError
@@ -36,7 +38,9 @@ def registry_workout(client: MlflowClient, name: str = "m") -> None:
         client.set_registered_model_alias(name, "champion", "1")
         client.set_registered_model_alias(name, "champion", "2")
         client.transition_model_version_stage(name, "1", "Production")
-        client.transition_model_version_stage(name, "2", "Production", True)
+        # The version as a number: stock MLflow 3.17 on psycopg 3 (plain postgresql:// URLs)
+        # fails to archive when given the version string (mlflow/mlflow#24592).
+        client.transition_model_version_stage(name, 2, "Production", True)
     client.delete_registered_model_alias(name, "champion")
 
 
@@ -65,20 +69,24 @@ def summary(events: list[RegistryEvent]) -> list[tuple]:
 
 
 def indexed_events(url: str, name: str = "m") -> list[RegistryEvent]:
-    with sa.create_engine(url).connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT payload FROM lineage_events WHERE name = :n ORDER BY event_id"),
-            {"n": name},
-        )
-        return [RegistryEvent.from_json(r[0]) for r in rows]
+    return helpers.indexed_events(url, name)
 
 
-@pytest.fixture(params=["sqlite", "file"])
-def store_uri(request, tmp_path, sqlite_uri, monkeypatch):
+@pytest.fixture(params=[*SQL_BACKENDS, "file"])
+def store_uri(request, tmp_path, monkeypatch):
     if request.param == "file":
         monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-        return f"lineage+file://{tmp_path / 'mlruns'}"
-    return f"lineage+{sqlite_uri}"
+        yield f"lineage+file://{tmp_path / 'mlruns'}"
+        return
+    with fresh_database(request, request.param) as url:
+        yield f"lineage+{url}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request):
+    """An empty database on each SQL backend, for an index of its own."""
+    with fresh_database(request, request.param, "index.db", migrated=False) as url:
+        yield url
 
 
 def test_every_change_is_an_event_in_mlflow_and_in_the_index(store_uri):
@@ -107,6 +115,7 @@ def test_every_change_is_an_event_in_mlflow_and_in_the_index(store_uri):
     ]
 
 
+@on_backends("sqlite", "postgresql")
 def test_deleting_a_version_records_the_aliases_it_took_along(lineage_tracking):
     client = MlflowClient()
     registry_workout(client)
@@ -127,6 +136,7 @@ def test_deleting_a_version_records_the_aliases_it_took_along(lineage_tracking):
     assert deleted == 1 and held == []
 
 
+@on_backends()
 def test_a_refused_change_records_nothing(lineage_tracking):
     client = MlflowClient()
     registry_workout(client)
@@ -149,8 +159,9 @@ def test_setting_the_same_alias_again_is_not_an_event(lineage_tracking):
     assert [e.alias for e in events_in_mlflow(client)].count("again") == 1
 
 
-def test_index_lives_in_its_own_tables_with_its_own_schema_version(sqlite_uri, lineage_tracking):
-    engine = sa.create_engine(sqlite_uri.replace("lineage+", ""))
+@on_backends("sqlite", "postgresql")
+def test_index_lives_in_its_own_tables_with_its_own_schema_version(backend_uri, lineage_tracking):
+    engine = sa.create_engine(backend_uri)
     with engine.connect() as conn:
         alembic_before = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     registry_workout(MlflowClient())
@@ -174,8 +185,8 @@ def test_index_lives_in_its_own_tables_with_its_own_schema_version(sqlite_uri, l
     }
 
 
-def test_an_index_from_a_newer_plugin_is_refused(tmp_path):
-    index = LineageIndex(f"sqlite:///{tmp_path / 'index.db'}")
+def test_an_index_from_a_newer_plugin_is_refused(empty_database):
+    index = LineageIndex(empty_database)
     index.ensure()
     with index.engine.begin() as conn:
         conn.execute(sa.text("UPDATE lineage_index_meta SET value='99'"))
@@ -272,11 +283,36 @@ def test_lineage_tags_changed_after_registration_are_what_later_events_carry(lin
     assert (last.alias, [t.version for t in last.tables]) == ("fixed", [9])
 
 
+@on_backends("postgresql", "postgresql+psycopg2")
+def test_an_event_the_database_refuses_never_breaks_the_registry_call(
+    lineage_tracking, backend_uri, caplog
+):
+    """PostgreSQL aborts a transaction after a failed statement: the plugin's must not."""
+    client = MlflowClient()
+    registry_workout(client, "guarded")
+    engine = sa.create_engine(backend_uri)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "ALTER TABLE model_version_tags ADD CONSTRAINT no_lineage_events "
+                "CHECK (key NOT LIKE 'lineage.event.%') NOT VALID"  # new rows only
+            )
+        )
+    engine.dispose()
+    client.set_registered_model_alias("guarded", "champion", "1")
+    assert str(client.get_model_version_by_alias("guarded", "champion").version) == "1"
+    assert "could not record a registry event" in caplog.text
+    # nothing half-written: no event, no holding tag, nothing in the index
+    assert summary(events_in_mlflow(client, "guarded")) == EXPECTED
+    assert "lineage.aliases" not in client.get_model_version("guarded", "1").tags
+    assert summary(indexed_events(backend_uri, "guarded")) == EXPECTED
+
+
 V1_LAYOUT = """
 CREATE TABLE lineage_index_meta (key VARCHAR(64) PRIMARY KEY, value VARCHAR(256) NOT NULL);
 INSERT INTO lineage_index_meta VALUES ('schema_version', '1');
 CREATE TABLE lineage_runs (run_id VARCHAR(32) PRIMARY KEY, experiment_id VARCHAR(32),
-  run_name VARCHAR(250), start_time BIGINT, end_time BIGINT, user VARCHAR(256),
+  run_name VARCHAR(250), start_time BIGINT, end_time BIGINT, "user" VARCHAR(256),
   status VARCHAR(16) NOT NULL);
 CREATE TABLE lineage_reads (run_id VARCHAR(32), position INTEGER, table_uri VARCHAR(1024)
   NOT NULL, table_name VARCHAR(256), table_id VARCHAR(64), version BIGINT NOT NULL,
@@ -303,8 +339,8 @@ INSERT INTO lineage_events VALUES ('1700000000001-00abcdef', 'm', 1, 'alias_set'
 """
 
 
-def test_an_index_of_schema_version_1_is_migrated_in_place(tmp_path):
-    url = f"sqlite:///{tmp_path / 'old-index.db'}"
+def test_an_index_of_schema_version_1_is_migrated_in_place(empty_database, tmp_path):
+    url = empty_database
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         for statement in V1_LAYOUT.split(";"):
@@ -327,8 +363,15 @@ def test_an_index_of_schema_version_1_is_migrated_in_place(tmp_path):
     # and the migrated index takes new events like a fresh one
     again = RegistryEvent.from_json(indexed_events(url)[0].to_json())
     assert index.record_events([again]) == 0
+    # migrating left this process's layout as it was: a new index is still made as before
+    fresh = LineageIndex(f"sqlite:///{tmp_path / 'fresh.db'}")
+    fresh.ensure()
+    with fresh.engine.connect() as conn:
+        assert sa.inspect(conn).get_indexes("lineage_holdings") == []
+        assert len(sa.inspect(conn).get_indexes("lineage_reads")) == 3
 
 
+@on_backends()
 def test_a_broken_index_never_breaks_the_registry_call(lineage_tracking, monkeypatch, caplog):
     client = MlflowClient()
     registry_workout(client, "sturdy")
@@ -338,6 +381,14 @@ def test_a_broken_index_never_breaks_the_registry_call(lineage_tracking, monkeyp
     client.set_registered_model_alias("sturdy", "champion", "1")
     assert str(client.get_model_version_by_alias("sturdy", "champion").version) == "1"
     assert "could not record a registry event" in caplog.text
+    # MLflow, the record, still has the event: reindex can rebuild the index from it
+    assert summary(events_in_mlflow(client, "sturdy"))[-1] == (
+        "1",
+        "alias_set",
+        "champion",
+        None,
+        (),
+    )
     # strict mode: the plugin's error fails the call, and MLflow's change is rolled back
     monkeypatch.setenv("MLFLOW_LINEAGE_STRICT", "true")
     with pytest.raises(MlflowException, match="Could not record a registry event"):

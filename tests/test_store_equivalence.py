@@ -15,6 +15,7 @@ from mlflow.store.tracking.rest_store import RestStore
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.tracking._model_registry.utils import _get_store as registry_store
 from mlflow.tracking._tracking_service.utils import _get_store as tracking_store
+from postgres import SQL_BACKENDS, on_backends
 from store_workout import workout
 
 from lineage_plugin.errors import UnsupportedURIError
@@ -23,12 +24,14 @@ from lineage_plugin.store.uris import SUPPORTED_SCHEMES, inner_uri, supported_ur
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_sqlite_stores_are_still_sqlalchemy_stores(sqlite_uri):
-    tracking = tracking_store(f"lineage+{sqlite_uri}")
-    registry = registry_store(f"lineage+{sqlite_uri}")
+@on_backends(*SQL_BACKENDS, "postgresql+psycopg")
+def test_sql_stores_are_still_sqlalchemy_stores(backend_uri):
+    tracking = tracking_store(f"lineage+{backend_uri}")
+    registry = registry_store(f"lineage+{backend_uri}")
     assert isinstance(tracking, SqlAlchemyStore)
     assert isinstance(registry, RegistrySqlStore)
-    assert tracking.db_uri == sqlite_uri  # MLflow's own engine, on the backend URI
+    assert tracking.db_uri == backend_uri  # MLflow's own engine, on the backend URI
+    assert registry.engine.url.drivername == backend_uri.split("://")[0].replace("+pysqlite", "")
 
 
 @pytest.fixture
@@ -44,12 +47,9 @@ def test_file_and_http_stores_keep_their_types(tmp_path, allow_file_store):
     assert isinstance(tracking_store("lineage+http://127.0.0.1:1"), RestStore)
 
 
-def test_workout_is_identical_on_sqlite(tmp_path, sqlite_uri, _migrated_sqlite):
-    import shutil
-
-    plain = tmp_path / "plain.db"
-    shutil.copyfile(_migrated_sqlite, plain)
-    assert workout(f"lineage+{sqlite_uri}") == workout(f"sqlite:///{plain}")
+@on_backends()
+def test_workout_is_identical_on_sql_backends(backend_uri, twin_database):
+    assert workout(f"lineage+{backend_uri}") == workout(twin_database)
 
 
 def test_workout_is_identical_on_file_store(tmp_path, allow_file_store):

@@ -301,6 +301,11 @@ def export(model: str | None, output: str | None, tracking_uri: str | None, as_j
     is_flag=True,
     help="Restore even if the commits undone deleted rows (they come back).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["deltalake", "spark"]),
+    help="Who writes the RESTORE (default: deltalake when installed, else Spark).",
+)
 @common_options
 def restore(
     model: str,
@@ -311,6 +316,7 @@ def restore(
     reason: str | None,
     allow_missing_files: bool,
     allow_undo_deletes: bool,
+    engine: str | None,
     tracking_uri: str | None,
     as_json: bool,
 ) -> None:
@@ -326,6 +332,7 @@ def restore(
       mlflow-lineage restore diabetes champion --dry-run
       mlflow-lineage restore diabetes 1 --reason "MERGE of predictions into target"
       mlflow-lineage restore diabetes 1 --table diabetes --yes --json
+      mlflow-lineage restore diabetes 1 --engine spark --yes
     """
     from lineage_plugin.errors import RestoreRefusedError
     from lineage_plugin.restore import restore as run_restore
@@ -339,6 +346,7 @@ def restore(
             dry_run=dry_run,
             allow_missing_files=allow_missing_files,
             allow_undo_deletes=allow_undo_deletes,
+            engine=engine,
             confirm=None if (yes or dry_run) else _confirm_restore,
             progress=_progress,
             tracking_uri=tracking_uri,

@@ -123,24 +123,28 @@ def _migrate_1_to_2(conn: Connection) -> None:
     Written with SQLAlchemy's portable operations only (no dialect-specific ALTERs beyond
     ADD COLUMN): the events table is copied out, re-created and filled again.
     """
-    from sqlalchemy import BigInteger, Column, Index, inspect, select, text, update
+    from sqlalchemy import BigInteger, Column, Index, MetaData, inspect, select, text, update
+    from sqlalchemy.schema import CreateColumn
 
     t = tables()
     reads, runs, events, holdings = t["reads"], t["runs"], t["events"], t["holdings"]
     inspector = inspect(conn)
     if "run_start" not in {c["name"] for c in inspector.get_columns(reads.name)}:
-        column = Column("run_start", BigInteger)
-        conn.execute(
-            text(f"ALTER TABLE {reads.name} ADD COLUMN {column.compile(dialect=conn.dialect)}")
-        )
+        # CreateColumn renders the name *and* the type (SQLite accepts a column without a
+        # type, PostgreSQL and the others do not).
+        column = CreateColumn(Column("run_start", BigInteger)).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {reads.name} ADD COLUMN {column}"))
     start = select(runs.c.start_time).where(runs.c.run_id == reads.c.run_id).scalar_subquery()
     conn.execute(update(reads).values(run_start=start))
-    Index("lineage_reads_table_time", reads.c.table_uri, reads.c.run_start).create(
-        conn, checkfirst=True
-    )
+    # A new Index(...) on one of tables() would join the shared layout for good (and be created
+    # again by every later create_all): use the layout's own index, and a scratch copy to drop.
+    for index in reads.indexes:
+        if index.name == "lineage_reads_table_time":
+            index.create(conn, checkfirst=True)
+    old_holdings = holdings.to_metadata(MetaData())
     for name in {i["name"] for i in inspector.get_indexes(holdings.name)}:
         if name == "lineage_holdings_version":  # dropped in version 2 (one B-tree less)
-            Index(name, holdings.c.name, holdings.c.version).drop(conn)
+            Index(name, old_holdings.c.name, old_holdings.c.version).drop(conn)
     old = [dict(r._mapping) for r in conn.execute(text(f"SELECT * FROM {events.name}"))]
     conn.execute(text(f"DROP TABLE {events.name}"))
     events.create(conn)

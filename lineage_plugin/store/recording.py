@@ -206,6 +206,9 @@ def _isolated(session: Session) -> Iterator[None]:
     """
     if session.get_bind().dialect.name == "postgresql":
         with session.begin_nested():
+            # The session emits the SAVEPOINT only when it next hands out its connection; the
+            # plugin's statements run on a connection taken before, so take it now.
+            session.connection()
             yield
     else:
         yield
@@ -226,12 +229,18 @@ def _plan_in_session(pending: _Pending, session: Session) -> SqlState | None:
 
 def _write_in_session(pending: _Pending, state: SqlState, session: Session) -> None:
     change = pending.change
-    index = index_for(pending.store)
     try:
         with _isolated(session):
             state.write(change)
-            if pending.index_ready and index.engine is getattr(pending.store, "engine", None):
-                index.record_events(change.events, conn=session.connection(), fresh=True)
     except Exception as exc:
         pending.change = None
         failed("a registry event", exc)
+        return
+    index = index_for(pending.store)
+    if not pending.index_ready or index.engine is not getattr(pending.store, "engine", None):
+        return
+    try:  # apart: a broken index must not take the event out of MLflow, the record
+        with _isolated(session):
+            index.record_events(change.events, conn=session.connection(), fresh=True)
+    except Exception as exc:
+        failed("a registry event in the lineage index", exc)

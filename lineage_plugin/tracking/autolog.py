@@ -1,7 +1,8 @@
 """Turning capture on and off.
 
-``autolog()`` registers post-import hooks: ``deltalake`` and ``polars`` are patched when the
-user's code imports them (or at once, if it already has), never imported by the plugin itself.
+``autolog()`` registers post-import hooks: ``deltalake``, ``polars``, ``pyspark.sql`` and
+``delta.tables`` (delta-spark) are patched when the user's code imports them (or at once, if
+it already has), never imported by the plugin itself.
 """
 
 from __future__ import annotations
@@ -13,28 +14,32 @@ from collections.abc import Callable
 _state = {"enabled": False}
 _lock = threading.Lock()
 
+#: (module imported by the user, hooks module, its install function)
 _HOOKS = (
-    ("mlflow.tracking.client", "lineage_plugin.tracking.mlflow_hooks"),
-    ("deltalake", "lineage_plugin.tracking.deltalake_hooks"),
-    ("polars", "lineage_plugin.tracking.polars_hooks"),
+    ("mlflow.tracking.client", "lineage_plugin.tracking.mlflow_hooks", "install"),
+    ("deltalake", "lineage_plugin.tracking.deltalake_hooks", "install"),
+    ("polars", "lineage_plugin.tracking.polars_hooks", "install"),
+    ("pyspark.sql", "lineage_plugin.tracking.spark_hooks", "install"),
+    ("delta.tables", "lineage_plugin.tracking.spark_hooks", "install_delta_tables"),
 )
 
 
-def _installer(hooks_module: str) -> Callable[[object], None]:
+def _installer(hooks_module: str, function: str) -> Callable[[object], None]:
     def install(module: object) -> None:
         if _state["enabled"]:
-            importlib.import_module(hooks_module).install(module)
+            getattr(importlib.import_module(hooks_module), function)(module)
 
     return install
 
 
-_INSTALLERS = tuple((module, _installer(hooks)) for module, hooks in _HOOKS)
+_INSTALLERS = tuple((module, _installer(hooks, fn)) for module, hooks, fn in _HOOKS)
 
 
 def autolog(disable: bool = False) -> None:
     """Record every Delta read into the active run, or into the next run started.
 
-    Hooks ``deltalake.DeltaTable`` reads, polars ``read_delta``/``scan_delta``, and
+    Hooks ``deltalake.DeltaTable`` reads, polars ``read_delta``/``scan_delta``, PySpark Delta
+    reads (``spark.read...load/table``, ``spark.table``, ``DeltaTable.forPath/forName``, SQL), and
     ``mlflow.log_input`` of Delta datasets. Also turned on by ``MLFLOW_LINEAGE_AUTOLOG=true``
     and whenever a ``lineage+`` store is loaded. Calling it again does nothing.
 

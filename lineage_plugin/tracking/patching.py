@@ -44,6 +44,11 @@ def bound_arguments(
     return dict(bound.arguments)
 
 
+def in_read() -> bool:
+    """Whether a hooked read (or the plugin's own reading) is already under way."""
+    return _in_read.get()
+
+
 @contextlib.contextmanager
 def not_recorded() -> Iterator[None]:
     """Reads inside the block are not recorded (the plugin's own reads, e.g. verification)."""

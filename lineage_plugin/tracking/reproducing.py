@@ -74,6 +74,12 @@ def current_request() -> ReproduceRequest | None:
     return _parse(value) if value else None
 
 
+def pinned_version(uri: str) -> int | None:
+    """The version a reproduction pins table ``uri`` (normalised) to, if any."""
+    request = current_request()
+    return request.pins.get(uri) if request is not None else None
+
+
 def _pinned_init(original: Callable[..., Any]) -> Callable[..., Any]:
     signature = inspect.signature(original)
 

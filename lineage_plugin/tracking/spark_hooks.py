@@ -1,0 +1,340 @@
+"""Read hooks for PySpark with delta-spark, the scale-out engine.
+
+Delta on Spark does not pin a DataFrame to the snapshot it was analysed with: every action
+reads the table's latest version, unless the read is time travel. So:
+
+- reads the plugin can rewrite are **pinned** to the version resolved at read time, by adding
+  ``versionAsOf``: ``spark.read.format("delta").load(path)`` (and ``load(path,
+  format="delta")``), ``spark.read.table(name)`` and ``spark.table(name)`` on Delta tables,
+  ``DeltaTable.forPath(...).toDF()`` and ``DeltaTable.forName(...).toDF()``. The DataFrame then
+  keeps reading that version, and the read is recorded with it. A read that names its own
+  ``versionAsOf`` keeps it; ``timestampAsOf`` is recorded with the version Spark resolved.
+- reads it cannot rewrite (SQL such as ``SELECT * FROM delta.`/path```, or a view) are recorded
+  **per action** (``collect``, ``count``, ``toPandas``, ``show``, writes...), from the query
+  plan: time travel gives the version exactly; otherwise the table's latest version is read just
+  before and just after the action, and recorded only when they are equal (no commit landed in
+  between, so that is the version the action scanned). When they differ the run is marked
+  incomplete with the reason: never a guess.
+
+Catalog tables are recorded by location (the URI) with their catalog name as display name.
+On Spark Connect (no JVM) the pinned reads work the same; SQL reads cannot be seen.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from lineage_plugin.records import DeltaInput
+from lineage_plugin.tracking import delta_log
+from lineage_plugin.tracking.capture import capture_read, current_read_context, session
+from lineage_plugin.tracking.patching import (
+    after_hook,
+    bound_arguments,
+    in_read,
+    not_recorded,
+    patch,
+)
+from lineage_plugin.tracking.reproducing import pinned_version
+
+ENGINE = "spark"
+_FORMAT = "_lineage_format"
+_OPTIONS = "_lineage_options"
+_SOURCE = "_lineage_source"
+_ACTIONS = (
+    "collect",
+    "count",
+    "toPandas",
+    "toArrow",
+    "take",
+    "head",
+    "first",
+    "tail",
+    "show",
+    "toLocalIterator",
+    "foreach",
+    "foreachPartition",
+)
+_WRITES = ("save", "saveAsTable", "insertInto")
+
+
+# ------------------------------------------------------------------ resolving versions
+
+
+def _version_info(spark: Any, uri: str, version: int | None = None) -> delta_log.VersionInfo:
+    """A table version with its id and commit: from the log for local tables, else Spark."""
+    norm = delta_log.normalize_uri(uri)
+    if delta_log.local_path(norm) is not None:
+        return delta_log.resolve(norm, version)
+    with not_recorded():
+        detail = spark.sql(f"DESCRIBE DETAIL delta.`{uri}`").first()
+        history = spark.sql(f"DESCRIBE HISTORY delta.`{uri}`")
+        row = (history.where(f"version = {version}") if version is not None else history).first()
+    if row is None:
+        raise delta_log.TableNotFoundError(f"'{uri}' has no version {version}.")
+    stamp = int(row["timestamp"].timestamp() * 1000) if row["timestamp"] else None
+    commit = delta_log.CommitInfo(stamp, "commitInfo.timestamp", row["operation"])
+    return delta_log.VersionInfo(norm, int(row["version"]), detail["id"], commit)
+
+
+def _catalog_table(spark: Any, name: str) -> tuple[str, str] | None:
+    """``(location, full catalog name)`` of table ``name`` when it is a Delta table."""
+    try:
+        with not_recorded():
+            detail = spark.sql(f"DESCRIBE DETAIL {name}").first()
+    except Exception:  # a view, a temp table, not a table at all: not a Delta read
+        return None
+    if detail is None or (detail["format"] or "").lower() != "delta":
+        return None
+    return detail["location"], detail["name"] or name
+
+
+def _record(spark: Any, uri: str, version: int, what: str, name: str | None = None) -> None:
+    def describe() -> DeltaInput:
+        info = _version_info(spark, uri, version)
+        return info.to_input(engine=ENGINE, context=current_read_context(), name=name)
+
+    capture_read(describe, what=f"spark {what}")
+
+
+def _pin(spark: Any, uri: str, options: dict[str, Any]) -> int | None:
+    """The version to read: the one asked for, the reproduction's pin, or the latest now."""
+    if "versionasof" in options:
+        return int(options["versionasof"])
+    if "timestampasof" in options:
+        return None  # Spark resolves it; recorded from the plan
+    pinned = pinned_version(delta_log.normalize_uri(uri))
+    return pinned if pinned is not None else _version_info(spark, uri).version
+
+
+# ------------------------------------------------------------------ reader hooks
+
+
+def _remember_format(result: Any, a: dict[str, Any]) -> None:
+    a["self"].__dict__[_FORMAT] = str(a["source"]).lower()
+
+
+def _remember_option(result: Any, a: dict[str, Any]) -> None:
+    a["self"].__dict__.setdefault(_OPTIONS, {})[str(a["key"]).lower()] = a["value"]
+
+
+def _remember_options(result: Any, a: dict[str, Any]) -> None:
+    options = a["self"].__dict__.setdefault(_OPTIONS, {})
+    options.update({str(k).lower(): v for k, v in a["options"].items()})
+
+
+def _pinned_read(original: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    """Wrap ``DataFrameReader.load`` / ``.table``: pin a Delta read and record it."""
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if in_read():
+            return original(self, *args, **kwargs)
+        try:
+            a = bound_arguments(signature, (self, *args), kwargs)
+        except TypeError:  # a bad call: let Spark say what is wrong
+            return original(self, *args, **kwargs)
+        target = _delta_target(self, a, kind)
+        if target is None:
+            return original(self, *args, **kwargs)
+        uri, name = target
+        options = {
+            **self.__dict__.get(_OPTIONS, {}),
+            **{k.lower(): v for k, v in a.get("options", {}).items()},
+        }
+        spark = self._spark
+        try:
+            version = _pin(spark, uri, options)
+        except Exception as exc:  # never break the read: it reads unpinned, and says so
+            session().fail(f"spark {kind} of {uri}: could not resolve the version ({exc})")
+            return original(self, *args, **kwargs)
+        if version is not None and "versionasof" not in options:
+            self.option("versionAsOf", version)
+        with not_recorded():
+            frame = original(self, *args, **kwargs)
+        if version is None:  # timestampAsOf: Spark resolved it; the plan says which
+            version = _plan_version(frame, uri)
+        if version is None:
+            session().fail(f"spark {kind} of {uri} by timestamp: the version read is not known")
+        else:
+            _record(spark, uri, version, kind, name)
+        return frame
+
+    read.__lineage_original__ = original  # type: ignore[attr-defined]
+    return read
+
+
+def _delta_target(reader: Any, a: dict[str, Any], kind: str) -> tuple[str, str | None] | None:
+    """``(location, catalog name)`` when the read is a Delta read, else ``None``."""
+    if kind == "table":
+        name = a["tableName"]
+        return _catalog_table(reader._spark, name) if isinstance(name, str) else None
+    fmt = (a.get("format") or reader.__dict__.get(_FORMAT) or "").lower()
+    path = a.get("path")
+    if fmt != "delta" or not isinstance(path, str):
+        return None
+    return path, None
+
+
+def _session_table(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``spark.table(name)``: the same as ``spark.read.table(name)``, so it is pinned too."""
+
+    @functools.wraps(original)
+    def table(self: Any, tableName: str) -> Any:  # noqa: N803 (PySpark's parameter name)
+        if in_read() or not isinstance(tableName, str):
+            return original(self, tableName)
+        return self.read.table(tableName)
+
+    table.__lineage_original__ = original  # type: ignore[attr-defined]
+    return table
+
+
+# ------------------------------------------------------------------ delta.tables.DeltaTable
+
+
+def _remember_source(kind: str) -> Callable[[Any, dict[str, Any]], None]:
+    def after(result: Any, a: dict[str, Any]) -> None:
+        where = a.get("path") if kind == "path" else a.get("tableOrViewName")
+        result.__dict__[_SOURCE] = (kind, where, a["sparkSession"])
+
+    return after
+
+
+def _delta_table_to_df(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def to_df(self: Any) -> Any:
+        source = self.__dict__.get(_SOURCE)
+        if in_read() or source is None:
+            return original(self)
+        kind, where, spark = source
+        if kind == "path":
+            return spark.read.format("delta").load(where)
+        return spark.read.table(where)
+
+    to_df.__lineage_original__ = original  # type: ignore[attr-defined]
+    return to_df
+
+
+# ------------------------------------------------------------------ actions (SQL and views)
+
+
+def _delta_relations(frame: Any) -> list[tuple[str, bool, int, str | None]] | None:
+    """``(location, time travel, version at analysis, catalog name)`` of each Delta scan in
+    the plan; ``None`` without a JVM (Spark Connect)."""
+    jdf = getattr(frame, "_jdf", None)
+    if jdf is None:
+        return None
+    found = []
+    leaves = jdf.queryExecution().analyzed().collectLeaves()
+    for i in range(leaves.size()):
+        leaf = leaves.apply(i)
+        if not leaf.getClass().getName().endswith("LogicalRelation"):
+            continue
+        location = leaf.relation().location() if hasattr(leaf.relation(), "location") else None
+        if location is None or "TahoeLogFileIndex" not in location.getClass().getName():
+            continue
+        catalog = leaf.catalogTable()
+        found.append(
+            (
+                location.path().toString(),
+                bool(location.isTimeTravelQuery()),
+                int(location.snapshotAtAnalysis().version()),
+                catalog.get().identifier().unquotedString() if catalog.isDefined() else None,
+            )
+        )
+    return found
+
+
+def _plan_version(frame: Any, uri: str) -> int | None:
+    try:
+        relations = _delta_relations(frame) or []
+    except Exception:
+        return None
+    norm = delta_log.normalize_uri(uri)
+    return next((v for loc, _, v, _ in relations if delta_log.normalize_uri(loc) == norm), None)
+
+
+def _around_action(
+    original: Callable[..., Any], what: str, frame_of: Callable[[Any], Any] = lambda s: s
+) -> Callable[..., Any]:
+    """Record the Delta tables an action scans (see the module docstring)."""
+
+    @functools.wraps(original)
+    def action(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if in_read():
+            return original(self, *args, **kwargs)
+        frame = frame_of(self)
+        try:
+            relations = _delta_relations(frame) or []
+            spark = frame.sparkSession
+            before = {
+                loc: _version_info(spark, loc).version for loc, tt, _, _ in relations if not tt
+            }
+        except Exception as exc:
+            session().fail(f"spark {what}: could not read the query plan ({exc})")
+            relations, before = [], {}
+        with not_recorded():
+            result = original(self, *args, **kwargs)
+        for location, time_travel, version, name in relations:
+            if time_travel:
+                _record(spark, location, version, what, name)
+                continue
+            try:
+                after = _version_info(spark, location).version
+            except Exception as exc:
+                session().fail(f"spark {what} of {location}: {exc}")
+                continue
+            if after == before[location]:
+                _record(spark, location, after, what, name)
+            else:
+                session().fail(
+                    f"spark {what} read {location} while commits v{before[location] + 1}..v"
+                    f"{after} landed, so the version it scanned is not known. Read it with "
+                    "spark.read.format('delta').load(path) (pinned) or with VERSION AS OF."
+                )
+        return result
+
+    action.__lineage_original__ = original  # type: ignore[attr-defined]
+    return action
+
+
+def _owner(cls: type, name: str) -> type:
+    return next(k for k in cls.__mro__ if name in k.__dict__)
+
+
+def install(module: Any = None) -> None:
+    """Patch PySpark's reader, session and DataFrame actions (when ``pyspark.sql`` is imported)."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql.classic.dataframe import DataFrame
+    from pyspark.sql.readwriter import DataFrameReader, DataFrameWriter
+
+    patch(DataFrameReader, "format", lambda f: after_hook(f, _remember_format))
+    patch(DataFrameReader, "option", lambda f: after_hook(f, _remember_option))
+    patch(DataFrameReader, "options", lambda f: after_hook(f, _remember_options))
+    patch(DataFrameReader, "load", lambda f: _pinned_read(f, "load"))
+    patch(DataFrameReader, "table", lambda f: _pinned_read(f, "table"))
+    patch(_owner(SparkSession, "table"), "table", _session_table)
+    for name in _ACTIONS:
+        patch(_owner(DataFrame, name), name, lambda f, n=name: _around_action(f, n))
+    for name in _WRITES:
+        patch(
+            DataFrameWriter,
+            name,
+            lambda f, n=name: _around_action(f, f"write.{n}", lambda writer: writer._df),
+        )
+
+
+def install_delta_tables(module: Any = None) -> None:
+    """Patch ``delta.tables.DeltaTable`` (when delta-spark is imported)."""
+    from delta.tables import DeltaTable
+
+    for name, kind in (("forPath", "path"), ("forName", "name")):
+        patch(
+            DeltaTable,
+            name,
+            lambda f, k=kind: classmethod(after_hook(f.__func__, _remember_source(k))),
+        )
+    patch(DeltaTable, "toDF", _delta_table_to_df)

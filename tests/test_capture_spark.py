@@ -1,0 +1,185 @@
+"""Capture through Spark with delta-spark: pinned reads, SQL per action, catalog tables, interop.
+
+A real local Spark session with the Delta jars (one per test session), real Delta tables
+written by Spark and by deltalake, a real ``lineage+sqlite`` MLflow store.
+"""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+import pytest
+from deltalake import DeltaTable, write_deltalake
+from helpers import read_pandas
+
+import lineage_plugin as lp
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("lineage_tracking")]
+
+
+def write(spark, path: str, values: list[int], mode: str = "append") -> None:
+    spark.createDataFrame([(v,) for v in values], "id long").write.format("delta").mode(mode).save(
+        path
+    )
+
+
+@pytest.fixture
+def table(spark, tmp_path) -> str:
+    """A Delta table written by Spark: v0 = [0, 1, 2], v1 = + [3]."""
+    path = str(tmp_path / "events")
+    write(spark, path, [0, 1, 2])
+    write(spark, path, [3])
+    return path
+
+
+def inputs(run) -> list[tuple[str, int, str]]:
+    lineage = lp.get_run_lineage(run.info.run_id)
+    return [(i.uri, i.version, i.engine) for i in lineage.inputs]
+
+
+def test_reader_load_is_pinned_to_the_version_resolved_at_read_time(spark, table):
+    with mlflow.start_run() as run:
+        frame = spark.read.format("delta").load(table)
+        write(spark, table, [4, 5])  # a concurrent writer: v2
+        assert frame.count() == 4  # still v1: the read was pinned
+        other = spark.read.load(table, format="delta").count()
+    assert other == 6
+    assert inputs(run) == [(f"file://{table}", 1, "spark"), (f"file://{table}", 2, "spark")]
+    assert lp.get_run_lineage(run.info.run_id).status == "complete"
+
+
+def test_explicit_time_travel_is_kept_and_recorded(spark, table):
+    write(spark, table, [9])
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{table}`")
+    v1_time = str(history.where("version = 1").first()["timestamp"])
+    with mlflow.start_run() as run:
+        assert spark.read.format("delta").option("versionAsOf", 0).load(table).count() == 3
+        by_time = spark.read.format("delta").option("timestampAsOf", v1_time).load(table)
+        assert by_time.count() == 4
+    assert [v for _, v, _ in inputs(run)] == [0, 1]
+
+
+def test_catalog_tables_are_recorded_by_location_and_name_and_pinned(spark, tmp_path):
+    spark.sql("DROP TABLE IF EXISTS default.scores")
+    spark.createDataFrame([(1,), (2,)], "id long").write.format("delta").saveAsTable(
+        "default.scores"
+    )
+    location = spark.sql("DESCRIBE DETAIL default.scores").first()["location"]
+    with mlflow.start_run() as run:
+        via_reader = spark.read.table("default.scores")
+        via_session = spark.table("default.scores")
+        spark.sql("INSERT INTO default.scores VALUES (3)")
+        assert via_reader.count() == via_session.count() == 2
+        in_sql = spark.sql("SELECT * FROM default.scores").count()
+    assert in_sql == 3
+    reads = {(i.uri, i.version, i.name) for i in lp.get_run_lineage(run.info.run_id).inputs}
+    name = "spark_catalog.default.scores"  # as Spark names it, in the API and in SQL
+    assert reads == {(lp_uri(location), 0, name), (lp_uri(location), 1, name)}
+
+
+def lp_uri(location: str) -> str:
+    from lineage_plugin.tracking.delta_log import normalize_uri
+
+    return normalize_uri(location)
+
+
+def test_delta_table_to_df_is_pinned(spark, table):
+    from delta.tables import DeltaTable as SparkDeltaTable
+
+    spark.sql("DROP TABLE IF EXISTS default.named")
+    spark.sql(f"CREATE TABLE default.named USING delta LOCATION '{table}'")
+    with mlflow.start_run() as run:
+        by_path = SparkDeltaTable.forPath(spark, table).toDF()
+        by_name = SparkDeltaTable.forName(spark, "default.named").toDF()
+        write(spark, table, [7])
+        assert by_path.count() == by_name.count() == 4
+    assert {(uri, v) for uri, v, _ in inputs(run)} == {(f"file://{table}", 1)}
+
+
+def test_sql_is_recorded_per_action_with_the_version_it_scanned(spark, table):
+    with mlflow.start_run() as run:
+        query = spark.sql(f"SELECT * FROM delta.`{table}`")
+        assert query.count() == 4  # scans v1
+        write(spark, table, [8])
+        assert len(query.collect()) == 5  # Delta on Spark: this action scans v2
+        old = spark.sql(f"SELECT * FROM delta.`{table}` VERSION AS OF 0").toPandas()
+    assert len(old) == 3
+    assert sorted(v for _, v, _ in inputs(run)) == [0, 1, 2]
+    assert lp.get_run_lineage(run.info.run_id).status == "complete"
+
+
+def test_a_commit_during_an_sql_action_marks_the_run_incomplete(spark, table, tmp_path):
+    """A Python UDF commits to the table while the action runs: the version is not guessed."""
+    from pyspark.sql.functions import udf
+
+    @udf("long")
+    def commit_then(value: int) -> int:
+        import pandas as pd_worker
+        from deltalake import write_deltalake as write_worker
+
+        write_worker(table, pd_worker.DataFrame({"id": [100 + value]}), mode="append")
+        return value
+
+    with mlflow.start_run() as run:
+        query = spark.sql(f"SELECT * FROM delta.`{table}` WHERE id = 0")
+        with pytest.warns(lp.LineageWarning, match="version it scanned is not known"):
+            query.select(commit_then("id")).collect()
+    lineage = lp.get_run_lineage(run.info.run_id)
+    assert lineage.status == "incomplete" and lineage.inputs == ()
+    assert "landed" in lineage.reasons[0]
+
+
+def test_non_delta_reads_are_not_recorded(spark, tmp_path):
+    spark.createDataFrame([(1,)], "id long").write.parquet(str(tmp_path / "plain"))
+    with mlflow.start_run() as run:
+        assert spark.read.parquet(str(tmp_path / "plain")).count() == 1
+        assert spark.read.format("parquet").load(str(tmp_path / "plain")).count() == 1
+    assert inputs(run) == []
+
+
+@pytest.mark.parametrize("writer", ["spark", "deltalake"])
+def test_the_same_table_has_the_same_versions_in_both_engines(spark, tmp_path, writer):
+    path = str(tmp_path / f"by_{writer}")
+    for values in ([1, 2], [3]):
+        if writer == "spark":
+            write(spark, path, values)
+        else:
+            write_deltalake(path, pd.DataFrame({"id": values}), mode="append")
+    with mlflow.start_run() as by_spark:
+        spark.read.format("delta").load(path).count()
+    with mlflow.start_run() as by_deltalake:
+        read_pandas(DeltaTable(path))
+    spark_read = lp.get_run_lineage(by_spark.info.run_id).inputs[0]
+    deltalake_read = lp.get_run_lineage(by_deltalake.info.run_id).inputs[0]
+    same = ("uri", "version", "table_id", "commit_timestamp", "operation")
+    assert {k: getattr(spark_read, k) for k in same} == {
+        k: getattr(deltalake_read, k) for k in same
+    }
+    assert (spark_read.engine, deltalake_read.engine) == ("spark", "deltalake")
+    assert spark_read.version == 1 and spark_read.table_id
+
+
+def test_the_plugin_never_imports_pyspark_or_delta_itself():
+    """MLflow itself imports pyspark when it is installed; the plugin's modules do not."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, lineage_plugin, lineage_plugin.store.entrypoints,"
+        " lineage_plugin.tracking.spark_hooks, lineage_plugin.tracking.autolog;"
+        "print('pyspark' in sys.modules, 'delta' in sys.modules, 'mlflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "False", "False"], out.stderr[-2000:]
+
+
+def test_a_reproduction_pins_spark_reads_to_the_recorded_version(spark, table, monkeypatch):
+    from lineage_plugin.tracking.reproducing import REPRODUCE_ENV, ReproduceRequest
+
+    request = ReproduceRequest(token="t", model="m", version="1", pins={f"file://{table}": 0})
+    monkeypatch.setenv(REPRODUCE_ENV, request.to_env())
+    with mlflow.start_run() as run:
+        assert spark.read.format("delta").load(table).count() == 3  # v0, not the latest v1
+        assert spark.read.format("delta").option("versionAsOf", 1).load(table).count() == 4
+    assert [v for _, v, _ in inputs(run)] == [0, 1]
+    assert mlflow.get_run(run.info.run_id).data.tags["lineage.reproduces"] == "m/1"
