@@ -183,3 +183,19 @@ def test_a_reproduction_pins_spark_reads_to_the_recorded_version(spark, table, m
         assert spark.read.format("delta").option("versionAsOf", 1).load(table).count() == 4
     assert [v for _, v, _ in inputs(run)] == [0, 1]
     assert mlflow.get_run(run.info.run_id).data.tags["lineage.reproduces"] == "m/1"
+
+
+def test_versions_resolved_through_spark_sql_match_the_log(spark, table):
+    """The path used for tables the plugin cannot read itself (object stores, catalogs)."""
+    from lineage_plugin.tracking import delta_log
+    from lineage_plugin.tracking.spark_hooks import _remote_version
+
+    for version in (None, 0, 1):
+        through_spark = _remote_version(spark, table, version)
+        from_log = delta_log.resolve(table, version)
+        assert through_spark.version == from_log.version
+        assert through_spark.table_id == from_log.table_id
+        assert through_spark.commit.operation == from_log.commit.operation
+        assert abs(through_spark.commit.timestamp - from_log.commit.timestamp) < 1000
+    with pytest.raises(delta_log.TableNotFoundError, match="no version 7"):
+        _remote_version(spark, table, 7)

@@ -68,15 +68,32 @@ def _version_info(spark: Any, uri: str, version: int | None = None) -> delta_log
     norm = delta_log.normalize_uri(uri)
     if delta_log.local_path(norm) is not None:
         return delta_log.resolve(norm, version)
+    if version is None:
+        return _remote_version(spark, uri, None)
+    return _remote_known_version(spark, uri, version)
+
+
+@functools.lru_cache(maxsize=256)
+def _remote_known_version(spark: Any, uri: str, version: int) -> delta_log.VersionInfo:
+    """A given version of a remote table (cached: pinned reads are described at every action)."""
+    return _remote_version(spark, uri, version)
+
+
+def _remote_version(spark: Any, uri: str, version: int | None) -> delta_log.VersionInfo:
     with not_recorded():
         detail = spark.sql(f"DESCRIBE DETAIL delta.`{uri}`").first()
-        history = spark.sql(f"DESCRIBE HISTORY delta.`{uri}`")
-        row = (history.where(f"version = {version}") if version is not None else history).first()
+        if version is None:
+            row = spark.sql(f"DESCRIBE HISTORY delta.`{uri}` LIMIT 1").first()
+        else:
+            history = spark.sql(f"DESCRIBE HISTORY delta.`{uri}`")
+            row = history.where(f"version = {version}").first()
     if row is None:
         raise delta_log.TableNotFoundError(f"'{uri}' has no version {version}.")
     stamp = int(row["timestamp"].timestamp() * 1000) if row["timestamp"] else None
     commit = delta_log.CommitInfo(stamp, "commitInfo.timestamp", row["operation"])
-    return delta_log.VersionInfo(norm, int(row["version"]), detail["id"], commit)
+    return delta_log.VersionInfo(
+        delta_log.normalize_uri(uri), int(row["version"]), detail["id"], commit
+    )
 
 
 def _catalog_table(spark: Any, name: str) -> tuple[str, str] | None:
