@@ -108,13 +108,17 @@ def input_columns(model: Any) -> list[str] | None:
     return [str(n) for n in names] if names and all(n is not None for n in names) else None
 
 
-def read_table_version(uri: str, version: int, columns: list[str] | None = None) -> Any:
+def read_table_version(
+    uri: str, version: int, columns: list[str] | None = None, *, engine: str | None = None
+) -> Any:
     """Read one table version into pandas without recording it as a read of any run.
 
     Args:
         uri: The table's normalised URI.
         version: The version to read (time travel).
         columns: Only these columns.
+        engine: ``deltalake`` (the default when it is installed) or ``spark`` (the active
+            Spark session, or a new local one).
 
     Returns:
         A pandas DataFrame.
@@ -122,28 +126,53 @@ def read_table_version(uri: str, version: int, columns: list[str] | None = None)
     Raises:
         VerificationError: The table lacks some of ``columns``.
     """
-    from deltalake import DeltaTable
-
-    from lineage_plugin.tracking.delta_log import local_path
     from lineage_plugin.tracking.patching import not_recorded
 
-    path = local_path(uri)
+    if engine is None:
+        import importlib.util
+
+        engine = "deltalake" if importlib.util.find_spec("deltalake") else "spark"
     with not_recorded():
-        table = DeltaTable(path or uri, version=version)
-        present = {field.name for field in table.schema().fields}
-        missing = [c for c in columns or () if c not in present]
+        read = _read_with_spark if engine == "spark" else _read_with_deltalake
+        names, load = read(uri, version)
+        missing = [c for c in columns or () if c not in names]
         if missing:
             raise VerificationError(
                 f"The model's signature needs columns {missing} that {uri} version {version} "
                 "does not have, so the predictions cannot be compared on the recorded data."
             )
-        if path is None:
-            return table.to_pandas(columns=columns)
-        import pyarrow.fs as pafs
+        return load(columns)
 
-        # A native file system: deltalake's own can abort the process at exit here.
-        local = pafs.SubTreeFileSystem(path, pafs.LocalFileSystem())
-        return table.to_pandas(columns=columns, filesystem=local)
+
+def _read_with_deltalake(uri: str, version: int) -> tuple[set[str], Any]:
+    from deltalake import DeltaTable
+
+    from lineage_plugin.tracking.delta_log import local_path
+
+    path = local_path(uri)
+    table = DeltaTable(path or uri, version=version)
+    names = {field.name for field in table.schema().fields}
+    if path is None:
+        return names, lambda columns: table.to_pandas(columns=columns)
+    import pyarrow.fs as pafs
+
+    # A native file system: deltalake's own can abort the process at exit here.
+    local = pafs.SubTreeFileSystem(path, pafs.LocalFileSystem())
+    return names, lambda columns: table.to_pandas(columns=columns, filesystem=local)
+
+
+def _read_with_spark(uri: str, version: int) -> tuple[set[str], Any]:
+    from lineage_plugin.restore_spark import spark_location, spark_session
+
+    frame = (
+        spark_session()
+        .read.format("delta")
+        .option("versionAsOf", version)
+        .load(spark_location(uri))
+    )
+    return set(frame.columns), lambda columns: (
+        frame.select(*columns) if columns else frame
+    ).toPandas()
 
 
 def verify_predictions(

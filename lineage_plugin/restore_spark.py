@@ -49,7 +49,8 @@ def spark_session() -> Any:
     return builder.getOrCreate()
 
 
-def _location(uri: str) -> str:
+def spark_location(uri: str) -> str:
+    """The location Spark reads a normalised table URI at."""
     return uri.removeprefix("file://") if uri.startswith("file://") else uri
 
 
@@ -65,7 +66,7 @@ def restore_with_spark(t: TableRestorePlan, note: str) -> tuple[int, str | None]
         started from another version than planned and was reverted.
     """
     spark = spark_session()
-    table = f"delta.`{_location(t.uri)}`"
+    table = f"delta.`{spark_location(t.uri)}`"
     before = spark.conf.get(_USER_METADATA, None)
     spark.conf.set(_USER_METADATA, note)
     try:

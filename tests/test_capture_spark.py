@@ -199,3 +199,18 @@ def test_versions_resolved_through_spark_sql_match_the_log(spark, table):
         assert abs(through_spark.commit.timestamp - from_log.commit.timestamp) < 1000
     with pytest.raises(delta_log.TableNotFoundError, match="no version 7"):
         _remote_version(spark, table, 7)
+
+
+def test_verification_reads_the_same_rows_through_spark_as_through_deltalake(spark, table):
+    """Drivers without deltalake verify through Spark: the same version, the same data."""
+    from lineage_plugin.errors import VerificationError
+    from lineage_plugin.predictions import read_table_version
+
+    uri = f"file://{table}"
+    with mlflow.start_run() as run:
+        by_spark = read_table_version(uri, 0, ["id"], engine="spark")
+        by_deltalake = read_table_version(uri, 0, ["id"], engine="deltalake")
+    assert sorted(by_spark["id"]) == sorted(by_deltalake["id"]) == [0, 1, 2]
+    assert inputs(run) == []  # the plugin's own reads are not the run's
+    with pytest.raises(VerificationError, match="needs columns"):
+        read_table_version(uri, 0, ["id", "nope"], engine="spark")
