@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import mlflow
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable
+from helpers import run_python
 from mlflow import MlflowClient
 
 import lineage_plugin as lp
@@ -67,3 +71,36 @@ def test_a_commit_just_before_spark_restore_is_not_left_undone(spark, trained):
     assert ids(spark, trained) == ids(spark, trained, 3)  # nothing outside the plan undone
     ops = [r["operation"] for r in spark.sql(f"DESCRIBE HISTORY delta.`{trained}`").collect()]
     assert ops[:3] == ["RESTORE", "RESTORE", "WRITE"]
+
+
+def test_reproduce_pins_the_reads_of_a_spark_training(
+    spark, tmp_path, lineage_tracking, monkeypatch
+):
+    """A training that reads through Spark, reproduced after the table changed, unrestored."""
+    tests = Path(__file__).resolve().parent
+    path = str(tmp_path / "xy")
+    spark.createDataFrame(
+        [(float(i), 2.0 * i + 1) for i in range(20)], "x double, y double"
+    ).write.format("delta").save(path)
+    trained = run_python(
+        str(tests / "spark_train.py"),
+        path,
+        str(tmp_path / "wh"),
+        cwd=tmp_path,
+        MLFLOW_TRACKING_URI=lineage_tracking,
+        PYTHONPATH=str(tests),
+    )
+    run_id = trained.stdout.rsplit("run_id=", 1)[1].split()[0]
+    [model] = MlflowClient().search_logged_models(
+        [mlflow.get_run(run_id).info.experiment_id], f"source_run_id = '{run_id}'"
+    )
+    version = mlflow.register_model(model.model_uri, "xy").version
+    spark.sql(f"UPDATE delta.`{path}` SET y = 0 WHERE x < 10")  # the bad write, not restored
+
+    monkeypatch.setenv("PYTHONPATH", str(tests))  # the training imports spark_session
+    out = CliRunner().invoke(cli, ["reproduce", "xy", str(version), "--json"])  # recorded argv
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    assert report["verified"] and report["pinned"] == {f"file://{path}": 0}
+    [read] = lp.get_run_lineage(report["verification"]["reproduced_run_id"]).inputs
+    assert (read.version, read.engine) == (0, "spark")
