@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -97,8 +98,8 @@ def reproduce(
     Args:
         name: Registered model name.
         version: A version number, alias or stage.
-        command: Train with this command line instead of the recorded one (run in the
-            recorded working directory when it exists).
+        command: Train with this command line instead of the recorded one (run as given, in
+            the recorded working directory when it exists).
         tolerance: Largest absolute difference between predictions counted as equal; 0 (the
             default) means exactly equal.
         register: Register the new model as a version of ``name`` (unless the training
@@ -137,11 +138,10 @@ def reproduce(
     pins = {i.uri: i.version for i in lineage.inputs} if pin else {}
     request = ReproduceRequest(token=uuid.uuid4().hex, model=name, version=number, pins=pins)
     original_run = ws.run(mv.run_id) if mv.run_id else None
-    argv, cwd = training_command(lineage.run.code if lineage.run else None, command)
-    with checkout_recorded_code(lineage.run.code if lineage.run else None, argv, cwd, say) as (
-        argv,
-        cwd,
-    ):
+    code = lineage.run.code if lineage.run else None
+    argv, cwd = training_command(code, command)
+    # A command given runs as given; the recorded one runs at the recorded commit.
+    with checkout_recorded_code(None if command else code, argv, cwd, say) as (argv, cwd):
         env = _child_env(ws.tracking_uri, original_run)
         env[REPRODUCE_ENV] = request.to_env()
         say(f"Retraining: {shlex.join(argv)}  (in {cwd})")
@@ -195,7 +195,9 @@ def _training_table(inputs: tuple[DeltaInput, ...], name: str, version: str) -> 
     return training[0]
 
 
-def _drift_warnings(ws: Workspace, name: str, version: str, say: Callable[[str], None]) -> list:
+def _drift_warnings(
+    ws: Workspace, name: str, version: str, say: Callable[[str], None]
+) -> list[str]:
     from lineage_plugin.errors import LineageError
     from lineage_plugin.queries.check import check
 
@@ -235,7 +237,6 @@ def _run(
     timeout: float | None,
     say: Callable[[str], None],
 ) -> int:
-    started = time.monotonic()
     try:
         child = subprocess.Popen(
             argv,
@@ -249,13 +250,26 @@ def _run(
     except OSError as exc:
         message = f"Could not start the training ({shlex.join(argv)}): {exc}"
         raise VerificationError(message) from exc
-    assert child.stdout is not None
-    for line in child.stdout:
-        say(f"  | {line.rstrip()}")
-        if timeout is not None and time.monotonic() - started > timeout:
-            child.kill()
-            raise VerificationError(f"The training ran longer than {timeout:g} s and was stopped.")
-    return child.wait()
+    output = child.stdout
+    assert output is not None
+
+    def relay() -> None:
+        for line in output:
+            say(f"  | {line.rstrip()}")
+
+    relaying = threading.Thread(target=relay, name="lineage-reproduce-output", daemon=True)
+    relaying.start()
+    try:
+        code = child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        raise VerificationError(
+            f"The training ran longer than {timeout:g} s and was stopped."
+        ) from None
+    finally:
+        relaying.join(timeout=10)
+    return code
 
 
 def _compare(

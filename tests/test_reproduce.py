@@ -260,3 +260,13 @@ def test_rollback_moves_the_alias_only_when_verified(tmp_path, _migrated_sqlite)
     # --stage: the verified reproduction goes to Production.
     out = invoke(uri, "rollback", "diabetes", good, "--stage", "production", "--yes").output
     assert "[4/4] Pointing Production" in out
+
+
+def test_a_training_that_hangs_is_stopped_at_the_timeout(registry):
+    from lineage_plugin.errors import VerificationError
+    from lineage_plugin.reproduce import reproduce
+
+    _, uri, versions = registry
+    hang = f'{sys.executable} -c "import time; time.sleep(60)"'
+    with pytest.raises(VerificationError, match="longer than 2 s"):
+        reproduce("diabetes", versions["ridge"], command=hang, timeout=2, tracking_uri=uri)
