@@ -214,3 +214,25 @@ def test_verification_reads_the_same_rows_through_spark_as_through_deltalake(spa
     assert inputs(run) == []  # the plugin's own reads are not the run's
     with pytest.raises(VerificationError, match="needs columns"):
         read_table_version(uri, 0, ["id", "nope"], engine="spark")
+
+
+def test_spark_connect_reads_are_pinned_and_recorded(tmp_path, lineage_tracking):
+    """A real local Spark Connect server (no JVM on the client), in its own process."""
+    import json
+    from pathlib import Path
+
+    from helpers import run_python
+
+    tests = Path(__file__).resolve().parent
+    result = run_python(
+        str(tests / "connect_reads.py"),
+        str(tmp_path / "connected"),
+        cwd=tmp_path,
+        timeout=600,
+        MLFLOW_TRACKING_URI=lineage_tracking,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["session"] == "pyspark.sql.connect.session"
+    assert (report["pinned_count"], report["old_count"]) == (4, 3)
+    assert report["inputs"] == [[1, "spark"], [0, "spark"]] and report["status"] == "complete"

@@ -20,6 +20,7 @@ _HOOKS = (
     ("deltalake", "lineage_plugin.tracking.deltalake_hooks", "install"),
     ("polars", "lineage_plugin.tracking.polars_hooks", "install"),
     ("pyspark.sql", "lineage_plugin.tracking.spark_hooks", "install"),
+    ("pyspark.sql.connect.readwriter", "lineage_plugin.tracking.spark_hooks", "install_connect"),
     ("delta.tables", "lineage_plugin.tracking.spark_hooks", "install_delta_tables"),
 )
 

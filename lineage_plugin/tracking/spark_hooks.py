@@ -17,7 +17,8 @@ reads the table's latest version, unless the read is time travel. So:
   incomplete with the reason: never a guess.
 
 Catalog tables are recorded by location (the URI) with their catalog name as display name.
-On Spark Connect (no JVM) the pinned reads work the same; SQL reads cannot be seen.
+On Spark Connect (no JVM) the reader's pinned reads (``load``, ``table``, ``spark.table``) work
+the same; SQL reads cannot be seen, and ``timestampAsOf`` reads are marked incomplete.
 """
 
 from __future__ import annotations
@@ -159,10 +160,10 @@ def _pinned_read(original: Callable[..., Any], kind: str) -> Callable[..., Any]:
             return original(self, *args, **kwargs)
         uri, name = target
         options = {
-            **self.__dict__.get(_OPTIONS, {}),
+            **{str(k).lower(): v for k, v in _reader_options(self).items()},
             **{k.lower(): v for k, v in a.get("options", {}).items()},
         }
-        spark = self._spark
+        spark = _reader_session(self)
         try:
             version = _pin(spark, uri, options)
         except Exception as exc:  # never break the read: it reads unpinned, and says so
@@ -184,12 +185,23 @@ def _pinned_read(original: Callable[..., Any], kind: str) -> Callable[..., Any]:
     return read
 
 
+def _reader_session(reader: Any) -> Any:
+    """The SparkSession of a reader (classic: ``_spark``; Spark Connect: ``_client``)."""
+    return getattr(reader, "_spark", None) or reader._client
+
+
+def _reader_options(reader: Any) -> dict[str, Any]:
+    """The options set on a reader: remembered by the hooks (classic), or its own (Connect)."""
+    return reader.__dict__.get(_OPTIONS) or getattr(reader, "_options", None) or {}
+
+
 def _delta_target(reader: Any, a: dict[str, Any], kind: str) -> tuple[str, str | None] | None:
     """``(location, catalog name)`` when the read is a Delta read, else ``None``."""
     if kind == "table":
         name = a["tableName"]
-        return _catalog_table(reader._spark, name) if isinstance(name, str) else None
-    fmt = (a.get("format") or reader.__dict__.get(_FORMAT) or "").lower()
+        return _catalog_table(_reader_session(reader), name) if isinstance(name, str) else None
+    fmt = a.get("format") or reader.__dict__.get(_FORMAT) or getattr(reader, "_format", None)
+    fmt = (fmt or "").lower()
     path = a.get("path")
     if fmt != "delta" or not isinstance(path, str):
         return None
@@ -342,6 +354,17 @@ def install(module: Any = None) -> None:
             name,
             lambda f, n=name: _around_action(f, f"write.{n}", lambda writer: writer._df),
         )
+
+
+def install_connect(module: Any = None) -> None:
+    """Patch the Spark Connect reader (when ``pyspark.sql.connect.readwriter`` is imported).
+
+    Pinned reads work the same; there is no JVM, so SQL plans cannot be inspected.
+    """
+    from pyspark.sql.connect.readwriter import DataFrameReader
+
+    patch(DataFrameReader, "load", lambda f: _pinned_read(f, "load"))
+    patch(DataFrameReader, "table", lambda f: _pinned_read(f, "table"))
 
 
 def install_delta_tables(module: Any = None) -> None:

@@ -1,0 +1,49 @@
+"""Pinned Delta reads through Spark Connect (a local Connect server), in their own process.
+
+Usage: python connect_reads.py TABLE   (tracking URI from MLFLOW_TRACKING_URI; prints JSON)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import mlflow
+from pyspark.sql import SparkSession
+
+import lineage_plugin as lp
+from lineage_plugin.restore_spark import DELTA_CONF
+
+
+def main() -> None:
+    path = sys.argv[1]
+    builder = SparkSession.builder.remote("local[2]").config(
+        "spark.jars.packages", "io.delta:delta-spark_2.13:4.0.1"
+    )
+    for key, value in {**DELTA_CONF, "spark.ui.showConsoleProgress": "false"}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.range(0, 3).write.format("delta").save(path)  # v0
+    spark.range(3, 4).write.format("delta").mode("append").save(path)  # v1
+    with mlflow.start_run() as run:
+        frame = spark.read.format("delta").load(path)  # pinned to v1
+        spark.range(4, 6).write.format("delta").mode("append").save(path)  # v2
+        pinned_count = frame.count()
+        old_count = spark.read.format("delta").option("versionAsOf", 0).load(path).count()
+    lineage = lp.get_run_lineage(run.info.run_id)
+    print(
+        json.dumps(
+            {
+                "session": type(spark).__module__,
+                "pinned_count": pinned_count,
+                "old_count": old_count,
+                "inputs": [[i.version, i.engine] for i in lineage.inputs],
+                "status": lineage.status,
+            }
+        )
+    )
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
