@@ -198,11 +198,9 @@ def _carry_out(
     except _TableMoved as moved:
         event_id = _record(ws, plan, done, reason) if done else None
         restored = ", ".join(f"{r.name} (now v{r.new_version})" for r in done)
+        already = f" Already restored: {restored} (event {event_id})." if done else ""
         raise ConcurrentCommitError(
-            f"{moved} That table was not written"
-            + (f"; already restored: {restored} (event {event_id})." if done else ".")
-            + " Run the restore again to see the new plan.",
-            plan,
+            f"{moved}{already} Run the restore again to see the new plan.", plan
         ) from None
     return RestoreReport(plan=plan, restored=tuple(done), event_id=_record(ws, plan, done, reason))
 
@@ -284,7 +282,8 @@ def _restore_with_deltalake(
     except Exception as exc:
         if type(exc).__name__ == "CommitFailedError":
             raise _TableMoved(
-                f"{t.name or t.uri} got a commit after v{t.current_version} while restoring."
+                f"{t.name or t.uri} got a commit after v{t.current_version} while restoring; "
+                "it was not written."
             ) from exc
         raise LineageError(
             f"Delta RESTORE of {t.name or t.uri} to v{t.target_version} failed: "
