@@ -326,19 +326,17 @@ def _step_timers(into: dict[str, list[float]]):
             setattr(module, name, original)
 
 
-def _forget_tables() -> None:
-    """Empty the plugin's per-process caches of table facts, as a fresh process starts.
+def _forget_tables(spark) -> None:
+    """Empty the plugin's caches of table facts, as a fresh process starts.
 
-    ``delta_log._local_table_id`` (a local table's id) and ``spark_hooks._remote_known_version``
-    (a remote table's version described through Spark SQL): without this, every run after the
-    first would find the table's facts cached by the run before.
+    ``delta_log._local_table_id`` (a local table's id) and the remote versions described
+    through Spark SQL, which the plugin keeps on the SparkSession: without this, every run
+    after the first would find the table's facts cached by the run before.
     """
-    from lineage_plugin.tracking import delta_log, spark_hooks
+    from lineage_plugin.tracking import delta_log
 
-    for owner, name in ((delta_log, "_local_table_id"), (spark_hooks, "_remote_known_version")):
-        clear = getattr(getattr(owner, name, None), "cache_clear", None)
-        if clear is not None:
-            clear()
+    delta_log._local_table_id.cache_clear()
+    spark.__dict__.pop("_lineage_versions", None)
 
 
 def one_run(spark, mode: str, table: str, version: int, db: Path, profiler=None) -> dict:
@@ -357,7 +355,7 @@ def one_run(spark, mode: str, table: str, version: int, db: Path, profiler=None)
     artifacts = db.parent / "artifacts"
     experiment_id = mlflow.create_experiment("bench", artifact_location=artifacts.as_uri())
     if capture:
-        _forget_tables()
+        _forget_tables(spark)
 
     steps: dict[str, list[float]] = {}
     with contextlib.ExitStack() as stack:

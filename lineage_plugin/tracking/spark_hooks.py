@@ -71,13 +71,12 @@ def _version_info(spark: Any, uri: str, version: int | None = None) -> delta_log
         return delta_log.resolve(norm, version)
     if version is None:
         return _remote_version(spark, uri, None)
-    return _remote_known_version(spark, uri, version)
-
-
-@functools.lru_cache(maxsize=256)
-def _remote_known_version(spark: Any, uri: str, version: int) -> delta_log.VersionInfo:
-    """A given version of a remote table (cached: pinned reads are described at every action)."""
-    return _remote_version(spark, uri, version)
+    # A given version of a remote table never changes: described once per session, keyed by
+    # the normalised URI (the plan names `s3a://b/t/` what the call named `s3a://b/t`).
+    known = spark.__dict__.setdefault("_lineage_versions", {})
+    if (norm, version) not in known:
+        known[(norm, version)] = _remote_version(spark, uri, version)
+    return known[(norm, version)]
 
 
 def _remote_version(spark: Any, uri: str, version: int | None) -> delta_log.VersionInfo:
