@@ -236,3 +236,13 @@ def test_spark_connect_reads_are_pinned_and_recorded(tmp_path, lineage_tracking)
     assert report["session"] == "pyspark.sql.connect.session"
     assert (report["pinned_count"], report["old_count"]) == (4, 3)
     assert report["inputs"] == [[1, "spark"], [0, "spark"]] and report["status"] == "complete"
+
+
+def test_plans_without_delta_scans_record_nothing_and_no_failure(spark, tmp_path):
+    """Views over in-memory data and ranges: no read, no warning, the run stays complete."""
+    spark.createDataFrame([(1,)], "id long").createOrReplaceTempView("in_memory")
+    with mlflow.start_run() as run:
+        assert spark.sql("SELECT * FROM in_memory").count() == 1
+        assert spark.range(3).count() == 3
+    lineage = lp.get_run_lineage(run.info.run_id)
+    assert lineage.inputs == () and lineage.status != "incomplete"

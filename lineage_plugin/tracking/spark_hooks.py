@@ -261,8 +261,11 @@ def _delta_relations(frame: Any) -> list[tuple[str, bool, int, str | None]] | No
         leaf = leaves.apply(i)
         if not leaf.getClass().getName().endswith("LogicalRelation"):
             continue
-        location = leaf.relation().location() if hasattr(leaf.relation(), "location") else None
-        if location is None or "TahoeLogFileIndex" not in location.getClass().getName():
+        try:  # only file relations have a location (JDBC, Kafka... do not)
+            location = leaf.relation().location()
+        except Exception:  # py4j's error for a method the object does not have
+            continue
+        if "TahoeLogFileIndex" not in location.getClass().getName():
             continue
         catalog = leaf.catalogTable()
         found.append(
