@@ -126,12 +126,10 @@ def read_table_version(
     Raises:
         VerificationError: The table lacks some of ``columns``.
     """
+    from lineage_plugin.restore_spark import default_engine
     from lineage_plugin.tracking.patching import not_recorded
 
-    if engine is None:
-        import importlib.util
-
-        engine = "deltalake" if importlib.util.find_spec("deltalake") else "spark"
+    engine = engine or default_engine()
     with not_recorded():
         read = _read_with_spark if engine == "spark" else _read_with_deltalake
         names, load = read(uri, version)

@@ -9,6 +9,7 @@ model on the recorded training data, and compares row by row.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -312,18 +313,12 @@ def _register(
         location = ws.tracking_store.get_logged_model(model_id).artifact_location
         mv = store.create_model_version(name, location, run_id=run.info.run_id, model_id=model_id)
         registered = str(mv.version)
-    verification = _with_version(verification, registered)
+    verification = dataclasses.replace(verification, reproduced_version=registered)
     store.set_model_version_tag(name, registered, ModelVersionTag(REPRODUCES_VERSION_TAG, version))
     store.set_model_version_tag(
         name, registered, ModelVersionTag(VERIFICATION_TAG, json.dumps(verification.to_dict()))
     )
     return verification
-
-
-def _with_version(verification: Verification, version: str) -> Verification:
-    from dataclasses import replace
-
-    return replace(verification, reproduced_version=version)
 
 
 def _record(

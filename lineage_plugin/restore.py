@@ -66,12 +66,6 @@ class RestoreReport:
 ENGINES = ("deltalake", "spark")
 
 
-def _default_engine() -> str:
-    import importlib.util
-
-    return "deltalake" if importlib.util.find_spec("deltalake") else "spark"
-
-
 class _TableMoved(Exception):
     """A table is no longer at the version its plan saw; nothing of it was written."""
 
@@ -126,7 +120,9 @@ def restore(
     from lineage_plugin.restore_plan import plan_in
 
     say = progress or (lambda _message: None)
-    engine = engine or _default_engine()
+    from lineage_plugin.restore_spark import default_engine
+
+    engine = engine or default_engine()
     if engine not in ENGINES:
         raise LineageError(f"Unknown engine '{engine}': use one of {', '.join(ENGINES)}.")
     ws = Workspace(tracking_uri)

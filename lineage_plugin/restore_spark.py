@@ -22,6 +22,13 @@ DELTA_CONF = {
 }
 
 
+def default_engine() -> str:
+    """``deltalake`` when it is installed (no JVM, fast), else ``spark``."""
+    import importlib.util
+
+    return "deltalake" if importlib.util.find_spec("deltalake") else "spark"
+
+
 def spark_session() -> Any:
     """The active SparkSession, or a new local one with Delta configured.
 

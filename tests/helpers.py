@@ -103,3 +103,28 @@ def tracking_at(uri: str) -> Iterator[None]:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
         reset_session()
+
+
+def register_reader(path: str, name: str = "ridge", version: int | None = None) -> str:
+    """A run that reads ``path`` (at ``version``), registered as a version of ``name``."""
+    from deltalake import DeltaTable
+    from mlflow import MlflowClient
+
+    with mlflow.start_run() as run:
+        read_pandas(DeltaTable(path, version=version))
+    client = MlflowClient()
+    if not client.search_registered_models(f"name='{name}'"):
+        client.create_registered_model(name)
+    mv = client.create_model_version(name, "s3://bucket/model", run_id=run.info.run_id)
+    return str(mv.version)
+
+
+def register_logged_model(run_id: str, name: str) -> str:
+    """Register the model a run logged (at the current tracking URI); returns the version."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    [model] = client.search_logged_models(
+        [client.get_run(run_id).info.experiment_id], f"source_run_id = '{run_id}'"
+    )
+    return str(mlflow.register_model(model.model_uri, name).version)

@@ -17,7 +17,7 @@ import mlflow
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable, write_deltalake
-from helpers import run_python, tracking_at
+from helpers import register_logged_model, run_python, tracking_at
 from mlflow import MlflowClient
 
 import lineage_plugin as lp
@@ -41,11 +41,7 @@ def train(where: Path, uri: str, *args: str) -> str:
 def register(uri: str, run_id: str, name: str) -> str:
     """Register the model a run logged; returns the version."""
     with tracking_at(uri):
-        client = MlflowClient()
-        [model] = client.search_logged_models(
-            [client.get_run(run_id).info.experiment_id], f"source_run_id = '{run_id}'"
-        )
-        return str(mlflow.register_model(model.model_uri, name).version)
+        return register_logged_model(run_id, name)
 
 
 def bad_write(where: Path) -> None:

@@ -6,12 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
-import mlflow
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable, write_deltalake
-from helpers import read_pandas, run_python
+from helpers import register_reader as register
+from helpers import run_python
 from mlflow import MlflowClient
 
 import lineage_plugin as lp
@@ -21,17 +21,6 @@ from lineage_plugin.events import EVENT_PREFIX, RegistryEvent
 from lineage_plugin.restore import restore
 
 pytestmark = pytest.mark.usefixtures("lineage_tracking")
-
-
-def register(path: str, name: str = "ridge") -> str:
-    """Train (read the latest version) in a run and register it; returns the model version."""
-    with mlflow.start_run() as run:
-        read_pandas(DeltaTable(path))
-    client = MlflowClient()
-    if not client.search_registered_models(f"name='{name}'"):
-        client.create_registered_model(name)
-    mv = client.create_model_version(name, "s3://bucket/model", run_id=run.info.run_id)
-    return str(mv.version)
 
 
 def invoke(*args: str, code: int = 0, stdin: str | None = None):

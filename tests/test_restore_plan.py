@@ -10,22 +10,13 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 from helpers import read_pandas
+from helpers import register_reader as register
 from mlflow import MlflowClient
 
 from lineage_plugin.errors import LineageError
 from lineage_plugin.restore_plan import plan_restore
 
 pytestmark = pytest.mark.usefixtures("lineage_tracking")
-
-
-def register(path: str, name: str = "ridge", version: int | None = None) -> str:
-    """Train (read) at ``version`` in a run and register the run; returns the model version."""
-    with mlflow.start_run() as run:
-        read_pandas(DeltaTable(path, version=version))
-    client = MlflowClient()
-    if not client.search_registered_models(f"name='{name}'"):
-        client.create_registered_model(name)
-    return client.create_model_version(name, "s3://bucket/model", run_id=run.info.run_id).version
 
 
 def test_plan_lists_the_commits_to_undo_and_flags_deletes(make_table):

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable
-from helpers import run_python
+from helpers import register_logged_model, run_python
 from mlflow import MlflowClient
 
 import lineage_plugin as lp
@@ -91,10 +91,7 @@ def test_reproduce_pins_the_reads_of_a_spark_training(
         PYTHONPATH=str(tests),
     )
     run_id = trained.stdout.rsplit("run_id=", 1)[1].split()[0]
-    [model] = MlflowClient().search_logged_models(
-        [mlflow.get_run(run_id).info.experiment_id], f"source_run_id = '{run_id}'"
-    )
-    version = mlflow.register_model(model.model_uri, "xy").version
+    version = register_logged_model(run_id, "xy")
     spark.sql(f"UPDATE delta.`{path}` SET y = 0 WHERE x < 10")  # the bad write, not restored
 
     monkeypatch.setenv("PYTHONPATH", str(tests))  # the training imports spark_session
