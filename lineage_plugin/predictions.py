@@ -117,8 +117,8 @@ def read_table_version(
         uri: The table's normalised URI.
         version: The version to read (time travel).
         columns: Only these columns.
-        engine: ``deltalake`` (the default when it is installed) or ``spark`` (the active
-            Spark session, or a new local one).
+        engine: ``deltalake`` or ``spark`` (the active Spark session, or a new local one).
+            By default ``deltalake`` when it is installed and opens the table, else Spark.
 
     Returns:
         A pandas DataFrame.
@@ -126,13 +126,10 @@ def read_table_version(
     Raises:
         VerificationError: The table lacks some of ``columns``.
     """
-    from lineage_plugin.restore_spark import default_engine
     from lineage_plugin.tracking.patching import not_recorded
 
-    engine = engine or default_engine()
     with not_recorded():
-        read = _read_with_spark if engine == "spark" else _read_with_deltalake
-        names, load = read(uri, version)
+        names, load = _open_version(uri, version, engine)
         missing = [c for c in columns or () if c not in names]
         if missing:
             raise VerificationError(
@@ -140,6 +137,21 @@ def read_table_version(
                 "does not have, so the predictions cannot be compared on the recorded data."
             )
         return load(columns)
+
+
+def _open_version(uri: str, version: int, engine: str | None) -> tuple[set[str], Any]:
+    from lineage_plugin.spark_delta import default_engine, installed
+    from lineage_plugin.tracking.delta_log import local_path
+
+    if (engine or default_engine()) == "spark":
+        return _read_with_spark(uri, version)
+    try:
+        return _read_with_deltalake(uri, version)
+    except Exception:
+        # Storage only the cluster can open: read it through Spark, unless told otherwise.
+        if engine is not None or local_path(uri) is not None or not installed("pyspark"):
+            raise
+        return _read_with_spark(uri, version)
 
 
 def _read_with_deltalake(uri: str, version: int) -> tuple[set[str], Any]:
@@ -160,7 +172,7 @@ def _read_with_deltalake(uri: str, version: int) -> tuple[set[str], Any]:
 
 
 def _read_with_spark(uri: str, version: int) -> tuple[set[str], Any]:
-    from lineage_plugin.restore_spark import spark_location, spark_session
+    from lineage_plugin.spark_delta import spark_location, spark_session
 
     frame = (
         spark_session()

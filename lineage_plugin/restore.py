@@ -95,8 +95,10 @@ def restore(
         allow_missing_files: Restore even when data files of the target version are gone
             (their rows are lost; recorded).
         allow_undo_deletes: Restore even when the commits undone deleted rows.
-        engine: ``deltalake`` (the default when it is installed) or ``spark`` (Delta's own
-            RESTORE through the active or a new local Spark session).
+        engine: ``deltalake`` or ``spark`` (Delta's own RESTORE through the active or a new
+            local Spark session). By default each table is restored with the engine that
+            reaches it: ``deltalake`` when it can open the table, else Spark (storage only the
+            cluster can open, or no ``deltalake`` on the driver).
         confirm: Asked with the plan before anything is written (and again with a new plan
             if a table moved meanwhile); ``None`` means yes, and a moved table then stops
             the restore.
@@ -120,15 +122,12 @@ def restore(
     from lineage_plugin.restore_plan import plan_in
 
     say = progress or (lambda _message: None)
-    from lineage_plugin.restore_spark import default_engine
-
-    engine = engine or default_engine()
-    if engine not in ENGINES:
+    if engine is not None and engine not in ENGINES:
         raise LineageError(f"Unknown engine '{engine}': use one of {', '.join(ENGINES)}.")
     ws = Workspace(tracking_uri)
     plan = plan_in(ws, name, version, table=table)
     while True:
-        _refuse_if_blocked(plan, allow_missing_files, allow_undo_deletes)
+        _refuse_if_blocked(plan, allow_missing_files, allow_undo_deletes, engine)
         if dry_run or not plan.pending:
             return RestoreReport(plan=plan, dry_run=dry_run)
         if confirm is not None and not confirm(plan):
@@ -150,11 +149,19 @@ def restore(
         return _carry_out(ws, plan, reason, allow_missing_files, engine, say)
 
 
-def _refuse_if_blocked(plan: RestorePlan, allow_missing: bool, allow_deletes: bool) -> None:
+def _refuse_if_blocked(
+    plan: RestorePlan, allow_missing: bool, allow_deletes: bool, engine: str | None
+) -> None:
     reasons = [
         f"{t.name or t.uri}: {why}"
         for t in plan.tables
         for why in t.blockers(allow_missing_files=allow_missing, allow_undo_deletes=allow_deletes)
+    ]
+    reasons += [
+        f"{t.name or t.uri}: only Spark reaches it (deltalake: {t.unreachable}). Restore it "
+        "with --engine spark, or without --engine."
+        for t in plan.pending
+        if engine == "deltalake" and t.engine == "spark"
     ]
     if reasons:
         raise RestoreRefusedError(
@@ -163,10 +170,8 @@ def _refuse_if_blocked(plan: RestorePlan, allow_missing: bool, allow_deletes: bo
 
 
 def _check_unmoved(plan: RestorePlan) -> None:
-    from lineage_plugin.tracking.delta_log import resolve
-
     for t in plan.pending:
-        now = resolve(t.uri).version
+        now = _latest_version(t)
         if now != t.current_version:
             raise _TableMoved(
                 f"{t.name or t.uri} moved from v{t.current_version} to v{now} since the plan "
@@ -174,22 +179,34 @@ def _check_unmoved(plan: RestorePlan) -> None:
             )
 
 
+def _latest_version(t: TableRestorePlan) -> int:
+    """The table's latest version now, read with the engine that reached it for the plan."""
+    if t.engine == "spark":
+        from lineage_plugin.spark_delta import latest_commit, spark_session
+
+        return int(latest_commit(spark_session(), t.uri)["version"])
+    from lineage_plugin.tracking.delta_log import resolve
+
+    return resolve(t.uri).version
+
+
 def _carry_out(
     ws: Workspace,
     plan: RestorePlan,
     reason: str | None,
     allow_missing: bool,
-    engine: str,
+    engine: str | None,
     say: Callable[[str], None],
 ) -> RestoreReport:
     done: list[TableRestore] = []
     try:
         for t in plan.pending:
+            with_engine = engine or t.engine
             say(
                 f"Restoring {t.name or t.uri} from v{t.current_version} to v{t.target_version}"
-                f" ({engine})"
+                f" ({with_engine})"
             )
-            done.append(_restore_table(t, plan, reason, allow_missing, engine))
+            done.append(_restore_table(t, plan, reason, allow_missing, with_engine))
             say(f"  committed v{done[-1].new_version}")
     except _TableMoved as moved:
         event_id = _record(ws, plan, done, reason) if done else None
@@ -241,8 +258,15 @@ def _restore_with_spark(t: TableRestorePlan, note: str, skip_missing: bool) -> i
     try:
         new_version, moved = restore_with_spark(t, note)
     except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        hint = (
+            " Data files of that version are gone (VACUUM); Spark's RESTORE cannot skip them."
+            if "Not all files" in first
+            else ""
+        )
         raise LineageError(
-            f"Spark RESTORE of {t.name or t.uri} to v{t.target_version} failed: {exc}"
+            f"Spark RESTORE of {t.name or t.uri} to v{t.target_version} failed: {first}{hint} "
+            "The table was not changed."
         ) from exc
     if moved:
         raise _TableMoved(moved)

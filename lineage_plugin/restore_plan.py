@@ -37,6 +37,9 @@ class TableRestorePlan:
         missing_files: Set when data files of the target version are gone: a restore then
             needs ``allow_missing_files`` and loses their rows.
         current_copy_of: The current version is a restored copy of this version.
+        engine: What reaches the table: ``deltalake``, or ``spark`` when only Spark can (the
+            driver's ``deltalake`` cannot open its storage, or is not installed).
+        unreachable: Why ``deltalake`` could not reach it, when ``engine`` is ``spark``.
     """
 
     uri: str
@@ -47,6 +50,8 @@ class TableRestorePlan:
     refusals: tuple[str, ...] = ()
     missing_files: str | None = None
     current_copy_of: int | None = None
+    engine: str = "deltalake"
+    unreachable: str | None = None
 
     @property
     def up_to_date(self) -> bool:
@@ -73,6 +78,8 @@ class TableRestorePlan:
                 "undoes_deletes": bool(self.deleting_commits),
                 "refusals": list(self.refusals),
                 "missing_files": self.missing_files,
+                "engine": self.engine,
+                "unreachable": self.unreachable,
             }
         )
 
@@ -191,12 +198,22 @@ def _first_read_per_table(lineage: Any) -> list[DeltaInput]:
 
 
 def _plan_table(inp: DeltaInput) -> TableRestorePlan:
+    """Plan with ``deltalake`` when it reaches the table, else through Spark."""
     from lineage_plugin.delta_history import commits, why_unreadable
-    from lineage_plugin.tracking.delta_log import resolve
+    from lineage_plugin.errors import DeltaLogError
+    from lineage_plugin.restore_spark import plan_table_with_spark
+    from lineage_plugin.spark_delta import installed
+    from lineage_plugin.tracking.delta_log import local_path, resolve
 
+    if not installed("deltalake"):
+        return plan_table_with_spark(inp, "the deltalake package is not installed")
     try:
         latest = resolve(inp.uri)
     except LineageError as exc:
+        # Storage only the cluster can open (its credentials, a Hadoop file system...).
+        spark_only = isinstance(exc, DeltaLogError) and local_path(inp.uri) is None
+        if spark_only and installed("pyspark"):
+            return plan_table_with_spark(inp, str(exc).splitlines()[0])
         return TableRestorePlan(
             uri=inp.uri,
             name=inp.name,

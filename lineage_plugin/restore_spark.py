@@ -12,53 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from lineage_plugin.records import DeltaInput
     from lineage_plugin.restore_plan import TableRestorePlan
 
 _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
-#: What a SparkSession needs to work with Delta (besides the jars).
-DELTA_CONF = {
-    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-}
-
-
-def default_engine() -> str:
-    """``deltalake`` when it is installed (no JVM, fast), else ``spark``."""
-    import importlib.util
-
-    return "deltalake" if importlib.util.find_spec("deltalake") else "spark"
-
-
-def spark_session() -> Any:
-    """The active SparkSession, or a new local one with Delta configured.
-
-    On a cluster the active (driver) session is used as it is configured.
-    """
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    builder = (
-        SparkSession.builder.appName("mlflow-lineage")
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config(
-            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-        )
-        .config("spark.ui.showConsoleProgress", "false")
-    )
-    try:
-        from delta import configure_spark_with_delta_pip
-
-        builder = configure_spark_with_delta_pip(builder)
-    except ImportError:  # the cluster provides the Delta jars
-        pass
-    return builder.getOrCreate()
-
-
-def spark_location(uri: str) -> str:
-    """The location Spark reads a normalised table URI at."""
-    return uri.removeprefix("file://") if uri.startswith("file://") else uri
 
 
 def restore_with_spark(t: TableRestorePlan, note: str) -> tuple[int, str | None]:
@@ -72,8 +29,10 @@ def restore_with_spark(t: TableRestorePlan, note: str) -> tuple[int, str | None]
         ``(new version, None)``, or ``(version after the revert, why)`` when the RESTORE
         started from another version than planned and was reverted.
     """
+    from lineage_plugin.spark_delta import latest_commit, spark_session, table_sql
+
     spark = spark_session()
-    table = f"delta.`{spark_location(t.uri)}`"
+    table = table_sql(t.uri)
     before = spark.conf.get(_USER_METADATA, None)
     spark.conf.set(_USER_METADATA, note)
     try:
@@ -83,7 +42,7 @@ def restore_with_spark(t: TableRestorePlan, note: str) -> tuple[int, str | None]
             spark.conf.unset(_USER_METADATA)
         else:
             spark.conf.set(_USER_METADATA, before)
-    last = spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").first()
+    last = latest_commit(spark, t.uri)
     read = last["readVersion"]
     if read is None or int(read) == t.current_version:
         return int(last["version"]), None
@@ -93,3 +52,97 @@ def restore_with_spark(t: TableRestorePlan, note: str) -> tuple[int, str | None]
         f"RESTORE; the RESTORE (v{last['version']}) was reverted by v{int(last['version']) + 1}, "
         "so none of them stays undone."
     )
+
+
+def plan_table_with_spark(inp: DeltaInput, unreachable: str | None = None) -> TableRestorePlan:
+    """Plan restoring one table through Spark (``DESCRIBE DETAIL`` / ``DESCRIBE HISTORY``).
+
+    For tables the driver's ``deltalake`` cannot reach (storage only the cluster can open, or
+    no ``deltalake`` installed). It checks the table id (a re-created table refuses), that
+    the version exists and that the log still reaches it. Two checks are Delta's own when
+    the RESTORE runs: vacuumed data files make it fail without writing, and it never
+    downgrades the protocol (it keeps the newer one).
+
+    Args:
+        inp: The recorded read of the table.
+        unreachable: Why ``deltalake`` could not reach the table, shown with the plan.
+
+    Returns:
+        The table's plan, with ``engine="spark"``.
+    """
+    from lineage_plugin.delta_history import DeltaCommit
+    from lineage_plugin.restore_plan import TableRestorePlan
+    from lineage_plugin.spark_delta import (
+        commit_info,
+        detail,
+        history,
+        latest_commit,
+        spark_session,
+    )
+    from lineage_plugin.tracking.delta_log import _restored_from
+    from lineage_plugin.tracking.patching import not_recorded
+
+    base = {
+        "uri": inp.uri,
+        "name": inp.name,
+        "target_version": inp.version,
+        "engine": "spark",
+        "unreachable": unreachable,
+    }
+    try:
+        spark = spark_session()
+        with not_recorded():
+            described = detail(spark, inp.uri)
+            # No rows from the target on: it is newer than the table.
+            rows = history(spark, inp.uri, start=inp.version) or [latest_commit(spark, inp.uri)]
+    except Exception as exc:
+        why = _first_line(exc)
+        return TableRestorePlan(
+            **base,
+            current_version=None,
+            refusals=(f"The table cannot be read through Spark: {why}",),
+        )
+    by_version = {int(r["version"]): commit_info(r) for r in rows}
+    current = max(by_version)
+    refusals = _spark_refusals(spark, inp, current, described["id"])
+    if not refusals and _restored_from(by_version[current]) == inp.version:
+        return TableRestorePlan(**base, current_version=current, current_copy_of=inp.version)
+    undo = [
+        DeltaCommit.from_commit_info(v, by_version[v])
+        if v in by_version
+        else DeltaCommit(version=v, available=False)
+        for v in range(inp.version + 1, current + 1)
+    ]
+    return TableRestorePlan(
+        **base, current_version=current, commits=tuple(undo), refusals=tuple(refusals)
+    )
+
+
+def _spark_refusals(spark: Any, inp: DeltaInput, current: int, table_id: str) -> list[str]:
+    from lineage_plugin.delta_history import _recreated
+    from lineage_plugin.spark_delta import table_sql
+    from lineage_plugin.tracking.patching import not_recorded
+
+    if inp.table_id is not None and table_id != inp.table_id:
+        return [_recreated(inp.uri, inp.table_id, table_id, inp.version)]
+    if inp.version > current:
+        return [
+            f"Version {inp.version} of '{inp.uri}' does not exist: the latest version is "
+            f"{current}. Check the recorded version; if the table was re-created, its history "
+            "restarted."
+        ]
+    try:
+        with not_recorded():
+            spark.sql(f"SELECT * FROM {table_sql(inp.uri)} VERSION AS OF {inp.version}").schema  # noqa: B018
+    except Exception as exc:
+        return [
+            f"Spark cannot read version {inp.version} of '{inp.uri}' any more: "
+            f"{_first_line(exc)} Its log was cleaned up (delta.logRetentionDuration); the "
+            "version cannot be restored."
+        ]
+    return []
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -12,7 +12,7 @@ import mlflow
 from pyspark.sql import SparkSession
 
 import lineage_plugin as lp
-from lineage_plugin.restore_spark import DELTA_CONF
+from lineage_plugin.spark_delta import DELTA_CONF
 
 
 def main() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -101,3 +103,132 @@ def test_reproduce_pins_the_reads_of_a_spark_training(
     assert report["verified"] and report["pinned"] == {f"file://{path}": 0}
     [read] = lp.get_run_lineage(report["verification"]["reproduced_run_id"]).inputs
     assert (read.version, read.engine) == (0, "spark")
+
+
+# --- tables only Spark reaches ---------------------------------------------------------------
+# A Hadoop ``viewfs://`` mount: Spark (and the catalog) read and write it, the driver's
+# deltalake cannot open it, like storage that only the cluster has credentials for.
+
+
+@pytest.fixture
+def cluster_table(spark, tmp_path):
+    """A catalog table at ``viewfs://…`` (v0, v1) read by a training run, version 1 of model
+    ``sales`` registered on it, then a bad UPDATE (v2)."""
+    mount = f"lin{abs(hash(str(tmp_path))) % 10**8}"
+    spark.conf.set(f"fs.viewfs.mounttable.{mount}.link./data", f"file://{tmp_path}")
+    location = f"viewfs://{mount}/data/sales"
+    name = f"sales_{mount}"
+    spark.range(0, 4).write.format("delta").save(location)
+    spark.sql(f"CREATE TABLE {name} USING delta LOCATION '{location}'")
+    spark.range(4, 6).write.format("delta").mode("append").saveAsTable(name)
+    with mlflow.start_run() as run:
+        spark.table(name).toPandas()
+    MlflowClient().create_registered_model("sales")
+    MlflowClient().create_model_version("sales", "s3://bucket/m", run_id=run.info.run_id)
+    spark.sql(f"UPDATE {name} SET id = id + 100 WHERE id < 2")
+    yield name, location, tmp_path / "sales"
+    spark.sql(f"DROP TABLE IF EXISTS {name}")
+
+
+def history_of(spark, name: str) -> list[tuple[int, str]]:
+    rows = spark.sql(f"DESCRIBE HISTORY {name}").collect()
+    return [(r["version"], r["operation"]) for r in rows]
+
+
+def test_a_table_only_spark_reaches_is_planned_and_restored_through_spark(spark, cluster_table):
+    name, location, _ = cluster_table
+    [read] = lp.get_lineage("sales", 1).inputs
+    assert (read.uri, read.version, read.name) == (location, 1, f"spark_catalog.default.{name}")
+    with pytest.raises(Exception, match="viewfs"):
+        DeltaTable(location)  # the driver's deltalake cannot open it
+
+    plan = CliRunner().invoke(cli, ["restore", "sales", "1", "--dry-run"])
+    assert plan.exit_code == 0, plan.output
+    assert "now v2, restore to v1" in plan.output
+    assert "Through Spark: deltalake cannot reach it" in plan.output
+    assert "UPDATE" in plan.output and "numUpdatedRows=2" in plan.output
+    assert history_of(spark, name)[0] == (2, "UPDATE")  # a dry run writes nothing
+
+    out = CliRunner().invoke(cli, ["restore", "sales", "1", "--yes", "--reason", "bad update"])
+    assert out.exit_code == 0, out.output
+    assert "(spark)" in out.output and "Restored spark_catalog" in out.output
+    assert sorted(r["id"] for r in spark.table(name).collect()) == list(range(6))
+    assert history_of(spark, name)[0] == (3, "RESTORE")
+    tags = MlflowClient().get_model_version("sales", "1").tags
+    [event] = [lp.RegistryEvent.from_json(v) for k, v in tags.items() if "event." in k]
+    assert (event.kind, event.restores[0].new_version, event.reason) == ("restore", 3, "bad update")
+
+    again = CliRunner().invoke(cli, ["restore", "sales", "1", "--yes", "--json"])
+    assert again.exit_code == 0, again.output
+    [table] = json.loads(again.stdout)["plan"]["tables"]
+    assert (table["current_copy_of"], table["engine"]) == (1, "spark")
+    assert json.loads(again.stdout)["restored"] == []
+
+
+def test_the_deltalake_engine_is_refused_for_a_table_only_spark_reaches(spark, cluster_table):
+    name, _, _ = cluster_table
+    out = CliRunner().invoke(cli, ["restore", "sales", "1", "--engine", "deltalake", "--yes"])
+    assert out.exit_code == 2
+    assert "only Spark reaches it" in out.output and "--engine spark" in out.output
+    assert history_of(spark, name)[0] == (2, "UPDATE")
+
+
+def test_spark_restore_of_vacuumed_files_fails_cleanly_and_writes_nothing(spark, cluster_table):
+    name, _, directory = cluster_table
+    files = {
+        v: set(spark.sql(f"SELECT * FROM {name} VERSION AS OF {v}").inputFiles()) for v in (1, 2)
+    }
+    [rewritten] = files[1] - files[2]  # the file the UPDATE replaced; a restore brings it back
+    Path(directory / rewritten.rsplit("/", 1)[1]).unlink()  # as a VACUUM would
+    out = CliRunner().invoke(cli, ["restore", "sales", "1", "--yes"])
+    assert out.exit_code == 2
+    assert "Not all files from version 1" in out.output and "VACUUM" in out.output
+    assert "The table was not changed." in out.output
+    assert history_of(spark, name)[0] == (2, "UPDATE")
+    assert "event." not in " ".join(MlflowClient().get_model_version("sales", "1").tags)
+
+
+def test_spark_plans_refuse_a_recreated_table_and_a_missing_version(spark, cluster_table):
+    from lineage_plugin.restore_spark import plan_table_with_spark
+
+    [read] = lp.get_lineage("sales", 1).inputs
+    ok = plan_table_with_spark(read, "test")
+    assert (ok.current_version, [c.version for c in ok.commits], ok.refusals) == (2, [2], ())
+    assert ok.commits[0].operation == "UPDATE"
+
+    other = plan_table_with_spark(replace(read, table_id="another-table"))
+    assert "not the one recorded" in other.refusals[0] and "re-created" in other.refusals[0]
+    future = plan_table_with_spark(replace(read, version=9))
+    assert "Version 9" in future.refusals[0] and "latest version is 2" in future.refusals[0]
+    gone = plan_table_with_spark(replace(read, uri="viewfs://nowhere/data/x"))
+    assert gone.current_version is None and "cannot be read through Spark" in gone.refusals[0]
+
+
+def test_verification_reads_a_table_only_spark_reaches_through_spark(spark, cluster_table):
+    from lineage_plugin.predictions import read_table_version
+
+    _, location, _ = cluster_table
+    frame = read_table_version(location, 1, ["id"])  # deltalake cannot open it: Spark reads
+    assert sorted(frame["id"]) == list(range(6))
+    with pytest.raises(Exception, match="viewfs"):
+        read_table_version(location, 1, ["id"], engine="deltalake")  # asked for: no fallback
+
+
+def test_without_deltalake_on_the_driver_everything_goes_through_spark(spark, trained, monkeypatch):
+    """A driver with only pyspark and delta-spark: the plan, the restore and the read."""
+    from lineage_plugin.predictions import read_table_version
+
+    monkeypatch.setitem(sys.modules, "deltalake", None)  # as if it were not installed
+    out = CliRunner().invoke(cli, ["restore", "clicks", "1", "--yes", "--json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    [table] = report["plan"]["tables"]
+    assert (table["engine"], table["unreachable"]) == (
+        "spark",
+        "the deltalake package is not installed",
+    )
+    assert [c["operation"] for c in table["commits"]] == ["UPDATE"]
+    assert report["restored"][0]["new_version"] == 3
+    assert ids(spark, trained) == list(range(6))
+    frame = read_table_version(f"file://{trained}", 1, ["id"])
+    assert sorted(frame["id"]) == list(range(6))

@@ -304,7 +304,10 @@ def export(model: str | None, output: str | None, tracking_uri: str | None, as_j
 @click.option(
     "--engine",
     type=click.Choice(["deltalake", "spark"]),
-    help="Who writes the RESTORE (default: deltalake when installed, else Spark).",
+    help=(
+        "Who writes the RESTORE (default: deltalake when it can open the table, else Delta's "
+        "own RESTORE through Spark)."
+    ),
 )
 @common_options
 def restore(

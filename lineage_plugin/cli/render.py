@@ -284,6 +284,8 @@ def restore_plan(plan: dict[str, Any]) -> str:
             continue
         now = t.get("current_version", "?")
         out.append(f"  {label}: now v{now}, restore to v{t['target_version']}  ({t['uri']})")
+        if t.get("engine") == "spark":
+            out.append(f"    Through Spark: deltalake cannot reach it ({t.get('unreachable')}).")
         commits = t.get("commits", [])
         if commits:
             out.append(f"    undoes {len(commits)} commit(s):")

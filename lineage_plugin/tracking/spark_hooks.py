@@ -80,19 +80,20 @@ def _version_info(spark: Any, uri: str, version: int | None = None) -> delta_log
 
 
 def _remote_version(spark: Any, uri: str, version: int | None) -> delta_log.VersionInfo:
+    from lineage_plugin.spark_delta import commit_info, detail, history, latest_commit
+
     with not_recorded():
-        detail = spark.sql(f"DESCRIBE DETAIL delta.`{uri}`").first()
+        table_id = detail(spark, uri)["id"]
         if version is None:
-            row = spark.sql(f"DESCRIBE HISTORY delta.`{uri}` LIMIT 1").first()
+            row = latest_commit(spark, uri)
         else:
-            history = spark.sql(f"DESCRIBE HISTORY delta.`{uri}`")
-            row = history.where(f"version = {version}").first()
+            rows = history(spark, uri, start=version, end=version)
+            row = rows[0] if rows else None
     if row is None:
         raise delta_log.TableNotFoundError(f"'{uri}' has no version {version}.")
-    stamp = int(row["timestamp"].timestamp() * 1000) if row["timestamp"] else None
-    commit = delta_log.CommitInfo(stamp, "commitInfo.timestamp", row["operation"])
+    commit = delta_log._commit_info([{"commitInfo": commit_info(row)}])
     return delta_log.VersionInfo(
-        delta_log.normalize_uri(uri), int(row["version"]), detail["id"], commit
+        delta_log.normalize_uri(uri), int(row["version"]), table_id, commit
     )
 
 
