@@ -1,4 +1,5 @@
-"""Pinned Delta reads through Spark Connect (a local Connect server), in their own process.
+"""Delta reads through Spark Connect (a local Connect server), in their own process: pinned
+reader and Delta Connect ``DeltaTable`` reads, and the SQL and view reads it cannot see.
 
 Usage: python connect_reads.py TABLE   (tracking URI from MLFLOW_TRACKING_URI; prints JSON)
 """
@@ -30,18 +31,38 @@ def main() -> None:
         spark.range(4, 6).write.format("delta").mode("append").save(path)  # v2
         pinned_count = frame.count()
         old_count = spark.read.format("delta").option("versionAsOf", 0).load(path).count()
-    lineage = lp.get_run_lineage(run.info.run_id)
-    print(
-        json.dumps(
-            {
-                "session": type(spark).__module__,
-                "pinned_count": pinned_count,
-                "old_count": old_count,
-                "inputs": [[i.version, i.engine] for i in lineage.inputs],
-                "status": lineage.status,
-            }
-        )
-    )
+    runs = {"reader": run.info.run_id}
+
+    from delta.tables import DeltaTable  # Delta Connect's DeltaTable on this session
+
+    with mlflow.start_run() as run:
+        frame = DeltaTable.forPath(spark, path).toDF()  # pinned to v2
+        spark.range(6, 7).write.format("delta").mode("append").save(path)  # v3
+        table_count = frame.count()
+        # A SQL command runs at once and reads nothing the run keeps: not a gap.
+        spark.sql(f"CREATE OR REPLACE TEMP VIEW recent AS SELECT * FROM delta.`{path}`")
+    runs["delta_table"] = run.info.run_id
+    with mlflow.start_run() as run:
+        spark.sql(f"SELECT * FROM delta.`{path}` WHERE id > 1").count()
+    runs["sql"] = run.info.run_id
+    with mlflow.start_run() as run:
+        spark.table("recent").count()
+    runs["view"] = run.info.run_id
+
+    report: dict = {
+        "session": type(spark).__module__,
+        "pinned_count": pinned_count,
+        "old_count": old_count,
+        "table_count": table_count,
+    }
+    for key, run_id in runs.items():
+        lineage = lp.get_run_lineage(run_id)
+        report[key] = {
+            "inputs": [[i.version, i.engine] for i in lineage.inputs],
+            "status": lineage.status,
+            "reasons": list(lineage.reasons),
+        }
+    print(json.dumps(report))
     spark.stop()
 
 

@@ -216,7 +216,9 @@ def test_verification_reads_the_same_rows_through_spark_as_through_deltalake(spa
         read_table_version(uri, 0, ["id", "nope"], engine="spark")
 
 
-def test_spark_connect_reads_are_pinned_and_recorded(tmp_path, lineage_tracking):
+def test_spark_connect_reads_are_pinned_and_recorded_and_sql_marks_incomplete(
+    tmp_path, lineage_tracking
+):
     """A real local Spark Connect server (no JVM on the client), in its own process."""
     import json
     from pathlib import Path
@@ -234,8 +236,15 @@ def test_spark_connect_reads_are_pinned_and_recorded(tmp_path, lineage_tracking)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["session"] == "pyspark.sql.connect.session"
-    assert (report["pinned_count"], report["old_count"]) == (4, 3)
-    assert report["inputs"] == [[1, "spark"], [0, "spark"]] and report["status"] == "complete"
+    assert (report["pinned_count"], report["old_count"], report["table_count"]) == (4, 3, 6)
+    reader, delta_table = report["reader"], report["delta_table"]
+    assert reader["inputs"] == [[1, "spark"], [0, "spark"]] and reader["status"] == "complete"
+    assert delta_table == {"inputs": [[2, "spark"]], "status": "complete", "reasons": []}
+    # What Connect cannot see is said, never guessed.
+    for key, says in (("sql", "ran a SQL query"), ("view", "it is a view")):
+        assert report[key]["inputs"] == [] and report[key]["status"] == "incomplete"
+        [reason] = report[key]["reasons"]
+        assert says in reason and "without a JVM" in reason and "spark.read.table" in reason
 
 
 def test_plans_without_delta_scans_record_nothing_and_no_failure(spark, tmp_path):

@@ -22,6 +22,7 @@ _HOOKS = (
     ("pyspark.sql", "lineage_plugin.tracking.spark_hooks", "install"),
     ("pyspark.sql.connect.readwriter", "lineage_plugin.tracking.spark_hooks", "install_connect"),
     ("delta.tables", "lineage_plugin.tracking.spark_hooks", "install_delta_tables"),
+    ("delta.connect.tables", "lineage_plugin.tracking.spark_hooks", "install_delta_connect"),
 )
 
 

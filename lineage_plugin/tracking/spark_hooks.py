@@ -17,8 +17,10 @@ reads the table's latest version, unless the read is time travel. So:
   incomplete with the reason: never a guess.
 
 Catalog tables are recorded by location (the URI) with their catalog name as display name.
-On Spark Connect (no JVM) the reader's pinned reads (``load``, ``table``, ``spark.table``) work
-the same; SQL reads cannot be seen, and ``timestampAsOf`` reads are marked incomplete.
+On Spark Connect (no JVM) the pinned reads (``load``, ``table``, ``spark.table`` and Delta
+Connect's ``DeltaTable...toDF()``) work the same. The plan of a SQL query or a view is on the
+server, so an action on a SQL query, a read of a view and a ``timestampAsOf`` read mark the run
+incomplete with the reason.
 """
 
 from __future__ import annotations
@@ -98,11 +100,20 @@ def _remote_version(spark: Any, uri: str, version: int | None) -> delta_log.Vers
 
 
 def _catalog_table(spark: Any, name: str) -> tuple[str, str] | None:
-    """``(location, full catalog name)`` of table ``name`` when it is a Delta table."""
+    """``(location, full catalog name)`` of table ``name`` when it is a Delta table.
+
+    A view is not a table: classic Spark records the Delta tables behind it per action (from
+    the plan); Spark Connect cannot see them, so the run is marked incomplete.
+    """
     try:
         with not_recorded():
             detail = spark.sql(f"DESCRIBE DETAIL {name}").first()
-    except Exception:  # a view, a temp table, not a table at all: not a Delta read
+    except Exception as exc:  # a view, a temp table, not a table at all
+        if _is_connect(spark) and "NOT_VIEW" in str(exc):
+            session().fail(
+                f"spark table {name} on Spark Connect: it is a view, and the Delta tables "
+                f"behind it cannot be seen without a JVM. {_CONNECT_ADVICE}"
+            )
         return None
     if detail is None or (detail["format"] or "").lower() != "delta":
         return None
@@ -232,11 +243,30 @@ def _remember_source(kind: str) -> Callable[[Any, dict[str, Any]], None]:
     return after
 
 
-def _delta_table_to_df(original: Callable[..., Any]) -> Callable[..., Any]:
+def _classic_source(table: Any) -> tuple[str, Any, Any] | None:
+    """``(kind, path or name, session)`` remembered by the ``forPath``/``forName`` hooks."""
+    return table.__dict__.get(_SOURCE)
+
+
+def _connect_source(table: Any) -> tuple[str, Any, Any] | None:
+    """``(kind, path or name, session)`` of a Delta Connect table (``None`` for a derived one
+    such as ``alias()``, or one with Hadoop options)."""
+    if type(table._plan).__name__ != "DeltaScan" or table._hadoopConf:
+        return None
+    if table._path is not None:
+        return "path", table._path, table._spark
+    return "name", table._tableOrViewName, table._spark
+
+
+def _delta_table_to_df(
+    original: Callable[..., Any], source_of: Callable[[Any], tuple[str, Any, Any] | None]
+) -> Callable[..., Any]:
+    """``DeltaTable...toDF()`` as the pinned reader read of the same table."""
+
     @functools.wraps(original)
     def to_df(self: Any) -> Any:
-        source = self.__dict__.get(_SOURCE)
-        if in_read() or source is None:
+        source = None if in_read() else source_of(self)
+        if source is None:
             return original(self)
         kind, where, spark = source
         if kind == "path":
@@ -333,6 +363,62 @@ def _around_action(
     return action
 
 
+_CONNECT_ADVICE = (
+    "Read Delta tables with spark.read.table(name) or spark.read.format('delta').load(path) "
+    "(pinned and recorded), or log them with lineage_plugin.log_delta_input()."
+)
+
+
+def _is_connect(spark: Any) -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def _runs_sql(plan: Any) -> bool:
+    """Whether a Spark Connect plan runs a SQL query (a ``spark.sql(...)`` relation)."""
+    from pyspark.sql.connect.plan import SQL, LogicalPlan
+
+    stack, seen = [plan], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        proto = getattr(node, "_plan", None)  # CachedRelation: the server's relation
+        if isinstance(node, SQL) or (
+            hasattr(proto, "WhichOneof") and proto.WhichOneof("rel_type") == "sql"
+        ):
+            return True
+        for value in vars(node).values():
+            children = value if isinstance(value, (list, tuple)) else (value,)
+            stack += [c for c in children if isinstance(c, LogicalPlan)]
+    return False
+
+
+def _around_connect_action(
+    original: Callable[..., Any], what: str, plan_of: Callable[[Any], Any] = lambda s: s._plan
+) -> Callable[..., Any]:
+    """Spark Connect has no JVM to show which tables a SQL query scans: say so, never guess."""
+
+    @functools.wraps(original)
+    def action(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if in_read():
+            return original(self, *args, **kwargs)
+        try:
+            sql = _runs_sql(plan_of(self))
+        except Exception:  # never break the action
+            sql = False
+        if sql:
+            session().fail(
+                f"spark {what} on Spark Connect ran a SQL query: which Delta tables and versions "
+                f"it scanned cannot be seen without a JVM. {_CONNECT_ADVICE}"
+            )
+        with not_recorded():
+            return original(self, *args, **kwargs)
+
+    action.__lineage_original__ = original  # type: ignore[attr-defined]
+    return action
+
+
 def _owner(cls: type, name: str) -> type:
     return next(k for k in cls.__mro__ if name in k.__dict__)
 
@@ -362,12 +448,22 @@ def install(module: Any = None) -> None:
 def install_connect(module: Any = None) -> None:
     """Patch the Spark Connect reader (when ``pyspark.sql.connect.readwriter`` is imported).
 
-    Pinned reads work the same; there is no JVM, so SQL plans cannot be inspected.
+    Pinned reads work the same; there is no JVM, so SQL plans cannot be inspected: actions on
+    SQL queries mark the run incomplete.
     """
-    from pyspark.sql.connect.readwriter import DataFrameReader
+    from pyspark.sql.connect.dataframe import DataFrame
+    from pyspark.sql.connect.readwriter import DataFrameReader, DataFrameWriter
 
     patch(DataFrameReader, "load", lambda f: _pinned_read(f, "load"))
     patch(DataFrameReader, "table", lambda f: _pinned_read(f, "table"))
+    for name in _ACTIONS:
+        patch(_owner(DataFrame, name), name, lambda f, n=name: _around_connect_action(f, n))
+    for name in _WRITES:
+        patch(
+            DataFrameWriter,
+            name,
+            lambda f, n=name: _around_connect_action(f, f"write.{n}", lambda w: w._df),  # a plan
+        )
 
 
 def install_delta_tables(module: Any = None) -> None:
@@ -380,4 +476,11 @@ def install_delta_tables(module: Any = None) -> None:
             name,
             lambda f, k=kind: classmethod(after_hook(f.__func__, _remember_source(k))),
         )
-    patch(DeltaTable, "toDF", _delta_table_to_df)
+    patch(DeltaTable, "toDF", lambda f: _delta_table_to_df(f, _classic_source))
+
+
+def install_delta_connect(module: Any = None) -> None:
+    """Patch Delta Connect's ``DeltaTable`` (when ``delta.connect.tables`` is imported)."""
+    from delta.connect.tables import DeltaTable
+
+    patch(DeltaTable, "toDF", lambda f: _delta_table_to_df(f, _connect_source))
