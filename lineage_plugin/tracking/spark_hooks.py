@@ -423,6 +423,14 @@ def _owner(cls: type, name: str) -> type:
     return next(k for k in cls.__mro__ if name in k.__dict__)
 
 
+def _patch_actions(frame: type, writer: type, wrap: Callable[..., Any]) -> None:
+    """Wrap the DataFrame actions and the writer's saves (whose frame is ``writer._df``)."""
+    for name in _ACTIONS:
+        patch(_owner(frame, name), name, lambda f, n=name: wrap(f, n))
+    for name in _WRITES:
+        patch(writer, name, lambda f, n=name: wrap(f, f"write.{n}", lambda w: w._df))
+
+
 def install(module: Any = None) -> None:
     """Patch PySpark's reader, session and DataFrame actions (when ``pyspark.sql`` is imported)."""
     from pyspark.sql import SparkSession
@@ -435,14 +443,7 @@ def install(module: Any = None) -> None:
     patch(DataFrameReader, "load", lambda f: _pinned_read(f, "load"))
     patch(DataFrameReader, "table", lambda f: _pinned_read(f, "table"))
     patch(_owner(SparkSession, "table"), "table", _session_table)
-    for name in _ACTIONS:
-        patch(_owner(DataFrame, name), name, lambda f, n=name: _around_action(f, n))
-    for name in _WRITES:
-        patch(
-            DataFrameWriter,
-            name,
-            lambda f, n=name: _around_action(f, f"write.{n}", lambda writer: writer._df),
-        )
+    _patch_actions(DataFrame, DataFrameWriter, _around_action)
 
 
 def install_connect(module: Any = None) -> None:
@@ -456,14 +457,7 @@ def install_connect(module: Any = None) -> None:
 
     patch(DataFrameReader, "load", lambda f: _pinned_read(f, "load"))
     patch(DataFrameReader, "table", lambda f: _pinned_read(f, "table"))
-    for name in _ACTIONS:
-        patch(_owner(DataFrame, name), name, lambda f, n=name: _around_connect_action(f, n))
-    for name in _WRITES:
-        patch(
-            DataFrameWriter,
-            name,
-            lambda f, n=name: _around_connect_action(f, f"write.{n}", lambda w: w._df),  # a plan
-        )
+    _patch_actions(DataFrame, DataFrameWriter, _around_connect_action)  # writer._df is a plan
 
 
 def install_delta_tables(module: Any = None) -> None:
