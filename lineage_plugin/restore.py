@@ -249,6 +249,7 @@ def _restore_table(
 
 def _restore_with_spark(t: TableRestorePlan, note: str, skip_missing: bool) -> int:
     from lineage_plugin.restore_spark import restore_with_spark
+    from lineage_plugin.spark_delta import error_line
 
     if skip_missing:
         raise LineageError(
@@ -258,7 +259,7 @@ def _restore_with_spark(t: TableRestorePlan, note: str, skip_missing: bool) -> i
     try:
         new_version, moved = restore_with_spark(t, note)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = error_line(exc)
         hint = (
             " Data files of that version are gone (VACUUM); Spark's RESTORE cannot skip them."
             if "Not all files" in first

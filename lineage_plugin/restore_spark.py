@@ -1,4 +1,8 @@
-"""Delta RESTORE through Spark (``restore --engine spark``): Delta's own restore command.
+"""Restore through Spark: Delta's own RESTORE command, and plans for tables only Spark reaches.
+
+``restore --engine spark`` uses it for any table; ``restore`` without ``--engine`` uses it for
+the tables the driver's ``deltalake`` cannot open (storage only the cluster has credentials or
+a file system for, or no ``deltalake`` installed), planned through ``DESCRIBE HISTORY``.
 
 Spark's RESTORE starts from the table's latest version, so it cannot be told to commit only on
 the planned one. The commit it makes records the version it read (``readVersion``): when that
@@ -75,6 +79,7 @@ def plan_table_with_spark(inp: DeltaInput, unreachable: str | None = None) -> Ta
     from lineage_plugin.spark_delta import (
         commit_info,
         detail,
+        error_line,
         history,
         latest_commit,
         spark_session,
@@ -96,7 +101,7 @@ def plan_table_with_spark(inp: DeltaInput, unreachable: str | None = None) -> Ta
             # No rows from the target on: it is newer than the table.
             rows = history(spark, inp.uri, start=inp.version) or [latest_commit(spark, inp.uri)]
     except Exception as exc:
-        why = _first_line(exc)
+        why = error_line(exc)
         return TableRestorePlan(
             **base,
             current_version=None,
@@ -120,7 +125,7 @@ def plan_table_with_spark(inp: DeltaInput, unreachable: str | None = None) -> Ta
 
 def _spark_refusals(spark: Any, inp: DeltaInput, current: int, table_id: str) -> list[str]:
     from lineage_plugin.delta_history import _recreated
-    from lineage_plugin.spark_delta import table_sql
+    from lineage_plugin.spark_delta import error_line, table_sql
     from lineage_plugin.tracking.patching import not_recorded
 
     if inp.table_id is not None and table_id != inp.table_id:
@@ -137,12 +142,7 @@ def _spark_refusals(spark: Any, inp: DeltaInput, current: int, table_id: str) ->
     except Exception as exc:
         return [
             f"Spark cannot read version {inp.version} of '{inp.uri}' any more: "
-            f"{_first_line(exc)} Its log was cleaned up (delta.logRetentionDuration); the "
+            f"{error_line(exc)} Its log was cleaned up (delta.logRetentionDuration); the "
             "version cannot be restored."
         ]
     return []
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -92,3 +92,9 @@ def commit_info(row: Any) -> dict[str, Any]:
     if "timestamp" in info:
         info["timestamp"] = int(info["timestamp"].timestamp() * 1000)
     return info
+
+
+def error_line(exc: BaseException) -> str:
+    """The first line of a Spark error (the JVM stack trace follows it)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
