@@ -255,3 +255,25 @@ def test_plans_without_delta_scans_record_nothing_and_no_failure(spark, tmp_path
         assert spark.range(3).count() == 3
     lineage = lp.get_run_lineage(run.info.run_id)
     assert lineage.inputs == () and lineage.status != "incomplete"
+
+
+def test_a_jdbc_relation_beside_a_delta_table_is_skipped_not_a_failure(spark, tmp_path):
+    """JDBC relations have no file location: a join with one records the Delta table only.
+
+    Derby ships with Spark: an in-memory database, no server.
+    """
+    path = str(tmp_path / "ids")
+    spark.range(0, 4).write.format("delta").save(path)
+    url = f"jdbc:derby:memory:lineage{abs(hash(str(tmp_path))) % 10**8};create=true"
+    props = {"driver": "org.apache.derby.jdbc.EmbeddedDriver"}
+    spark.createDataFrame([(1, "a"), (2, "b")], "id long, label string").write.jdbc(
+        url, "LABELS", properties=props
+    )
+    spark.read.format("delta").load(path).createOrReplaceTempView("ids_view")
+    spark.read.jdbc(url, "LABELS", properties=props).createOrReplaceTempView("labels")
+    with mlflow.start_run() as run:
+        rows = spark.sql("SELECT i.id, l.label FROM ids_view i JOIN labels l ON i.id = l.id")
+        assert sorted(r["label"] for r in rows.collect()) == ["a", "b"]
+    lineage = lp.get_run_lineage(run.info.run_id)
+    assert [(i.uri, i.version) for i in lineage.inputs] == [(f"file://{path}", 0)]
+    assert lineage.status == "complete" and lineage.reasons == ()
