@@ -277,3 +277,14 @@ def test_a_jdbc_relation_beside_a_delta_table_is_skipped_not_a_failure(spark, tm
     lineage = lp.get_run_lineage(run.info.run_id)
     assert [(i.uri, i.version) for i in lineage.inputs] == [(f"file://{path}", 0)]
     assert lineage.status == "complete" and lineage.reasons == ()
+
+
+def test_sql_time_travel_by_timestamp_records_the_version_spark_resolved(spark, table):
+    write(spark, table, [9])  # v2: the latest is not the one asked for
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{table}`")
+    v1_time = str(history.where("version = 1").first()["timestamp"])
+    with mlflow.start_run() as run:
+        rows = spark.sql(f"SELECT * FROM delta.`{table}` TIMESTAMP AS OF '{v1_time}'").collect()
+    assert len(rows) == 4
+    assert inputs(run) == [(f"file://{table}", 1, "spark")]
+    assert lp.get_run_lineage(run.info.run_id).status == "complete"
