@@ -158,6 +158,11 @@ def test_a_table_only_spark_reaches_is_planned_and_restored_through_spark(spark,
     [event] = [lp.RegistryEvent.from_json(v) for k, v in tags.items() if "event." in k]
     assert (event.kind, event.restores[0].new_version, event.reason) == ("restore", 3, "bad update")
 
+    with mlflow.start_run() as later:  # Spark's reads of the copy know it is one
+        spark.table(name).count()
+    [copy] = lp.get_run_lineage(later.info.run_id).inputs
+    assert (copy.version, copy.restored_from, copy.operation) == (3, 1, "RESTORE")
+
     again = CliRunner().invoke(cli, ["restore", "sales", "1", "--yes", "--json"])
     assert again.exit_code == 0, again.output
     [table] = json.loads(again.stdout)["plan"]["tables"]
