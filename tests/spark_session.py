@@ -29,6 +29,8 @@ def start_session(warehouse: Path) -> Any:
         .config("spark.default.parallelism", "2")
         .config("spark.driver.memory", "2g")
         .config("spark.databricks.delta.snapshotPartitions", "2")
+        # Derby (the JDBC test's database) logs beside the warehouse, not in the working dir.
+        .config("spark.driver.extraJavaOptions", f"-Dderby.stream.error.file={warehouse}/derby.log")
     )
     spark = configure_spark_with_delta_pip(builder).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
