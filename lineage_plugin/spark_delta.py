@@ -9,6 +9,7 @@ without ``deltalake``), ``restore --engine spark`` and reads of remote tables by
 from __future__ import annotations
 
 import importlib.util
+import sys
 from typing import Any
 
 #: What a SparkSession needs to work with Delta (besides the jars).
@@ -28,6 +29,16 @@ def default_engine() -> str:
     return "deltalake" if installed("deltalake") else "spark"
 
 
+def active_session() -> Any | None:
+    """The active SparkSession when this process already uses Spark; never starts one (and
+    never imports ``pyspark`` for a process that did not)."""
+    if "pyspark.sql" not in sys.modules:
+        return None
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
+
+
 def spark_session() -> Any:
     """The active SparkSession, or a new local one with Delta configured.
 
@@ -35,7 +46,7 @@ def spark_session() -> Any:
     """
     from pyspark.sql import SparkSession
 
-    active = SparkSession.getActiveSession()
+    active = active_session()
     if active is not None:
         return active
     builder = SparkSession.builder.appName("mlflow-lineage").config(

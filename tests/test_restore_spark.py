@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -237,3 +238,15 @@ def test_without_deltalake_on_the_driver_everything_goes_through_spark(spark, tr
     assert ids(spark, trained) == list(range(6))
     frame = read_table_version(f"file://{trained}", 1, ["id"])
     assert sorted(frame["id"]) == list(range(6))
+
+
+def test_check_asks_the_active_spark_session_about_a_table_only_spark_reaches(spark, cluster_table):
+    name, location, directory = cluster_table
+    report = lp.check("sales", 1)
+    assert [p for p in report.problems if p["kind"] == "data"] == []
+    # Re-created at the same location: other data, and check says so through Spark.
+    spark.sql(f"DROP TABLE {name}")
+    shutil.rmtree(directory)
+    spark.range(0, 2).write.format("delta").save(location)
+    [problem] = [p for p in lp.check("sales", 1).problems if p["kind"] == "data"]
+    assert "not the one recorded" in problem["message"] and "re-created" in problem["message"]

@@ -102,9 +102,26 @@ def _data_problems(inputs: tuple[DeltaInput, ...]) -> list[dict[str, str]]:
         if (inp.uri, inp.version) in seen:
             continue
         seen.add((inp.uri, inp.version))
-        for reason in check_version_readable(inp.uri, inp.version, table_id=inp.table_id):
-            problems.append({"kind": "data", "message": f"{inp.label}: {reason}"})
+        reasons = check_version_readable(inp.uri, inp.version, table_id=inp.table_id)
+        spark_says = _through_spark(inp) if reasons else None
+        if spark_says is not None:  # Spark reaches what deltalake could not: its word counts
+            reasons = spark_says
+        problems += [{"kind": "data", "message": f"{inp.label}: {r}"} for r in reasons]
     return problems
+
+
+def _through_spark(inp: DeltaInput) -> list[str] | None:
+    """What the active Spark session says of a remote table ``deltalake`` could not read (a
+    table only the cluster reaches); ``None`` when there is no session or it cannot read it
+    either."""
+    from lineage_plugin.restore_spark import plan_table_with_spark
+    from lineage_plugin.spark_delta import active_session
+    from lineage_plugin.tracking.delta_log import local_path
+
+    if local_path(inp.uri) is not None or active_session() is None:
+        return None
+    plan = plan_table_with_spark(inp)
+    return list(plan.refusals) if plan.current_version is not None else None
 
 
 def _environment_problems(lineage: ModelVersionLineage, problems: list[dict[str, str]]) -> int:
