@@ -349,7 +349,10 @@ def test_an_index_of_schema_version_1_is_migrated_in_place(empty_database, tmp_p
     index = LineageIndex(url, engine=engine)
     index.ensure()
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT value FROM lineage_index_meta")).scalar() == "2"
+        assert conn.execute(sa.text("SELECT value FROM lineage_index_meta")).scalar() == str(
+            INDEX_SCHEMA_VERSION
+        )
+        assert conn.execute(sa.text("SELECT restored_from FROM lineage_reads")).scalar() is None
         assert conn.execute(sa.text("SELECT run_start FROM lineage_reads")).scalar() == (
             1700000000000
         )

@@ -82,14 +82,28 @@ def test_restore_asks_first_then_restores_and_records_the_event(make_table):
 
 def test_a_later_run_reads_a_restored_copy_of_the_recorded_version(make_table):
     path = make_table(commits=2)
-    version = register(path)
+    version = register(path)  # version 1 reads v1
     write_deltalake(path, pa.table({"id": [9], "x": [9.0], "y": [9.0]}), mode="append")
+    bad = register(path)  # version 2 reads the bad v2
     restore("ridge", version, confirm=None)
-    retrained = register(path)
+    retrained = register(path)  # version 3 reads v3, a copy of v1
     [read] = lp.get_lineage("ridge", retrained).inputs
     assert (read.version, read.operation, read.restored_from) == (3, "RESTORE", 1)
     assert read.label == "sales@v3 (restored copy of v1)"
     assert "restored copy of v1" in invoke("show", "ridge", retrained).output
+
+    # impact counts a copy as the version it copies: the retrained version read good data.
+    def impacted(*bounds: str) -> dict[str, dict]:
+        report = json.loads(invoke("impact", "sales", *bounds, "--json").output)
+        return {m["version"]: m for m in report["model_versions"]}
+
+    assert set(impacted("--from-version", "2")) == {bad}
+    good = impacted("--from-version", "1", "--to-version", "1")
+    assert set(good) == {version, retrained}
+    assert good[retrained]["table_versions"] == [3]
+    assert good[retrained]["restored_copies"] == {"3": 1}
+    assert "restored_copies" not in good[version]
+    assert "3 (copy of 1)" in invoke("impact", "sales", "--from-version", "1").output
 
 
 def test_dry_run_shows_the_plan_and_writes_nothing(make_table):

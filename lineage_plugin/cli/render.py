@@ -176,6 +176,15 @@ def diff(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _read_versions(item: dict[str, Any]) -> str:
+    """``3 (copy of 1), 4``: the versions read, restored copies named."""
+    copies = item.get("restored_copies", {})
+    return ", ".join(
+        f"{v} (copy of {copies[str(v)]})" if str(v) in copies else str(v)
+        for v in item["table_versions"]
+    )
+
+
 def impact(report: dict[str, Any]) -> str:
     """Text for ``impact``."""
     span = f"v{report.get('from_version', 0)}..v{report.get('to_version', 'latest')}"
@@ -192,7 +201,7 @@ def impact(report: dict[str, Any]) -> str:
                     "yes" if m.get("in_use") else "no",
                     m.get("stage"),
                     ", ".join(m.get("aliases", [])),
-                    ", ".join(map(str, m["table_versions"])),
+                    _read_versions(m),
                     m["run_id"],
                 ]
                 for m in mvs
@@ -211,7 +220,7 @@ def impact(report: dict[str, Any]) -> str:
                     r["run_id"],
                     r.get("run_name"),
                     _ms(r.get("start_time")),
-                    ", ".join(map(str, r["table_versions"])),
+                    _read_versions(r),
                     ", ".join(r.get("model_versions", [])),
                 ]
                 for r in runs

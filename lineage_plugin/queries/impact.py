@@ -99,6 +99,11 @@ def impact(
 ) -> ImpactReport:
     """Every run and model version that read ``table`` between two versions.
 
+    A read of a restored copy (a Delta RESTORE to version N) counts as a read of version N:
+    after a rollback, the runs that read the restored table are not listed as having read the
+    bad versions, and a copy of a bad version is listed. Such reads carry ``restored_copies``
+    (version read -> version copied).
+
     Args:
         table: The table's path, URI or name.
         from_version: First version of the range (inclusive); ``None`` for no lower bound.
@@ -116,7 +121,7 @@ def impact(
         >>> report = impact("/data/diabetes", from_version=3)
         >>> [(m["name"], m["version"], m["aliases"]) for m in report.model_versions]
     """
-    from sqlalchemy import and_, select
+    from sqlalchemy import and_, func, select
 
     from lineage_plugin.store.index_schema import tables
 
@@ -128,15 +133,18 @@ def impact(
     reads, runs, mvs, holdings = t["reads"], t["runs"], t["model_versions"], t["holdings"]
     with Workspace(tracking_uri).require_index().begin() as conn:
         uri = resolve_table(conn, table)
+        # A restored copy holds the content of the version it copies: that one counts.
+        content = func.coalesce(reads.c.restored_from, reads.c.version)
         where = [reads.c.table_uri == uri]
         if from_version is not None:
-            where.append(reads.c.version >= from_version)
+            where.append(content >= from_version)
         if to_version is not None:
-            where.append(reads.c.version <= to_version)
+            where.append(content <= to_version)
         query = (
             select(
                 reads.c.run_id,
                 reads.c.version,
+                reads.c.restored_from,
                 runs.c.run_name,
                 runs.c.experiment_id,
                 runs.c.start_time,
@@ -181,10 +189,13 @@ def _report(
                 "_start": r.start_time or 0,
                 "user": r.user,
                 "table_versions": set(),
+                "restored_copies": {},
                 "model_versions": set(),
             },
         )
         run["table_versions"].add(r.version)
+        if r.restored_from is not None:
+            run["restored_copies"][str(r.version)] = r.restored_from
         if r.name is None:
             continue
         key = (r.name, r.mv_version)
@@ -205,9 +216,12 @@ def _report(
                 "in_use": bool(aliases) or stage in IN_USE_STAGES,
                 "deleted": bool(r.deleted) or None,
                 "table_versions": set(),
+                "restored_copies": {},
             },
         )
         mv["table_versions"].add(r.version)
+        if r.restored_from is not None:
+            mv["restored_copies"][str(r.version)] = r.restored_from
     ordered_mvs = sorted(
         model_versions.values(), key=lambda m: (not m["in_use"], -m["_created"], m["name"])
     )
@@ -218,6 +232,7 @@ def _report(
         item.pop("_created", None)
         item.pop("_start", None)
         item["table_versions"] = sorted(item["table_versions"])
+        item["restored_copies"] = item["restored_copies"] or None
         if "model_versions" in item:
             item["model_versions"] = sorted(item["model_versions"])
     return ImpactReport(

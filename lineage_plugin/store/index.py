@@ -267,6 +267,7 @@ def _read_values(record: RunLineage, row: RunRow) -> list[dict[str, Any]]:
             "context": i.context,
             "engine": i.engine,
             "run_start": row.start_time,
+            "restored_from": i.restored_from,
         }
         for n, i in enumerate(record.inputs)
     ]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 #: The schema version this code reads and writes.
-INDEX_SCHEMA_VERSION = 2
+INDEX_SCHEMA_VERSION = 3
 SCHEMA_KEY = "schema_version"
 
 
@@ -69,6 +69,8 @@ def _define() -> dict[str, Table]:
         Column("engine", String(32)),
         # The run's start time, copied here so "who read T in this window" is one index range.
         Column("run_start", BigInteger),
+        # The version read was a Delta RESTORE holding this version's content (schema 3).
+        Column("restored_from", BigInteger),
         Index("lineage_reads_table_version", "table_uri", "version"),
         Index("lineage_reads_table_time", "table_uri", "run_start"),
         Index("lineage_reads_table_name", "table_name"),
@@ -123,17 +125,12 @@ def _migrate_1_to_2(conn: Connection) -> None:
     Written with SQLAlchemy's portable operations only (no dialect-specific ALTERs beyond
     ADD COLUMN): the events table is copied out, re-created and filled again.
     """
-    from sqlalchemy import BigInteger, Column, Index, MetaData, inspect, select, text, update
-    from sqlalchemy.schema import CreateColumn
+    from sqlalchemy import Index, MetaData, inspect, select, text, update
 
     t = tables()
     reads, runs, events, holdings = t["reads"], t["runs"], t["events"], t["holdings"]
     inspector = inspect(conn)
-    if "run_start" not in {c["name"] for c in inspector.get_columns(reads.name)}:
-        # CreateColumn renders the name *and* the type (SQLite accepts a column without a
-        # type, PostgreSQL and the others do not).
-        column = CreateColumn(Column("run_start", BigInteger)).compile(dialect=conn.dialect)
-        conn.execute(text(f"ALTER TABLE {reads.name} ADD COLUMN {column}"))
+    _add_column(conn, reads, "run_start")
     start = select(runs.c.start_time).where(runs.c.run_id == reads.c.run_id).scalar_subquery()
     conn.execute(update(reads).values(run_start=start))
     # A new Index(...) on one of tables() would join the shared layout for good (and be created
@@ -152,9 +149,31 @@ def _migrate_1_to_2(conn: Connection) -> None:
         conn.execute(events.insert(), [{c.name: r[c.name] for c in events.columns} for r in old])
 
 
+def _migrate_2_to_3(conn: Connection) -> None:
+    """Reads say when the version read was a restored copy of another (``restored_from``).
+
+    Reads indexed before stay without it until ``mlflow-lineage reindex`` (the runs' own
+    records in MLflow carry it).
+    """
+    _add_column(conn, tables()["reads"], "restored_from")
+
+
+def _add_column(conn: Connection, table: Table, name: str) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` of the layout's column ``name``, unless it is there."""
+    from sqlalchemy import Column, inspect, text
+    from sqlalchemy.schema import CreateColumn
+
+    if name in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+        return
+    # CreateColumn renders the name *and* the type (SQLite accepts a column without a type,
+    # PostgreSQL and the others do not); a new Column leaves the shared layout untouched.
+    column = CreateColumn(Column(name, table.c[name].type)).compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column}"))
+
+
 #: Migrations from version N to N+1, applied in order. The current version is created by
 #: create_all; a test builds each older layout and migrates it.
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 def schema_version(conn: Connection) -> int | None:
