@@ -39,6 +39,7 @@ def main() -> None:
         frame = DeltaTable.forPath(spark, path).toDF()  # pinned to v2
         spark.range(6, 7).write.format("delta").mode("append").save(path)  # v3
         table_count = frame.count()
+        DeltaTable.forPath(spark, path).alias("t")  # derived: not read, nothing to say
         # A SQL command runs at once and reads nothing the run keeps: not a gap.
         spark.sql(f"CREATE OR REPLACE TEMP VIEW recent AS SELECT * FROM delta.`{path}`")
     runs["delta_table"] = run.info.run_id
@@ -48,6 +49,9 @@ def main() -> None:
     with mlflow.start_run() as run:
         spark.table("recent").count()
     runs["view"] = run.info.run_id
+    with mlflow.start_run() as run:
+        DeltaTable.forPath(spark, path).alias("t").toDF()
+    runs["derived"] = run.info.run_id
 
     report: dict = {
         "session": type(spark).__module__,

@@ -241,7 +241,11 @@ def test_spark_connect_reads_are_pinned_and_recorded_and_sql_marks_incomplete(
     assert reader["inputs"] == [[1, "spark"], [0, "spark"]] and reader["status"] == "complete"
     assert delta_table == {"inputs": [[2, "spark"]], "status": "complete", "reasons": []}
     # What Connect cannot see is said, never guessed.
-    for key, says in (("sql", "ran a SQL query"), ("view", "it is a view")):
+    for key, says in (
+        ("sql", "ran a SQL query"),
+        ("view", "it is a view"),
+        ("derived", "derived table (alias()"),
+    ):
         assert report[key]["inputs"] == [] and report[key]["status"] == "incomplete"
         [reason] = report[key]["reasons"]
         assert says in reason and "without a JVM" in reason and "spark.read.table" in reason

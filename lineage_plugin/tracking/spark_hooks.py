@@ -259,14 +259,24 @@ def _connect_source(table: Any) -> tuple[str, Any, Any] | None:
 
 
 def _delta_table_to_df(
-    original: Callable[..., Any], source_of: Callable[[Any], tuple[str, Any, Any] | None]
+    original: Callable[..., Any],
+    source_of: Callable[[Any], tuple[str, Any, Any] | None],
+    unseen: str | None = None,
 ) -> Callable[..., Any]:
-    """``DeltaTable...toDF()`` as the pinned reader read of the same table."""
+    """``DeltaTable...toDF()`` as the pinned reader read of the same table.
+
+    ``unseen``: why a table it cannot rewrite is not recorded; the run is marked incomplete
+    with it (Spark Connect, where no action shows the plan). ``None``: the actions record it.
+    """
 
     @functools.wraps(original)
     def to_df(self: Any) -> Any:
-        source = None if in_read() else source_of(self)
+        if in_read():
+            return original(self)
+        source = source_of(self)
         if source is None:
+            if unseen is not None:
+                session().fail(unseen)
             return original(self)
         kind, where, spark = source
         if kind == "path":
@@ -477,4 +487,8 @@ def install_delta_connect(module: Any = None) -> None:
     """Patch Delta Connect's ``DeltaTable`` (when ``delta.connect.tables`` is imported)."""
     from delta.connect.tables import DeltaTable
 
-    patch(DeltaTable, "toDF", lambda f: _delta_table_to_df(f, _connect_source))
+    unseen = (
+        "DeltaTable.toDF() on Spark Connect of a derived table (alias(), Hadoop options) cannot "
+        f"be pinned, and its plan cannot be seen without a JVM. {_CONNECT_ADVICE}"
+    )
+    patch(DeltaTable, "toDF", lambda f: _delta_table_to_df(f, _connect_source, unseen))
