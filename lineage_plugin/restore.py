@@ -208,13 +208,18 @@ def _carry_out(
             )
             done.append(_restore_table(t, plan, reason, allow_missing, with_engine))
             say(f"  committed v{done[-1].new_version}")
-    except _TableMoved as moved:
+    except (_TableMoved, LineageError) as stopped:
+        # The tables restored before the stop stay restored: record them, and say so.
         event_id = _record(ws, plan, done, reason) if done else None
-        restored = ", ".join(f"{r.name} (now v{r.new_version})" for r in done)
+        restored = ", ".join(f"{r.name or r.uri} (now v{r.new_version})" for r in done)
         already = f" Already restored: {restored} (event {event_id})." if done else ""
-        raise ConcurrentCommitError(
-            f"{moved}{already} Run the restore again to see the new plan.", plan
-        ) from None
+        if isinstance(stopped, _TableMoved):
+            raise ConcurrentCommitError(
+                f"{stopped}{already} Run the restore again to see the new plan.", plan
+            ) from None
+        if done:
+            raise LineageError(f"{stopped}{already}") from stopped
+        raise
     return RestoreReport(plan=plan, restored=tuple(done), event_id=_record(ws, plan, done, reason))
 
 
@@ -249,26 +254,13 @@ def _restore_table(
 
 def _restore_with_spark(t: TableRestorePlan, note: str, skip_missing: bool) -> int:
     from lineage_plugin.restore_spark import restore_with_spark
-    from lineage_plugin.spark_delta import error_line
 
     if skip_missing:
         raise LineageError(
             f"{t.name or t.uri}: files of v{t.target_version} are gone, and Spark's RESTORE "
             "cannot skip them. Restore with --engine deltalake --allow-missing-files."
         )
-    try:
-        new_version, moved = restore_with_spark(t, note)
-    except Exception as exc:
-        first = error_line(exc)
-        hint = (
-            " Data files of that version are gone (VACUUM); Spark's RESTORE cannot skip them."
-            if "Not all files" in first
-            else ""
-        )
-        raise LineageError(
-            f"Spark RESTORE of {t.name or t.uri} to v{t.target_version} failed: {first}{hint} "
-            "The table was not changed."
-        ) from exc
+    new_version, moved = restore_with_spark(t, note)
     if moved:
         raise _TableMoved(moved)
     return new_version

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lineage_plugin.errors import LineageError
+from lineage_plugin.spark_delta import error_line
+
 if TYPE_CHECKING:
     from lineage_plugin.records import DeltaInput
     from lineage_plugin.restore_plan import TableRestorePlan
@@ -32,25 +35,54 @@ def restore_with_spark(t: TableRestorePlan, note: str) -> tuple[int, str | None]
     Returns:
         ``(new version, None)``, or ``(version after the revert, why)`` when the RESTORE
         started from another version than planned and was reverted.
-    """
-    from lineage_plugin.spark_delta import latest_commit, spark_session, table_sql
 
+    Raises:
+        LineageError: The RESTORE failed (nothing written), or its check failed after it
+            committed (the message says so).
+    """
+    from lineage_plugin.spark_delta import spark_session, table_sql
+
+    label = t.name or t.uri
     spark = spark_session()
-    table = table_sql(t.uri)
     before = spark.conf.get(_USER_METADATA, None)
     spark.conf.set(_USER_METADATA, note)
     try:
-        spark.sql(f"RESTORE TABLE {table} TO VERSION AS OF {t.target_version}")
+        spark.sql(f"RESTORE TABLE {table_sql(t.uri)} TO VERSION AS OF {t.target_version}")
+    except Exception as exc:
+        first = error_line(exc)
+        hint = (
+            " Data files of that version are gone (VACUUM); Spark's RESTORE cannot skip them."
+            if "Not all files" in first
+            else ""
+        )
+        raise LineageError(
+            f"Spark RESTORE of {label} to v{t.target_version} failed: {first}{hint} "
+            "The table was not changed."
+        ) from exc
     finally:
         if before is None:
             spark.conf.unset(_USER_METADATA)
         else:
             spark.conf.set(_USER_METADATA, before)
+    try:
+        return _revert_if_moved(spark, t)
+    except Exception as exc:
+        raise LineageError(
+            f"Spark's RESTORE of {label} to v{t.target_version} was committed, but checking it "
+            f"failed: {error_line(exc)} Look at DESCRIBE HISTORY of the table before anything "
+            "else; the restore is not recorded on the model version."
+        ) from exc
+
+
+def _revert_if_moved(spark: Any, t: TableRestorePlan) -> tuple[int, str | None]:
+    """Check the RESTORE just committed started from the planned version; revert it if not."""
+    from lineage_plugin.spark_delta import latest_commit, table_sql
+
     last = latest_commit(spark, t.uri)
     read = last["readVersion"]
     if read is None or int(read) == t.current_version:
         return int(last["version"]), None
-    spark.sql(f"RESTORE TABLE {table} TO VERSION AS OF {int(read)}")
+    spark.sql(f"RESTORE TABLE {table_sql(t.uri)} TO VERSION AS OF {int(read)}")
     return int(last["version"]) + 1, (
         f"{t.name or t.uri} got commits v{t.current_version + 1}..v{read} just before the "
         f"RESTORE; the RESTORE (v{last['version']}) was reverted by v{int(last['version']) + 1}, "
@@ -79,7 +111,6 @@ def plan_table_with_spark(inp: DeltaInput, unreachable: str | None = None) -> Ta
     from lineage_plugin.spark_delta import (
         commit_info,
         detail,
-        error_line,
         history,
         latest_commit,
         spark_session,
@@ -125,7 +156,7 @@ def plan_table_with_spark(inp: DeltaInput, unreachable: str | None = None) -> Ta
 
 def _spark_refusals(spark: Any, inp: DeltaInput, current: int, table_id: str) -> list[str]:
     from lineage_plugin.delta_history import _recreated
-    from lineage_plugin.spark_delta import error_line, table_sql
+    from lineage_plugin.spark_delta import table_sql
     from lineage_plugin.tracking.patching import not_recorded
 
     if inp.table_id is not None and table_id != inp.table_id:

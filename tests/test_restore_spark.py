@@ -9,9 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import mlflow
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 from helpers import register_logged_model, run_python
 from mlflow import MlflowClient
 
@@ -111,12 +112,27 @@ def test_reproduce_pins_the_reads_of_a_spark_training(
 # deltalake cannot open it, like storage that only the cluster has credentials for.
 
 
+def viewfs_mount(spark, directory) -> str:
+    """A ``viewfs://NAME/data`` mount of ``directory`` in this Spark session; returns NAME."""
+    mount = f"lin{abs(hash(str(directory))) % 10**8}"
+    spark.conf.set(f"fs.viewfs.mounttable.{mount}.link./data", f"file://{directory}")
+    return mount
+
+
+def rewritten_file(spark, table: str, before: int, after: int) -> str:
+    """The name of a data file of version ``before`` that ``after`` no longer has."""
+    files = {
+        v: set(spark.sql(f"SELECT * FROM {table} VERSION AS OF {v}").inputFiles())
+        for v in (before, after)
+    }
+    return sorted(files[before] - files[after])[0].rsplit("/", 1)[1]
+
+
 @pytest.fixture
 def cluster_table(spark, tmp_path):
     """A catalog table at ``viewfs://…`` (v0, v1) read by a training run, version 1 of model
     ``sales`` registered on it, then a bad UPDATE (v2)."""
-    mount = f"lin{abs(hash(str(tmp_path))) % 10**8}"
-    spark.conf.set(f"fs.viewfs.mounttable.{mount}.link./data", f"file://{tmp_path}")
+    mount = viewfs_mount(spark, tmp_path)
     location = f"viewfs://{mount}/data/sales"
     name = f"sales_{mount}"
     spark.range(0, 4).write.format("delta").save(location)
@@ -181,11 +197,8 @@ def test_the_deltalake_engine_is_refused_for_a_table_only_spark_reaches(spark, c
 
 def test_spark_restore_of_vacuumed_files_fails_cleanly_and_writes_nothing(spark, cluster_table):
     name, _, directory = cluster_table
-    files = {
-        v: set(spark.sql(f"SELECT * FROM {name} VERSION AS OF {v}").inputFiles()) for v in (1, 2)
-    }
-    [rewritten] = files[1] - files[2]  # the file the UPDATE replaced; a restore brings it back
-    Path(directory / rewritten.rsplit("/", 1)[1]).unlink()  # as a VACUUM would
+    # The file the UPDATE replaced (a restore brings it back) goes, as a VACUUM would take it.
+    (directory / rewritten_file(spark, name, 1, 2)).unlink()
     out = CliRunner().invoke(cli, ["restore", "sales", "1", "--yes"])
     assert out.exit_code == 2
     assert "Not all files from version 1" in out.output and "VACUUM" in out.output
@@ -250,3 +263,29 @@ def test_check_asks_the_active_spark_session_about_a_table_only_spark_reaches(sp
     spark.range(0, 2).write.format("delta").save(location)
     [problem] = [p for p in lp.check("sales", 1).problems if p["kind"] == "data"]
     assert "not the one recorded" in problem["message"] and "re-created" in problem["message"]
+
+
+def test_a_table_that_fails_after_another_was_restored_leaves_that_one_recorded(spark, tmp_path):
+    """Two tables, one restored (deltalake), then the other's Spark RESTORE fails."""
+    local = str(tmp_path / "a")
+    write_deltalake(local, pa.table({"id": [0, 1]}))
+    remote = f"viewfs://{viewfs_mount(spark, tmp_path)}/data/b"
+    spark.range(0, 4).write.format("delta").save(remote)
+    with mlflow.start_run() as run:
+        DeltaTable(local).to_pyarrow_table()
+        spark.read.format("delta").load(remote).count()
+    MlflowClient().create_registered_model("pair")
+    MlflowClient().create_model_version("pair", "s3://bucket/m", run_id=run.info.run_id)
+    DeltaTable(local).update(predicate="id = 0", updates={"id": "9"})
+    spark.sql(f"UPDATE delta.`{remote}` SET id = 9 WHERE id = 0")
+    (tmp_path / "b" / rewritten_file(spark, f"delta.`{remote}`", 0, 1)).unlink()
+
+    out = CliRunner().invoke(cli, ["restore", "pair", "1", "--yes"])
+    assert out.exit_code == 2
+    assert "Spark RESTORE of b to v0 failed" in out.output and "not changed" in out.output
+    assert "Already restored: a (now v2)" in out.output
+    assert sorted(DeltaTable(local).to_pyarrow_table()["id"].to_pylist()) == [0, 1]
+    assert spark.sql(f"DESCRIBE HISTORY delta.`{remote}` LIMIT 1").first()["version"] == 1
+    tags = MlflowClient().get_model_version("pair", "1").tags
+    [event] = [lp.RegistryEvent.from_json(v) for k, v in tags.items() if "event." in k]
+    assert [(r.name, r.new_version) for r in event.restores] == [("a", 2)]
