@@ -196,6 +196,15 @@ def _remote_commits(
     end = latest if end is None else end
     _check_end(uri, max(start, end), latest)
     by_version = {int(e.pop("version")): e for e in table.history(latest - start + 1)}
+    return commits_from_history(by_version, start, end)
+
+
+def commits_from_history(
+    by_version: dict[int, dict[str, Any]], start: int, end: int
+) -> list[DeltaCommit]:
+    """The commits of versions ``start`` to ``end`` from history entries keyed by version
+    (``history()``, ``DESCRIBE HISTORY``); a version without an entry (log cleaned up) comes
+    back with ``available=False``."""
     return [
         DeltaCommit.from_commit_info(v, by_version[v])
         if v in by_version

@@ -155,13 +155,9 @@ def _refuse_if_blocked(
     reasons = [
         f"{t.name or t.uri}: {why}"
         for t in plan.tables
-        for why in t.blockers(allow_missing_files=allow_missing, allow_undo_deletes=allow_deletes)
-    ]
-    reasons += [
-        f"{t.name or t.uri}: only Spark reaches it (deltalake: {t.unreachable}). Restore it "
-        "with --engine spark, or without --engine."
-        for t in plan.pending
-        if engine == "deltalake" and t.engine == "spark"
+        for why in t.blockers(
+            allow_missing_files=allow_missing, allow_undo_deletes=allow_deletes, engine=engine
+        )
     ]
     if reasons:
         raise RestoreRefusedError(

@@ -83,9 +83,17 @@ class TableRestorePlan:
             }
         )
 
-    def blockers(self, *, allow_missing_files: bool, allow_undo_deletes: bool) -> list[str]:
-        """Why this table must not be restored with these permissions; empty when it may."""
+    def blockers(
+        self, *, allow_missing_files: bool, allow_undo_deletes: bool, engine: str | None = None
+    ) -> list[str]:
+        """Why this table must not be restored with these permissions (and ``engine``, when
+        one is asked for); empty when it may."""
         found = list(self.refusals)
+        if engine == "deltalake" and self.engine == "spark" and not self.up_to_date:
+            found.append(
+                f"only Spark reaches it (deltalake: {self.unreachable}). Restore it with "
+                "--engine spark, or without --engine."
+            )
         if self.missing_files and not allow_missing_files:
             found.append(self.missing_files)
         if self.deleting_commits and not allow_undo_deletes and not self.up_to_date:

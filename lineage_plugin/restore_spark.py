@@ -106,7 +106,7 @@ def plan_table_with_spark(inp: DeltaInput, unreachable: str | None = None) -> Ta
     Returns:
         The table's plan, with ``engine="spark"``.
     """
-    from lineage_plugin.delta_history import DeltaCommit
+    from lineage_plugin.delta_history import commits_from_history
     from lineage_plugin.restore_plan import TableRestorePlan
     from lineage_plugin.spark_delta import (
         commit_info,
@@ -143,12 +143,7 @@ def plan_table_with_spark(inp: DeltaInput, unreachable: str | None = None) -> Ta
     refusals = _spark_refusals(spark, inp, current, described["id"])
     if not refusals and _restored_from(by_version[current]) == inp.version:
         return TableRestorePlan(**base, current_version=current, current_copy_of=inp.version)
-    undo = [
-        DeltaCommit.from_commit_info(v, by_version[v])
-        if v in by_version
-        else DeltaCommit(version=v, available=False)
-        for v in range(inp.version + 1, current + 1)
-    ]
+    undo = commits_from_history(by_version, inp.version + 1, current)
     return TableRestorePlan(
         **base, current_version=current, commits=tuple(undo), refusals=tuple(refusals)
     )
