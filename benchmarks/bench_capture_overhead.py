@@ -101,7 +101,7 @@ def child_main(mode: str, db: str, table: str, profile_out: str | None) -> None:
         profiler.disable()
         profiler.dump_stats(profile_out)
 
-    from _common import emit_result
+    from common import emit_result
 
     emit_result(
         {
@@ -162,7 +162,7 @@ def main() -> int:
     import argparse
     import shutil
 
-    import _common as C
+    import common as C
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 repetitions (CI smoke test)")
@@ -295,6 +295,6 @@ if __name__ == "__main__":
             sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else None
         )
     else:
-        from _common import run_main
+        from common import run_main
 
         sys.exit(run_main(main))

@@ -313,7 +313,7 @@ def read_cost(dbs: dict[str, str], reps: int = 50) -> None:
     """What the accumulated event tags cost MLflow's own reads (plain sqlite: store on both)."""
     import sqlite3
 
-    import _common as C
+    import common as C
     from mlflow.tracking._model_registry.utils import _get_store
 
     rows = []
@@ -357,7 +357,7 @@ def read_cost(dbs: dict[str, str], reps: int = 50) -> None:
 
 
 def report(title: str, times: dict[str, dict[str, list]]) -> list[tuple[str, float]]:
-    import _common as C
+    import common as C
 
     print(title)
     rows, ratios = [], []
@@ -494,7 +494,7 @@ def profile_plugin(uris: dict[str, str], rounds: int) -> None:
     import shutil
     from pathlib import Path
 
-    import _common as C
+    import common as C
     from mlflow.tracking._model_registry.utils import _get_store
 
     active = {"on": False}
@@ -606,7 +606,7 @@ def main() -> int:
     import shutil
     from pathlib import Path
 
-    import _common as C
+    import common as C
 
     C.clean_this_process_env()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -701,6 +701,6 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _common import run_main
+    from common import run_main
 
     sys.exit(run_main(main))

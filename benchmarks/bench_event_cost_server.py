@@ -45,7 +45,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="40 calls of each kind")
     args = parser.parse_args()
-    import _common as C
+    import common as C
 
     C.clean_this_process_env()
     sys.path.insert(0, str(ROOT / "tests"))

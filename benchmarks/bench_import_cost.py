@@ -178,7 +178,7 @@ def main() -> int:
     import shutil
     from collections import defaultdict
 
-    import _common as C
+    import common as C
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10 processes per arm")
@@ -403,6 +403,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from _common import run_main
+    from common import run_main
 
     sys.exit(run_main(main))

@@ -1,6 +1,6 @@
 """Lineage queries on a large registry: the plugin's index against what stock MLflow can do.
 
-The data (``_registry_data.py``; generated once, cached under ``<workdir>/queries/``):
+The data (``registry_data.py``; generated once, cached under ``<workdir>/queries/``):
 100,000 runs reading 10 versions each of 200 Delta tables of 1,000 versions (1,000,000 run ->
 table-version edges), 10,000 model versions of 500 registered models with their stage and
 alias history, the plugin's tags on all of them and its index filled.
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from _registry_data import World
+    from registry_data import World
 
 TARGET_MS = 100.0
 MV_FILTER_BATCH = 100  # run ids per search_model_versions / search_runs IN (...) filter
@@ -61,7 +61,7 @@ class Questions:
 
 
 def questions(world: World) -> Questions:
-    from _registry_data import DAY, T0
+    from registry_data import DAY, T0
 
     v = world.s.table_versions
     since = T0 + 180 * DAY
@@ -381,8 +381,8 @@ def main() -> int:
     import argparse
     import logging
 
-    import _common as C
-    import _registry_data as D
+    import common as C
+    import registry_data as D
 
     C.clean_this_process_env()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -514,7 +514,7 @@ def main() -> int:
             print(
                 f"  {label}: the API scans the Delta logs of {n_tables} table(s) ({files:,} "
                 f"commit files) for commit entries: {ms:.0f} ms of its time "
-                "(delta_history.commits_in_window, best of 3)"
+                "(delta.history.commits_in_window, best of 3)"
             )
     if not api_impact or not api_timeline:
         print(
@@ -531,7 +531,7 @@ def commit_scans(table_uri: str, q: Questions, reps: int = 3):
     (The model timeline reads only the commits of the table versions its runs read.)
     """
     try:
-        from lineage_plugin.delta_history import commits_in_window
+        from lineage_plugin.delta.history import commits_in_window
     except ImportError:
         return []
     times = []
@@ -558,6 +558,6 @@ def _describe(key: str, answer) -> str:
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _common import run_main
+    from common import run_main
 
     sys.exit(run_main(main))

@@ -8,10 +8,10 @@ repetition, a fresh copy of the table and a fresh copy of an MLflow SQLite store
 run (which recorded the read with ``lineage_plugin.log_delta_input``) and the model version, and
 in fresh processes, interleaved:
 
-- plugin: ``lineage_plugin.restore.restore("bench", "1", confirm=None, tracking_uri=uri)``
+- plugin: ``lineage_plugin.recovery.restore.restore("bench", "1", confirm=None, tracking_uri=uri)``
   with a ``lineage+sqlite:`` URI: plan (commits undone, the target's files exist, protocol),
   the Delta RESTORE commit, the restore event in MLflow and the lineage index. Timed from the
-  call to its return, after importing mlflow, deltalake, ``lineage_plugin.restore`` and
+  call to its return, after importing mlflow, deltalake, ``lineage_plugin.recovery.restore`` and
   MLflow's SQL stores (timed apart); its steps are timed as well;
 - bare: ``deltalake.DeltaTable(path).restore(target)`` (stock, no plan, no record): the
   baseline;
@@ -36,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-# The tables are _common.build_table's, with this many files per commit.
+# The tables are common.build_table's, with this many files per commit.
 FILES_PER_COMMIT = 10
 TARGET_S = 2.0
 TARGET_FILES = 10_000
@@ -45,26 +45,26 @@ MODEL_SOURCE = "s3://bucket/model"
 CLI_CODE = "from lineage_plugin.cli import main; main()"
 # A process that only imports what a CLI restore imports before it starts: the CLI's floor.
 IMPORTS_CODE = (
-    "import mlflow, deltalake, lineage_plugin.cli, lineage_plugin.restore, "
+    "import mlflow, deltalake, lineage_plugin.cli, lineage_plugin.recovery.restore, "
     "mlflow.store.tracking.sqlalchemy_store, mlflow.store.model_registry.sqlalchemy_store"
     "\nprint('BENCH_RESULT {}')"
 )
 WARMUP_CODE = (
-    "import mlflow, deltalake, lineage_plugin.api, lineage_plugin.restore, "
-    "lineage_plugin.restore_plan, lineage_plugin.delta_history, lineage_plugin.queries.workspace, "
+    "import mlflow, deltalake, lineage_plugin.api, lineage_plugin.recovery.restore, "
+    "lineage_plugin.recovery.plan, lineage_plugin.delta.history, lineage_plugin.queries.workspace, "
     "lineage_plugin.queries.show, lineage_plugin.events, lineage_plugin.cli"
     "\nprint('BENCH_RESULT {}')"
 )
 # The plugin's steps timed inside one restore call: (key, module, function). The first four
 # run inside plan_in.
 STEPS = (
-    ("plan", "lineage_plugin.restore_plan", "plan_in"),
-    ("plan_files", "lineage_plugin.delta_history", "why_unreadable"),
-    ("plan_commits", "lineage_plugin.delta_history", "commits"),
-    ("plan_protocol", "lineage_plugin.restore_plan", "_protocol_refusal"),
-    ("recheck", "lineage_plugin.restore", "_check_unmoved"),
-    ("commit", "lineage_plugin.restore", "_restore_table"),
-    ("record", "lineage_plugin.restore", "_record"),
+    ("plan", "lineage_plugin.recovery.plan", "plan_in"),
+    ("plan_files", "lineage_plugin.delta.readability", "why_unreadable"),
+    ("plan_commits", "lineage_plugin.delta.history", "commits"),
+    ("plan_protocol", "lineage_plugin.recovery.plan", "_protocol_refusal"),
+    ("recheck", "lineage_plugin.recovery.restore", "_check_unmoved"),
+    ("commit", "lineage_plugin.recovery.restore", "_restore_table"),
+    ("record", "lineage_plugin.recovery.restore", "_record"),
 )
 
 
@@ -119,7 +119,7 @@ def child_prepare(db: str, table: str, target: int) -> None:
     mv = client.create_model_version(MODEL, MODEL_SOURCE, run_id=run.info.run_id)
     lineage = lp.get_lineage(MODEL, mv.version)
 
-    from _common import emit_result
+    from common import emit_result
 
     emit_result(
         {
@@ -132,7 +132,7 @@ def child_prepare(db: str, table: str, target: int) -> None:
     )
 
 
-def _restored_state(table: str) -> dict:
+def restored_state(table: str) -> dict:
     """The table after a restore, from deltalake (metadata only: no data file is read)."""
     from deltalake import DeltaTable
 
@@ -151,7 +151,7 @@ def child_restore(db: str, table: str, profile_out: str | None) -> None:
     import deltalake  # noqa: F401  (imported before the timer, as in the bare child)
     import mlflow  # noqa: F401
 
-    from lineage_plugin.restore import restore
+    from lineage_plugin.recovery.restore import restore
 
     # MLflow's SQL stores (SQLAlchemy, alembic, MLflow's ORM models) are imported by any
     # MLflow client of a database, not by `import mlflow`: imported here, timed apart.
@@ -193,7 +193,7 @@ def child_restore(db: str, table: str, profile_out: str | None) -> None:
         profiler.dump_stats(profile_out)
 
     restored = [r.to_dict() for r in report.restored]
-    from _common import emit_result
+    from common import emit_result
 
     emit_result(
         {
@@ -202,7 +202,7 @@ def child_restore(db: str, table: str, profile_out: str | None) -> None:
             "steps": spent,
             "restored": restored,
             "event_id": report.event_id,
-            "state": _restored_state(table),
+            "state": restored_state(table),
         }
     )
 
@@ -215,9 +215,9 @@ def child_bare(table: str, target: int) -> None:
     DeltaTable(table).restore(target)
     t1 = time.perf_counter()
 
-    from _common import emit_result
+    from common import emit_result
 
-    emit_result({"seconds": t1 - t0, "state": _restored_state(table)})
+    emit_result({"seconds": t1 - t0, "state": restored_state(table)})
 
 
 # --------------------------------------------------------------------------- parent
@@ -264,7 +264,7 @@ def _cli_restore(n: int, table: Path, prepared: Path, work: Path, ctx: dict) -> 
     """``mlflow-lineage restore bench 1 --yes`` on a fresh copy; the process's wall seconds."""
     import subprocess
 
-    import _common as C
+    import common as C
 
     fresh_copy(ctx["pristine"][n], table)
     db = work / "mlflow.db"
@@ -297,7 +297,7 @@ def _cli_restore(n: int, table: Path, prepared: Path, work: Path, ctx: dict) -> 
 
 def measure(n: int, ctx: dict) -> dict:
     """Every arm on the table of ``n`` commits; the results (raises when a restore is wrong)."""
-    import _common as C
+    import common as C
 
     pristine, template, env, cwd = ctx["pristine"], ctx["template"], ctx["env"], ctx["cwd"]
     script, reps, scratch = ctx["script"], ctx["reps"], ctx["scratch"]
@@ -387,7 +387,7 @@ def measure(n: int, ctx: dict) -> dict:
 def main() -> int:
     import argparse
 
-    import _common as C
+    import common as C
 
     C.clean_this_process_env()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -529,10 +529,10 @@ def main() -> int:
         rows,
     )
     print(
-        "(plan = restore_plan.plan_in, of which: target files = delta_history.why_unreadable "
+        "(plan = plan.plan_in, of which: target files = readability.why_unreadable "
         "(opens the latest and the target version, checks that every file of the target "
-        "exists), commits undone = delta_history.commits, protocol = "
-        "restore_plan._protocol_refusal, plan rest = the MLflow stores, the model version, its "
+        "exists), commits undone = delta.history.commits, protocol = "
+        "recovery.plan._protocol_refusal, plan rest = the MLflow stores, the model version, its "
         "lineage, the latest version. recheck = restore._check_unmoved; Delta commit = "
         "restore._restore_table (DeltaTable.restore); record event = restore._record (MLflow "
         "tag + lineage index row); rest = the remainder of the call. A plugin module imported "
@@ -588,6 +588,6 @@ if __name__ == "__main__":
         else:
             raise SystemExit(f"unknown child {kind!r}")
     else:
-        from _common import run_main
+        from common import run_main
 
         sys.exit(run_main(main))

@@ -7,7 +7,7 @@ because a Spark session takes seconds to start.
 1. Version resolution on the cached local tables of 10, 1,000 and 10,000 commits (``--quick``:
    10 and 1,000), five ways: Spark ``DESCRIBE HISTORY delta.`path` LIMIT 1``; Spark
    ``DESCRIBE DETAIL`` + ``DESCRIBE HISTORY ... LIMIT 1``; the plugin's Spark SQL path
-   (``spark_hooks._version_info``, which takes it for tables that are not local, made to take
+   (``delta_spark.version_info``, which takes it for tables that are not local, made to take
    it here); ``deltalake.DeltaTable(path).version()`` (the baseline); the plugin's local log
    reader ``delta_log.resolve(path)``. Cold = the first call on a fresh hard-linked copy of the
    table at a path this process has never seen (so Delta's DeltaLog cache, the plugin's table-id
@@ -78,7 +78,7 @@ def start_spark(wd: Path):
     start-up warnings would fill the screen. Pointing fd 2 at a file while the session starts
     sends them (and anything the JVM prints later) there.
     """
-    import _common as C
+    import common as C
 
     sys.path.insert(0, str(C.REPO_DIR / "tests"))
     from spark_session import start_session
@@ -107,13 +107,13 @@ def start_spark(wd: Path):
 
 @contextlib.contextmanager
 def _as_remote_table():
-    """``spark_hooks._version_info`` takes its Spark SQL path, as for a table on object storage.
+    """``delta_spark.version_info`` takes its Spark SQL path, as for a table on object storage.
 
     It reads a ``file://`` table from the local ``_delta_log``; with ``delta_log.local_path``
     answering None (only inside this block) it runs its ``DESCRIBE DETAIL`` and
     ``DESCRIBE HISTORY`` instead.
     """
-    from lineage_plugin.tracking import delta_log
+    from lineage_plugin.delta import log as delta_log
 
     original = delta_log.local_path
     delta_log.local_path = lambda uri: None
@@ -127,7 +127,8 @@ def resolvers(spark) -> dict:
     """name -> function(path) returning the table's latest version."""
     from deltalake import DeltaTable
 
-    from lineage_plugin.tracking import delta_log, spark_hooks
+    from lineage_plugin.delta import log as delta_log
+    from lineage_plugin.delta import spark as delta_spark
 
     def spark_history(path: str) -> int:
         return int(spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").first()["version"])
@@ -138,7 +139,7 @@ def resolvers(spark) -> dict:
 
     def plugin_spark_sql(path: str) -> int:
         with _as_remote_table():
-            return spark_hooks._version_info(spark, path).version
+            return delta_spark.version_info(spark, path).version
 
     def deltalake_open(path: str) -> int:
         return DeltaTable(path).version()
@@ -157,7 +158,7 @@ def resolvers(spark) -> dict:
     return functions
 
 
-def _fresh_copy(table: Path, copies: Path, tag: str) -> str:
+def fresh_copy(table: Path, copies: Path, tag: str) -> str:
     """A hard-linked copy of ``table`` at a new path (the log files and data files are shared)."""
     import shutil
 
@@ -183,7 +184,8 @@ def measure_resolution(
     """Cold and warm samples (ms) per (commits, method); problems; session warm-up times."""
     from deltalake import DeltaTable
 
-    from lineage_plugin.tracking import delta_log, spark_hooks
+    from lineage_plugin.delta import log as delta_log
+    from lineage_plugin.delta import spark as delta_spark
 
     fns = resolvers(spark)
     names = list(methods)
@@ -193,7 +195,7 @@ def measure_resolution(
     first = min(tables)
     warmup = {}
     for name in names:
-        ms, _ = _timed(fns[name], _fresh_copy(tables[first], copies, f"warmup-{name}"))
+        ms, _ = _timed(fns[name], fresh_copy(tables[first], copies, f"warmup-{name}"))
         warmup[name] = ms
 
     samples: dict[tuple[int, str], dict[str, list[float]]] = {}
@@ -204,7 +206,7 @@ def measure_resolution(
         for rep in range(cold_reps):
             k = rep % len(names)
             for name in names[k:] + names[:k]:
-                path = _fresh_copy(table, copies, f"{n}-{rep}-{name.replace(' ', '_')}")
+                path = fresh_copy(table, copies, f"{n}-{rep}-{name.replace(' ', '_')}")
                 ms, version = _timed(fns[name], path)
                 samples[(n, name)]["cold"].append(ms)
                 if version != expected:
@@ -222,7 +224,7 @@ def measure_resolution(
         # The plugin's two paths give the same facts as deltalake.
         dt = DeltaTable(path)
         with _as_remote_table():
-            remote = spark_hooks._version_info(spark, path)
+            remote = delta_spark.version_info(spark, path)
         local = delta_log.resolve(path)
         for label, info in (("spark SQL", remote), ("log", local)):
             if (info.version, info.table_id) != (dt.version(), dt.metadata().id):
@@ -240,7 +242,7 @@ def measure_resolution(
 
 
 def report_resolution(samples: dict, sizes: list[int], cold_reps: int, warm_reps: int) -> None:
-    import _common as C
+    import common as C
 
     methods = [m for m in RESOLVERS if (sizes[0], m) in samples]
     print(
@@ -288,8 +290,8 @@ def report_resolution(samples: dict, sizes: list[int], cold_reps: int, warm_reps
 #: The plugin's steps timed in its runs: (label, module, function). "write" includes
 #: "index"; "resolve" counts every version resolution (the pin and each recorded read).
 STEPS = (
-    ("resolve", "lineage_plugin.tracking.spark_hooks", "_version_info"),
-    ("plan", "lineage_plugin.tracking.spark_hooks", "_delta_relations"),
+    ("resolve", "lineage_plugin.delta.spark", "version_info"),
+    ("plan", "lineage_plugin.tracking.spark_actions", "delta_relations"),
     ("write", "lineage_plugin.tracking.writer", "write_run"),
     ("index", "lineage_plugin.store.index", "ensure_schema"),
 )
@@ -329,13 +331,13 @@ def _step_timers(into: dict[str, list[float]]):
 def _forget_tables(spark) -> None:
     """Empty the plugin's caches of table facts, as a fresh process starts.
 
-    ``delta_log._local_table_id`` (a local table's id) and the remote versions described
+    ``delta_log.table_id_at`` (a local table's id) and the remote versions described
     through Spark SQL, which the plugin keeps on the SparkSession: without this, every run
     after the first would find the table's facts cached by the run before.
     """
-    from lineage_plugin.tracking import delta_log
+    from lineage_plugin.delta import log as delta_log
 
-    delta_log._local_table_id.cache_clear()
+    delta_log.table_id_at.cache_clear()
     spark.__dict__.pop("_lineage_versions", None)
 
 
@@ -445,10 +447,10 @@ def measure_capture(spark, template: Path, table: str, scratch: Path, rounds: in
     """Interleaved runs of every mode (the order rotates every round), after a warm-up round."""
     import shutil
 
-    import _common as C
+    import common as C
     from deltalake import DeltaTable
 
-    from lineage_plugin.tracking.delta_log import normalize_uri
+    from lineage_plugin.delta.log import normalize_uri
 
     version = DeltaTable(table).version()
     uri = normalize_uri(table)
@@ -484,7 +486,7 @@ def measure_capture(spark, template: Path, table: str, scratch: Path, rounds: in
 
 def report_capture(measured: dict, rounds: int) -> bool:
     """Print the tables; whether both targets are met."""
-    import _common as C
+    import common as C
 
     results, first = measured["results"], measured["first"]
 
@@ -525,7 +527,7 @@ def report_capture(measured: dict, rounds: int) -> bool:
         headers += [label, "calls"]
     C.print_table(headers, rows)
     print(
-        "(resolve = spark_hooks._version_info: the pin at load and the description of each "
+        "(resolve = delta_spark.version_info: the pin at load and the description of each "
         "recorded read; plan = _delta_relations in the action; write = writer.write_run: tags, "
         "dataset input, manifest artifact, lineage index; index = of which creating the lineage "
         "index tables in the run's fresh database, once per database.)"
@@ -574,7 +576,7 @@ def main() -> int:
     import argparse
     import shutil
 
-    import _common as C
+    import common as C
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -671,6 +673,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from _common import run_main
+    from common import run_main
 
     sys.exit(run_main(main))

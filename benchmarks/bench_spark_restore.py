@@ -8,9 +8,9 @@ of 10 small parquet files each, a checkpoint every 100 commits; 100 commits / 1,
 a ``DeltaInput`` (the normalised ``file://`` URI, that version, the table's ``metaData`` id,
 engine ``spark``), so its restore undoes half the commits.
 
-1. The plan of the restore, both ways: ``restore_plan._plan_table(inp)`` (``deltalake``, the
+1. The plan of the restore, both ways: ``plan.plan_table(inp)`` (``deltalake``, the
    baseline: the plugin's log reader, ``DeltaTable`` history, files and protocol) and
-   ``restore_spark.plan_table_with_spark(inp, "benchmark")`` (Spark SQL ``DESCRIBE DETAIL``,
+   ``plan.plan_table_with_spark(inp, "benchmark")`` (Spark SQL ``DESCRIBE DETAIL``,
    ``DESCRIBE HISTORY`` and a read of the target version's schema). Cold = the first call on a
    fresh hard-linked copy of the table at a path this process has never seen (so neither
    Delta's DeltaLog cache nor the plugin's table-id cache knows it; median of 3, 1 with
@@ -19,7 +19,7 @@ engine ``spark``), so its restore undoes half the commits.
    refusal.
 2. The RESTORE itself, on a fresh copy of the table per repetition (log copied, data files
    hard-linked), after an untimed plan by the same engine, as ``restore()`` plans before it
-   writes: ``restore._restore_with_deltalake`` (``DeltaTable.restore`` committed on the planned
+   writes: ``restore.restore_with_deltalake`` (``DeltaTable.restore`` committed on the planned
    version) against ``restore_spark.restore_with_spark`` (Delta's ``RESTORE TABLE ... TO
    VERSION AS OF`` and a ``DESCRIBE HISTORY ... LIMIT 1`` to check the version it read). Median
    of 5 (2 with ``--quick``), the engines' order alternating. After each, the table's latest
@@ -60,8 +60,8 @@ NOTE = f"mlflow-lineage restore for model '{MODEL}' version {MODEL_VERSION}: ben
 
 def delta_input(path: Path, target: int, table_id: str):
     """The model version's recorded read of the table at ``path``, at version ``target``."""
+    from lineage_plugin.delta.log import normalize_uri
     from lineage_plugin.records import DeltaInput
-    from lineage_plugin.tracking.delta_log import normalize_uri
 
     return DeltaInput(
         uri=normalize_uri(str(path)),
@@ -74,24 +74,23 @@ def delta_input(path: Path, target: int, table_id: str):
 
 def planners() -> dict:
     """engine -> function(DeltaInput) returning its TableRestorePlan."""
-    from lineage_plugin.restore_plan import _plan_table
-    from lineage_plugin.restore_spark import plan_table_with_spark
+    from lineage_plugin.recovery.plan import plan_table, plan_table_with_spark
 
     return {
-        "deltalake": _plan_table,
+        "deltalake": plan_table,
         "spark": lambda inp: plan_table_with_spark(inp, "benchmark"),
     }
 
 
 def restorers() -> dict:
     """engine -> function(TableRestorePlan) restoring the table; returns the new version."""
-    from lineage_plugin.restore import _restore_with_deltalake
-    from lineage_plugin.restore_plan import RestorePlan
-    from lineage_plugin.restore_spark import restore_with_spark
+    from lineage_plugin.recovery.plan import RestorePlan
+    from lineage_plugin.recovery.restore import restore_with_deltalake
+    from lineage_plugin.recovery.restore_spark import restore_with_spark
 
     def with_deltalake(t) -> int:
         plan = RestorePlan(name=MODEL, version=MODEL_VERSION, tables=(t,))
-        return _restore_with_deltalake(t, plan, NOTE, "benchmark", False)
+        return restore_with_deltalake(t, plan, NOTE, "benchmark", False)
 
     def with_spark(t) -> int:
         new_version, moved = restore_with_spark(t, NOTE)
@@ -155,9 +154,9 @@ class Tables:
 
     def linked(self, n: int, tag: str):
         """A hard-linked copy at a new path (read-only use) and its DeltaInput."""
-        from bench_spark import _fresh_copy
+        from bench_spark import fresh_copy
 
-        path = Path(_fresh_copy(self.pristine[n], self.scratch, f"plan-{n}-{tag}"))
+        path = Path(fresh_copy(self.pristine[n], self.scratch, f"plan-{n}-{tag}"))
         return path, delta_input(path, self.target[n], self.table_id[n])
 
     def writable(self, n: int, tag: str):
@@ -179,9 +178,9 @@ class Tables:
         return facts
 
     def check_restored(self, n: int, engine: str, path: Path, new_version: int) -> None:
-        from bench_restore import _restored_state
+        from bench_restore import restored_state
 
-        state = dict(_restored_state(str(path)), rows=rows(path), returned=new_version)
+        state = dict(restored_state(str(path)), rows=rows(path), returned=new_version)
         expected = {
             "version": n,
             "files": self.files[n],
@@ -270,7 +269,7 @@ def measure_restores(tables: Tables, n: int, reps: int) -> dict[str, list[float]
 
 
 def report(tables: Tables, results: dict, cold_reps: int, warm_reps: int, reps: int) -> None:
-    import _common as C
+    import common as C
     from bench_restore import FILES_PER_COMMIT
 
     print(
@@ -311,7 +310,7 @@ def report(tables: Tables, results: dict, cold_reps: int, warm_reps: int, reps: 
 def main() -> int:
     import argparse
 
-    import _common as C
+    import common as C
     from bench_restore import FILES_PER_COMMIT
     from bench_spark import start_spark
 
@@ -339,7 +338,7 @@ def main() -> int:
     session_s = time.perf_counter() - started
     import pyspark
 
-    from lineage_plugin.spark_delta import spark_session
+    from lineage_plugin.delta.spark import spark_session
 
     print(
         f"spark restore: pyspark {pyspark.__version__}, local[2], session started in "
@@ -377,6 +376,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from _common import run_main
+    from common import run_main
 
     sys.exit(run_main(main))

@@ -16,7 +16,7 @@ Timed in this one process, interleaved (the order rotates every round), median o
 
 - **predict** (the baseline): ``original.predict(frame)`` + ``reproduced.predict(frame)``,
   where ``frame`` holds the feature columns of the same table version, read once beforehand;
-- **verify**: ``lineage_plugin.predictions.verify_predictions(original, reproduced,
+- **verify**: ``lineage_plugin.recovery.predictions.verify_predictions(original, reproduced,
   uri=..., version=..., tolerance=0.0)``: reads the version (signature columns only),
   predicts with both models and compares;
 - its parts on their own: ``read_table_version(uri, version, columns)`` and
@@ -79,7 +79,7 @@ def build_table(wd: Path, rows: int) -> tuple[Path, int]:
     ``rows`` are written in appends of up to ``ROWS_PER_WRITE`` rows; one more append of
     ``ROWS_PER_WRITE`` rows follows, so reading the verified version is real time travel.
     """
-    import _common as C
+    import common as C
 
     path = wd / "tables" / f"verify_{rows}"
     info = C.cached_build(path, {"rows": rows, "seed": SEED})
@@ -162,7 +162,7 @@ def _timed(fn):
 
 def measure(models: dict, frame, uri: str, version: int, reps: int) -> dict:
     """Interleaved timings (s) per pair, plus the last results for the checks."""
-    from lineage_plugin.predictions import (
+    from lineage_plugin.recovery.predictions import (
         compare_predictions,
         input_columns,
         read_table_version,
@@ -260,9 +260,9 @@ def check(result: dict, rows: int) -> list[str]:
 def profile_verify(models: dict, uri: str, version: int) -> None:
     import cProfile
 
-    import _common as C
+    import common as C
 
-    from lineage_plugin.predictions import verify_predictions
+    from lineage_plugin.recovery.predictions import verify_predictions
 
     profiler = cProfile.Profile()
     profiler.enable()
@@ -278,7 +278,7 @@ def profile_verify(models: dict, uri: str, version: int) -> None:
 def main() -> int:
     import argparse
 
-    import _common as C
+    import common as C
 
     C.clean_this_process_env()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -304,7 +304,7 @@ def main() -> int:
 
     import mlflow  # noqa: F401  (imported before timing anything)
 
-    from lineage_plugin.tracking.delta_log import normalize_uri
+    from lineage_plugin.delta.log import normalize_uri
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     uri = normalize_uri(str(path))
@@ -409,6 +409,6 @@ if __name__ == "__main__":
     if importlib.util.find_spec("lineage_plugin") is None:
         # The checkout itself, when the installed (editable) package does not resolve.
         sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from _common import run_main
+    from common import run_main
 
     sys.exit(run_main(main))

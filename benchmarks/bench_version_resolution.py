@@ -3,9 +3,9 @@
 For local tables of 10, 1,000 and 10,000 small appends (checkpoint every 100 commits; built
 once and cached), the median over 50 calls of:
 
-- plugin cold: ``lineage_plugin.tracking.delta_log.resolve(path)`` (latest version, table id,
+- plugin cold: ``lineage_plugin.delta.log.resolve(path)`` (latest version, table id,
   commit info) with its table-id cache cleared before each call
-  (``delta_log._local_table_id.cache_clear()``): what a fresh process pays;
+  (``delta_log.table_id_at.cache_clear()``): what a fresh process pays;
 - plugin warm: the same call with the cache warm (repeat reads in one process);
 - deltalake open: ``DeltaTable(path).version()`` (the baseline);
 - deltalake facts: ``DeltaTable(path)`` + ``.metadata().id`` + ``.history(1)``, deltalake's way
@@ -46,9 +46,10 @@ def measure(path: str, reps: int) -> dict:
     """Interleaved samples (ms) of every method, plus diagnostics, for one table."""
     from deltalake import DeltaTable
 
-    from lineage_plugin.tracking import delta_log
+    from lineage_plugin.delta import delta_rs
+    from lineage_plugin.delta import log as delta_log
 
-    table_id_cache = getattr(delta_log, "_local_table_id", None)
+    table_id_cache = getattr(delta_log, "table_id_at", None)
     clear = getattr(table_id_cache, "cache_clear", None)
 
     def plugin_cold() -> None:
@@ -102,14 +103,14 @@ def measure(path: str, reps: int) -> dict:
     # Diagnostics: where a cold call spends its time, and whether it falls back to deltalake.
     diag: dict[str, object] = {}
     opens = []
-    original_open = getattr(delta_log, "_open", None)
+    original_open = delta_rs.open_table
     if original_open is not None:
 
         def counting_open(*a, **k):
             opens.append(1)
             return original_open(*a, **k)
 
-        delta_log._open = counting_open
+        delta_rs.open_table = counting_open
         try:
             if clear is not None:
                 clear()
@@ -119,13 +120,13 @@ def measure(path: str, reps: int) -> dict:
             delta_log.resolve(path)
             diag["warm_opens"] = len(opens)
         finally:
-            delta_log._open = original_open
+            delta_rs.open_table = original_open
     try:
-        log_dir = delta_log._local_log_dir(path)
-        diag["latest_ms"] = min(_timer(lambda: delta_log._local_latest_version(log_dir), 20))
+        log_dir = delta_log.log_dir_of(path)
+        diag["latest_ms"] = min(_timer(lambda: delta_log.latest_local_version(log_dir), 20))
         if table_id_cache is not None and clear is not None:
-            version = delta_log._local_latest_version(log_dir)
-            stamp = delta_log._file_stamp(delta_log._commit_file(log_dir, version))
+            version = delta_log.latest_local_version(log_dir)
+            stamp = delta_log.file_stamp(delta_log.commit_file(log_dir, version))
 
             def id_cold() -> None:
                 clear()
@@ -141,7 +142,7 @@ def measure(path: str, reps: int) -> dict:
 def main() -> int:
     import argparse
 
-    import _common as C
+    import common as C
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tables of 10 and 1000 commits")
@@ -243,6 +244,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from _common import run_main
+    from common import run_main
 
     sys.exit(run_main(main))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from lineage_plugin.settings import __version__ as __version__
 
 _EXPORTS = {
     "autolog": "lineage_plugin.tracking.autolog",
@@ -29,10 +29,10 @@ _EXPORTS = {
     "reindex": "lineage_plugin.queries",
     "export": "lineage_plugin.queries.export",
     "RegistryEvent": "lineage_plugin.events",
-    "plan_restore": "lineage_plugin.restore_plan",
-    "restore": "lineage_plugin.restore",
-    "reproduce": "lineage_plugin.reproduce",
-    "rollback": "lineage_plugin.rollback",
+    "plan_restore": "lineage_plugin.recovery.plan",
+    "restore": "lineage_plugin.recovery.restore",
+    "reproduce": "lineage_plugin.recovery.reproduce",
+    "rollback": "lineage_plugin.recovery.rollback",
     "TableRestore": "lineage_plugin.records",
     "Verification": "lineage_plugin.records",
     "RestoreRefusedError": "lineage_plugin.errors",
@@ -109,10 +109,10 @@ if TYPE_CHECKING:
         TableRestore,
         Verification,
     )
-    from lineage_plugin.reproduce import reproduce
-    from lineage_plugin.restore import restore
-    from lineage_plugin.restore_plan import plan_restore
-    from lineage_plugin.rollback import rollback
+    from lineage_plugin.recovery.plan import plan_restore
+    from lineage_plugin.recovery.reproduce import reproduce
+    from lineage_plugin.recovery.restore import restore
+    from lineage_plugin.recovery.rollback import rollback
     from lineage_plugin.tracking.autolog import autolog
     from lineage_plugin.tracking.capture import read_context
 

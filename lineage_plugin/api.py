@@ -44,7 +44,7 @@ def log_delta_input(
         >>> inp = lineage_plugin.log_delta_input("/data/sales")
         >>> df = DeltaTable("/data/sales", version=inp.version).to_pandas()
     """
-    from lineage_plugin.tracking import delta_log
+    from lineage_plugin.delta import log as delta_log
     from lineage_plugin.tracking.capture import session
 
     is_path = isinstance(table, str) or hasattr(table, "__fspath__")
@@ -126,17 +126,4 @@ def get_lineage(model_name: str, version: str | int) -> ModelVersionLineage:
         >>> [(i.name, i.version) for i in lineage.inputs]
         [('diabetes', 3)]
     """
-    return lineage_of_model_version(_model_version(model_name, version))
-
-
-def lineage_of_model_version(mv: Any) -> ModelVersionLineage:
-    """The lineage record carried by an MLflow ``ModelVersion``'s tags."""
-    import json
-
-    tags = mv.tags
-    manifest = T.join_value(tags, T.MANIFEST)
-    run = RunLineage.from_dict(json.loads(manifest)) if manifest else None
-    status = tags.get(T.STATUS) or (run.status if run else T.MISSING)
-    return ModelVersionLineage(
-        name=mv.name, version=str(mv.version), status=status, run=run, source=mv.source
-    )
+    return T.model_version_lineage(_model_version(model_name, version))

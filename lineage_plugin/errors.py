@@ -41,7 +41,7 @@ class RestoreRefusedError(LineageError):
     """A restore was refused; the tables were left exactly as they were.
 
     Attributes:
-        plan: The :class:`~lineage_plugin.restore_plan.RestorePlan` that refused, when known.
+        plan: The :class:`~lineage_plugin.recovery.plan.RestorePlan` that refused, when known.
     """
 
     def __init__(self, message: str, plan: object | None = None) -> None:

@@ -1,8 +1,11 @@
-"""Environment variables the plugin reads (read at call time, never cached)."""
+"""The plugin's version, and the environment variables it reads (at call time, never cached)."""
 
 from __future__ import annotations
 
 import os
+
+#: This plugin's version (the distribution's, in ``pyproject.toml``).
+__version__ = "0.1.0"
 
 AUTOLOG_ENV = "MLFLOW_LINEAGE_AUTOLOG"
 STRICT_ENV = "MLFLOW_LINEAGE_STRICT"

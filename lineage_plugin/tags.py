@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from lineage_plugin.records import (
     SCHEMA_VERSION,
     CodeVersion,
     DeltaInput,
     Environment,
+    ModelVersionLineage,
     RunLineage,
     to_json,
 )
@@ -40,6 +42,9 @@ INPUT_PREFIX = "lineage.input."
 ENV_PREFIX = "lineage.env."
 PKG_PREFIX = "lineage.env.pkg."
 CODE_PREFIX = "lineage.code."
+#: On a model version registered by ``reproduce``: the version it reproduces, and the result.
+REPRODUCES_VERSION = "lineage.reproduces"
+VERIFICATION = "lineage.verification"
 
 COMPLETE = "complete"
 INCOMPLETE = "incomplete"
@@ -189,3 +194,21 @@ def run_lineage_from_tags(run_id: str, tags: Mapping[str, str]) -> RunLineage:
 def manifest_json(record: RunLineage) -> str:
     """The versioned JSON manifest of a run's lineage."""
     return to_json(record.to_dict())
+
+
+def model_version_lineage(mv: Any) -> ModelVersionLineage:
+    """The lineage record carried by an MLflow ``ModelVersion``'s tags.
+
+    Args:
+        mv: The ``ModelVersion`` (anything with ``name``, ``version``, ``source``, ``tags``).
+
+    Returns:
+        The record attached at registration; ``status`` is ``missing`` without one.
+    """
+    tags = mv.tags
+    manifest = join_value(tags, MANIFEST)
+    run = RunLineage.from_dict(json.loads(manifest)) if manifest else None
+    status = tags.get(STATUS) or (run.status if run else MISSING)
+    return ModelVersionLineage(
+        name=mv.name, version=str(mv.version), status=status, run=run, source=mv.source
+    )

@@ -13,7 +13,7 @@ import mlflow
 from pyspark.sql import SparkSession
 
 import lineage_plugin as lp
-from lineage_plugin.spark_delta import DELTA_CONF
+from lineage_plugin.delta.spark import DELTA_CONF
 
 
 def main() -> None:

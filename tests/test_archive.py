@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 import lineage_plugin
-from lineage_plugin import archive as ex
+from lineage_plugin import openlineage as ol
 from lineage_plugin.errors import LineageError
 from lineage_plugin.events import ALIAS_SET, STAGE_TRANSITION, RegistryEvent
+from lineage_plugin.queries import archive as ex
 from lineage_plugin.records import (
     CodeVersion,
     DeltaInput,
@@ -312,7 +313,7 @@ def test_openlineage_event_of_a_full_run(tmp_path, records, table_dir):
     assert event["run"]["runId"] == "01234567-89ab-cdef-0123-456789abcdef"
     assert event["eventType"] == "COMPLETE"
     assert event["eventTime"] == "2023-11-14T22:14:25.432Z"  # END, with its milliseconds
-    assert event["producer"] == ex.PRODUCER
+    assert event["producer"] == ol.PRODUCER
     assert (
         event["schemaURL"] == "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
     )
@@ -361,7 +362,7 @@ def test_openlineage_event_of_a_full_run(tmp_path, records, table_dir):
     ]
     assert len(every_facet) == 3 + 2 * 4  # run: 3; per input: 3 dataset + 1 input facet
     for facet in every_facet:
-        assert facet["_producer"] == ex.PRODUCER
+        assert facet["_producer"] == ol.PRODUCER
         assert facet["_schemaURL"].startswith("https://") and "#/$defs/" in facet["_schemaURL"]
 
 
@@ -441,21 +442,21 @@ def test_custom_producer(tmp_path, records):
     ],
 )
 def test_openlineage_dataset_naming(uri, expected):
-    assert ex.openlineage_dataset(uri) == expected
+    assert ol.openlineage_dataset(uri) == expected
 
 
 def test_run_id_that_is_not_hex_gets_a_stable_uuid():
-    first = ex.openlineage_run_id("not-an-mlflow-run-id")
-    assert first == ex.openlineage_run_id("not-an-mlflow-run-id")
+    first = ol.openlineage_run_id("not-an-mlflow-run-id")
+    assert first == ol.openlineage_run_id("not-an-mlflow-run-id")
     assert UUID_TEXT.match(first)
-    assert first != ex.openlineage_run_id("another-id")
-    assert ex.openlineage_run_id(RUN_ID.upper()) == "01234567-89ab-cdef-0123-456789abcdef"
+    assert first != ol.openlineage_run_id("another-id")
+    assert ol.openlineage_run_id(RUN_ID.upper()) == "01234567-89ab-cdef-0123-456789abcdef"
 
 
 def test_iso_time_keeps_milliseconds():
-    assert ex.iso_time(0) == "1970-01-01T00:00:00.000Z"
-    assert ex.iso_time(START + 7) == "2023-11-14T22:13:20.007Z"
-    assert ex.iso_time(1_700_000_000_999) == "2023-11-14T22:13:20.999Z"
+    assert ol.iso_time(0) == "1970-01-01T00:00:00.000Z"
+    assert ol.iso_time(START + 7) == "2023-11-14T22:13:20.007Z"
+    assert ol.iso_time(1_700_000_000_999) == "2023-11-14T22:13:20.999Z"
 
 
 # A minimal schema of what OpenLineage 2-0-2 requires of a RunEvent and of every facet

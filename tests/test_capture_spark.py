@@ -78,7 +78,7 @@ def test_catalog_tables_are_recorded_by_location_and_name_and_pinned(spark, tmp_
 
 
 def lp_uri(location: str) -> str:
-    from lineage_plugin.tracking.delta_log import normalize_uri
+    from lineage_plugin.delta.log import normalize_uri
 
     return normalize_uri(location)
 
@@ -187,24 +187,24 @@ def test_a_reproduction_pins_spark_reads_to_the_recorded_version(spark, table, m
 
 def test_versions_resolved_through_spark_sql_match_the_log(spark, table):
     """The path used for tables the plugin cannot read itself (object stores, catalogs)."""
-    from lineage_plugin.tracking import delta_log
-    from lineage_plugin.tracking.spark_hooks import _remote_version
+    from lineage_plugin.delta import log as delta_log
+    from lineage_plugin.delta.spark import remote_version
 
     for version in (None, 0, 1):
-        through_spark = _remote_version(spark, table, version)
+        through_spark = remote_version(spark, table, version)
         from_log = delta_log.resolve(table, version)
         assert through_spark.version == from_log.version
         assert through_spark.table_id == from_log.table_id
         assert through_spark.commit.operation == from_log.commit.operation
         assert abs(through_spark.commit.timestamp - from_log.commit.timestamp) < 1000
     with pytest.raises(delta_log.TableNotFoundError, match="no version 7"):
-        _remote_version(spark, table, 7)
+        remote_version(spark, table, 7)
 
 
 def test_verification_reads_the_same_rows_through_spark_as_through_deltalake(spark, table):
     """Drivers without deltalake verify through Spark: the same version, the same data."""
     from lineage_plugin.errors import VerificationError
-    from lineage_plugin.predictions import read_table_version
+    from lineage_plugin.recovery.predictions import read_table_version
 
     uri = f"file://{table}"
     with mlflow.start_run() as run:

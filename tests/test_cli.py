@@ -198,7 +198,7 @@ def test_reindex_rebuilds_the_same_answers(scenario):
 
 
 def test_export_packs_lineage_and_openlineage_in_one_archive(scenario, tmp_path):
-    from lineage_plugin.archive import read_export
+    from lineage_plugin.queries.archive import read_export
 
     target = tmp_path / "ridge.tar.gz"
     summary = as_json(scenario, "export", "--model", "ridge", "-o", str(target))

@@ -17,13 +17,13 @@ import pytest
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from helpers import set_in_commit_timestamp
 
-from lineage_plugin.delta_history import (
+from lineage_plugin.delta.history import (
     DeltaCommit,
-    check_version_readable,
     commits,
     commits_between,
     commits_in_window,
 )
+from lineage_plugin.delta.readability import check_version_readable
 from lineage_plugin.errors import DeltaLogError, LineageError, TableNotFoundError
 
 

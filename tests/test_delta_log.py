@@ -9,8 +9,8 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from helpers import set_in_commit_timestamp
 
+from lineage_plugin.delta import log as delta_log
 from lineage_plugin.errors import DeltaLogError, TableNotFoundError
-from lineage_plugin.tracking import delta_log
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_resolve_follows_the_checkpoint(make_table):
     # Commits 0 and 1 are cleaned up: only the checkpoint knows the table id now.
     for v in (0, 1):
         os.remove(os.path.join(path, "_delta_log", f"{v:020d}.json"))
-    delta_log._local_table_id.cache_clear()
+    delta_log.table_id_at.cache_clear()
     info = delta_log.resolve(path)
     assert info.version == 3
     assert info.table_id == DeltaTable(path).metadata().id
@@ -99,7 +99,7 @@ def test_commit_info_reads_in_commit_timestamp(make_table):
 
 @pytest.mark.parametrize("known", [-1, 0, 5])
 def test_latest_version_search_finds_the_last_commit_for_any_count(known):
-    from lineage_plugin.tracking.delta_log import _last_contiguous
+    from lineage_plugin.delta.log import _last_contiguous
 
     for latest in range(known, known + 70):
         probes: list[int] = []

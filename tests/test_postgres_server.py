@@ -20,8 +20,8 @@ from registry_client import ROUNDS
 from server import mlflow_server
 
 import lineage_plugin as lp
+from lineage_plugin.delta.log import normalize_uri
 from lineage_plugin.events import EVENT_PREFIX, RegistryEvent
-from lineage_plugin.tracking.delta_log import normalize_uri
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from lineage_plugin.delta.log import normalize_uri
 from lineage_plugin.errors import VerificationError
-from lineage_plugin.predictions import compare_predictions, read_table_version
-from lineage_plugin.tracking.delta_log import normalize_uri
+from lineage_plugin.recovery.predictions import compare_predictions, read_table_version
 
 
 def test_exact_equality_counts_rows_and_the_largest_difference():

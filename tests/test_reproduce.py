@@ -260,7 +260,7 @@ def test_rollback_moves_the_alias_only_when_verified(tmp_path, _migrated_sqlite)
 
 def test_a_training_that_hangs_is_stopped_at_the_timeout(registry):
     from lineage_plugin.errors import VerificationError
-    from lineage_plugin.reproduce import reproduce
+    from lineage_plugin.recovery.reproduce import reproduce
 
     _, uri, versions = registry
     hang = f'{sys.executable} -c "import time; time.sleep(60)"'

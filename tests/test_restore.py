@@ -18,7 +18,7 @@ import lineage_plugin as lp
 from lineage_plugin.cli import cli
 from lineage_plugin.errors import OperationCancelledError
 from lineage_plugin.events import EVENT_PREFIX, RegistryEvent
-from lineage_plugin.restore import restore
+from lineage_plugin.recovery.restore import restore
 
 pytestmark = pytest.mark.usefixtures("lineage_tracking")
 
@@ -216,8 +216,8 @@ def test_no_means_nothing_written_and_a_stale_plan_cannot_commit(make_table, tmp
 
     # The commit guard: a restore planned on v1 cannot commit once someone committed v2,
     # however small the window between the last check and the commit.
-    from lineage_plugin.restore import _restore_table
-    from lineage_plugin.restore_plan import plan_restore
+    from lineage_plugin.recovery.plan import plan_restore
+    from lineage_plugin.recovery.restore import _restore_table
 
     stale = plan_restore("ridge", version)
     append_in_another_process(path, tmp_path)

@@ -14,7 +14,7 @@ from helpers import register_reader as register
 from mlflow import MlflowClient
 
 from lineage_plugin.errors import LineageError
-from lineage_plugin.restore_plan import plan_restore
+from lineage_plugin.recovery.plan import plan_restore
 
 pytestmark = pytest.mark.usefixtures("lineage_tracking")
 

@@ -18,8 +18,8 @@ from mlflow import MlflowClient
 
 import lineage_plugin as lp
 from lineage_plugin.cli import cli
-from lineage_plugin.restore_plan import plan_restore
-from lineage_plugin.restore_spark import restore_with_spark
+from lineage_plugin.recovery.plan import plan_restore
+from lineage_plugin.recovery.restore_spark import restore_with_spark
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("lineage_tracking")]
 
@@ -208,7 +208,7 @@ def test_spark_restore_of_vacuumed_files_fails_cleanly_and_writes_nothing(spark,
 
 
 def test_spark_plans_refuse_a_recreated_table_and_a_missing_version(spark, cluster_table):
-    from lineage_plugin.restore_spark import plan_table_with_spark
+    from lineage_plugin.recovery.plan import plan_table_with_spark
 
     [read] = lp.get_lineage("sales", 1).inputs
     ok = plan_table_with_spark(read, "test")
@@ -224,7 +224,7 @@ def test_spark_plans_refuse_a_recreated_table_and_a_missing_version(spark, clust
 
 
 def test_verification_reads_a_table_only_spark_reaches_through_spark(spark, cluster_table):
-    from lineage_plugin.predictions import read_table_version
+    from lineage_plugin.recovery.predictions import read_table_version
 
     _, location, _ = cluster_table
     frame = read_table_version(location, 1, ["id"])  # deltalake cannot open it: Spark reads
@@ -235,7 +235,7 @@ def test_verification_reads_a_table_only_spark_reaches_through_spark(spark, clus
 
 def test_without_deltalake_on_the_driver_everything_goes_through_spark(spark, trained, monkeypatch):
     """A driver with only pyspark and delta-spark: the plan, the restore and the read."""
-    from lineage_plugin.predictions import read_table_version
+    from lineage_plugin.recovery.predictions import read_table_version
 
     monkeypatch.setitem(sys.modules, "deltalake", None)  # as if it were not installed
     out = CliRunner().invoke(cli, ["restore", "clicks", "1", "--yes", "--json"])

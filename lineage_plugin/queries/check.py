@@ -67,11 +67,11 @@ def check(name: str, version: str | int, *, tracking_uri: str | None = None) -> 
         >>> report = check("diabetes", 1)
         >>> report.ok, [p["message"] for p in report.problems]
     """
-    from lineage_plugin.api import lineage_of_model_version
+    from lineage_plugin import tags as T
 
     ws = Workspace(tracking_uri)
     number = resolve(ws, name, str(version))
-    lineage = lineage_of_model_version(ws.model_version(name, number))
+    lineage = T.model_version_lineage(ws.model_version(name, number))
     problems: list[dict[str, str]] = []
     if lineage.run is None or not lineage.inputs:
         problems.append(
@@ -94,7 +94,7 @@ def check(name: str, version: str | int, *, tracking_uri: str | None = None) -> 
 
 
 def _data_problems(inputs: tuple[DeltaInput, ...]) -> list[dict[str, str]]:
-    from lineage_plugin.delta_history import check_version_readable
+    from lineage_plugin.delta.readability import check_version_readable
 
     problems = []
     seen: set[tuple[str, int]] = set()
@@ -114,14 +114,13 @@ def _through_spark(inp: DeltaInput) -> list[str] | None:
     """What the active Spark session says of a remote table ``deltalake`` could not read (a
     table only the cluster reaches); ``None`` when there is no session or it cannot read it
     either."""
-    from lineage_plugin.restore_spark import plan_table_with_spark
-    from lineage_plugin.spark_delta import active_session
-    from lineage_plugin.tracking.delta_log import local_path
+    from lineage_plugin.delta.log import local_path
+    from lineage_plugin.delta.spark import active_session, recorded_state
 
     if local_path(inp.uri) is not None or active_session() is None:
         return None
-    plan = plan_table_with_spark(inp)
-    return list(plan.refusals) if plan.current_version is not None else None
+    state = recorded_state(inp)
+    return list(state.refusals) if state.current_version is not None else None
 
 
 def _environment_problems(lineage: ModelVersionLineage, problems: list[dict[str, str]]) -> int:

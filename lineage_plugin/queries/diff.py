@@ -76,12 +76,12 @@ def diff(name: str, v1: str | int, v2: str | int, *, tracking_uri: str | None = 
         >>> [(t["name"], t["from"], t["to"], [c["operation"] for c in t["commits"]])
         ...  for t in report.data]
     """
-    from lineage_plugin.api import lineage_of_model_version
+    from lineage_plugin import tags as T
 
     ws = Workspace(tracking_uri)
     a_num, b_num = resolve(ws, name, str(v1)), resolve(ws, name, str(v2))
-    a = lineage_of_model_version(ws.model_version(name, a_num))
-    b = lineage_of_model_version(ws.model_version(name, b_num))
+    a = T.model_version_lineage(ws.model_version(name, a_num))
+    b = T.model_version_lineage(ws.model_version(name, b_num))
     return DiffReport(
         name=name,
         from_version=a_num,
@@ -130,7 +130,7 @@ def _data(a: tuple[DeltaInput, ...], b: tuple[DeltaInput, ...]) -> list[dict[str
 
 
 def _commits(uri: str, start: int, end: int) -> dict[str, Any]:
-    from lineage_plugin.delta_history import commits_between
+    from lineage_plugin.delta.history import commits_between
 
     try:
         commits = commits_between(uri, start, end)

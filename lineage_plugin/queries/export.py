@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from lineage_plugin import tags as T
 from lineage_plugin.events import collect_events
+from lineage_plugin.progress import status_lines, tracked
 from lineage_plugin.queries.workspace import Workspace
 
 if TYPE_CHECKING:
-    from lineage_plugin.archive import ExportSummary
+    from lineage_plugin.queries.archive import ExportSummary
 
 
 def export(
@@ -32,7 +33,7 @@ def export(
         progress: Called with a status line as each phase finishes.
 
     Returns:
-        The :class:`~lineage_plugin.archive.ExportSummary`.
+        The :class:`~lineage_plugin.queries.archive.ExportSummary`.
 
     Raises:
         LineageError: Unknown model, or the output path cannot be written.
@@ -40,11 +41,10 @@ def export(
     Example:
         >>> export("diabetes-lineage.tar.gz", model="diabetes").runs
     """
-    from lineage_plugin.api import lineage_of_model_version
-    from lineage_plugin.archive import write_export
+    from lineage_plugin.queries.archive import write_export
     from lineage_plugin.store.index_updates import run_row
 
-    say = progress or (lambda _message: None)
+    say = status_lines(progress)
     ws = Workspace(tracking_uri)
     if model is not None:
         registered = [ws.registered_model(model)]
@@ -55,12 +55,19 @@ def export(
         versions = list(ws.model_versions())
         runs = list(ws.lineage_runs())
     say(f"read {len(runs)} runs and {len(versions)} model versions")
-    summary = write_export(
-        output,
-        runs=[(T.run_lineage_from_tags(r.info.run_id, r.data.tags), run_row(r.info)) for r in runs],
-        model_versions=[(lineage_of_model_version(v), v.creation_timestamp) for v in versions],
-        events=collect_events([*versions, *registered]),
-    )
+    with tracked(progress, "Exporting runs", len(runs)) as advance:
+
+        def records() -> Iterator[tuple[Any, Any]]:
+            for r in runs:
+                yield T.run_lineage_from_tags(r.info.run_id, r.data.tags), run_row(r.info)
+                advance(1)
+
+        summary = write_export(
+            output,
+            runs=records(),
+            model_versions=[(T.model_version_lineage(v), v.creation_timestamp) for v in versions],
+            events=collect_events([*versions, *registered]),
+        )
     say(f"wrote {summary.path}")
     return summary
 

@@ -61,8 +61,8 @@ def resolve_table(conn: Any, table: str) -> str:
     """
     from sqlalchemy import select
 
+    from lineage_plugin.delta.log import normalize_uri
     from lineage_plugin.store.index_schema import tables
-    from lineage_plugin.tracking.delta_log import normalize_uri
 
     reads = tables()["reads"]
     looks_like_path = "://" in table or os.sep in table or os.path.exists(table)

@@ -110,7 +110,7 @@ def show(
     Example:
         >>> show("diabetes", "Production", at=parse_time("2026-11-17")).lineage.inputs
     """
-    from lineage_plugin.api import lineage_of_model_version
+    from lineage_plugin import tags as T
 
     ws = Workspace(tracking_uri)
     number = resolve(ws, name, str(version), at)
@@ -128,7 +128,7 @@ def show(
         stage, aliases = replay(model_events(ws, name, until=at)).of(number)
         held_at = {"stage": stage, "aliases": aliases}
     return ModelVersionReport(
-        lineage=lineage_of_model_version(mv),
+        lineage=T.model_version_lineage(mv),
         reference=str(version),
         at=at,
         created=mv.creation_timestamp,
@@ -143,12 +143,12 @@ def show(
 def _reproduces(tags: dict[str, str]) -> dict[str, Any] | None:
     import json
 
-    from lineage_plugin.reproduce import REPRODUCES_VERSION_TAG, VERIFICATION_TAG
+    from lineage_plugin import tags as T
 
-    if REPRODUCES_VERSION_TAG not in tags:
+    if T.REPRODUCES_VERSION not in tags:
         return None
-    verification = tags.get(VERIFICATION_TAG)
+    verification = tags.get(T.VERIFICATION)
     return {
-        "version": tags[REPRODUCES_VERSION_TAG],
+        "version": tags[T.REPRODUCES_VERSION],
         "verification": json.loads(verification) if verification else None,
     }

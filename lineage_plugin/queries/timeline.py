@@ -261,7 +261,7 @@ def _commit_entries(
 ) -> list[dict[str, Any]]:
     """The table's commits in the window; with ``versions``, only the commits that made those
     versions (the ones a model's runs read)."""
-    from lineage_plugin.delta_history import commits, commits_in_window
+    from lineage_plugin.delta.history import commits, commits_in_window
 
     try:
         if versions is None:

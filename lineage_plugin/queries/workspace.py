@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 _PAGE = 1000
 
 
-def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+def pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
     """Every item of a paged MLflow search (``fetch(page_token) -> PagedList``)."""
     token = None
     while True:
@@ -122,7 +122,7 @@ class Workspace:
         store = self.tracking_store
         experiments = [
             e.experiment_id
-            for e in _pages(
+            for e in pages(
                 lambda token: store.search_experiments(
                     view_type=ViewType.ALL, max_results=_PAGE, page_token=token
                 )
@@ -130,7 +130,7 @@ class Workspace:
         ]
         for start in range(0, len(experiments), 100):
             batch = experiments[start : start + 100]
-            yield from _pages(
+            yield from pages(
                 lambda token, batch=batch: store.search_runs(
                     experiment_ids=batch,
                     filter_string=f"tags.`{T.STATUS}` LIKE '%'",
@@ -145,7 +145,7 @@ class Workspace:
         from lineage_plugin import tags as T
 
         where = None if model is None else "name='{}'".format(model.replace("'", "''"))
-        found = _pages(
+        found = pages(
             lambda token: self.registry_store.search_model_versions(
                 where, max_results=_PAGE, page_token=token
             )
@@ -154,7 +154,7 @@ class Workspace:
 
     def registered_models(self) -> Iterator[Any]:
         """Every registered model."""
-        return _pages(
+        return pages(
             lambda token: self.registry_store.search_registered_models(
                 max_results=_PAGE, page_token=token
             )

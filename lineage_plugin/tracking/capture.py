@@ -14,7 +14,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lineage_plugin import settings
 from lineage_plugin import tags as T
@@ -23,22 +23,12 @@ from lineage_plugin.records import DeltaInput
 from lineage_plugin.tracking.environment import current_code, current_environment
 from lineage_plugin.tracking.reproducing import current_request
 from lineage_plugin.tracking.runs import target_run
+from lineage_plugin.tracking.writer import RunState, write_run
 
 _logger = logging.getLogger(__name__)
 
 # Set while the plugin itself talks to MLflow, so its own log_inputs is not captured again.
 _writing: ContextVar[bool] = ContextVar("lineage_writing", default=False)
-
-
-@dataclass
-class _RunState:
-    inputs: list[DeltaInput] = field(default_factory=list)
-    keys: set[tuple] = field(default_factory=set)
-    reasons: list[str] = field(default_factory=list)
-    already_datasets: set[int] = field(default_factory=set)  # indexes the user logged already
-    written: int = 0
-    env_tagged: bool = False  # lineage.env.* / lineage.code.* already on the run
-    distributions_logged: bool = False
 
 
 @dataclass
@@ -79,7 +69,7 @@ class CaptureSession:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._runs: dict[str, _RunState] = {}
+        self._runs: dict[str, RunState] = {}
         self._pending: list[_Pending] = []
 
     def record(
@@ -110,7 +100,7 @@ class CaptureSession:
         """A run was created in this process: note what it already carries, attach pending."""
         if T.SCHEMA in tags:  # the run-context provider tagged environment and code already
             with self._lock:
-                self._runs.setdefault(run_id, _RunState()).env_tagged = True
+                self._runs.setdefault(run_id, RunState()).env_tagged = True
         self.attach_pending(run_id)
 
     def _add(self, item: _Pending, run_id: str | None) -> None:
@@ -136,7 +126,7 @@ class CaptureSession:
                 self._flush(run_id)
 
     def _apply(self, run_id: str, item: _Pending) -> bool:
-        state = self._runs.setdefault(run_id, _RunState())
+        state = self._runs.setdefault(run_id, RunState())
         if item.reason is not None:
             state.reasons.append(item.reason)
             return True
@@ -150,8 +140,6 @@ class CaptureSession:
         return True
 
     def _flush(self, run_id: str) -> None:
-        from lineage_plugin.tracking.writer import write_run
-
         state = self._runs[run_id]
         try:
             with plugin_writing():

@@ -21,8 +21,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from lineage_plugin.delta import log as delta_log
 from lineage_plugin.records import DeltaInput
-from lineage_plugin.tracking import delta_log
 from lineage_plugin.tracking.capture import capture_read, current_read_context, session
 from lineage_plugin.tracking.patching import ReadDetails, after_hook, bound_arguments, patch
 

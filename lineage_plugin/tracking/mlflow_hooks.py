@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from lineage_plugin.delta import log as delta_log
 from lineage_plugin.errors import CaptureError
 from lineage_plugin.records import DeltaInput
-from lineage_plugin.tracking import delta_log
 from lineage_plugin.tracking.capture import is_plugin_writing, session
 from lineage_plugin.tracking.patching import patch
 from lineage_plugin.tracking.writer import DELTA_SOURCE_TYPE

@@ -7,19 +7,16 @@ outermost call, which knows best what was read (engine, columns, filters).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import threading
 import warnings
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lineage_plugin.delta.own_reads import in_read, not_recorded
 from lineage_plugin.errors import LineageError, LineageWarning
-
-_in_read: ContextVar[bool] = ContextVar("lineage_in_read", default=False)
 
 _originals: dict[tuple[type, str], Any] = {}
 _lock = threading.Lock()
@@ -44,21 +41,6 @@ def bound_arguments(
     return dict(bound.arguments)
 
 
-def in_read() -> bool:
-    """Whether a hooked read (or the plugin's own reading) is already under way."""
-    return _in_read.get()
-
-
-@contextlib.contextmanager
-def not_recorded() -> Iterator[None]:
-    """Reads inside the block are not recorded (the plugin's own reads, e.g. verification)."""
-    token = _in_read.set(True)
-    try:
-        yield
-    finally:
-        _in_read.reset(token)
-
-
 def after_hook(
     original: Callable[..., Any], after: Callable[[Any, dict[str, Any]], None]
 ) -> Callable[..., Any]:
@@ -72,13 +54,10 @@ def after_hook(
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if _in_read.get():
+        if in_read():
             return original(*args, **kwargs)
-        token = _in_read.set(True)
-        try:
+        with not_recorded():
             result = original(*args, **kwargs)
-        finally:
-            _in_read.reset(token)
         try:
             # The call succeeded, so its arguments bind.
             after(result, bound_arguments(signature, args, kwargs))

@@ -85,7 +85,7 @@ def _pinned_init(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        from lineage_plugin.tracking.delta_log import normalize_uri
+        from lineage_plugin.delta.log import normalize_uri
 
         request = current_request()
         if request is not None and request.pins:

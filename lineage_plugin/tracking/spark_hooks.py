@@ -30,19 +30,21 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from lineage_plugin.records import DeltaInput
-from lineage_plugin.tracking import delta_log
-from lineage_plugin.tracking.capture import capture_read, current_read_context, session
-from lineage_plugin.tracking.patching import (
-    after_hook,
-    bound_arguments,
-    in_read,
-    not_recorded,
-    patch,
-)
+from lineage_plugin.delta import log as delta_log
+from lineage_plugin.delta import spark as delta_spark
+from lineage_plugin.delta.own_reads import in_read, not_recorded
+from lineage_plugin.tracking.capture import session
+from lineage_plugin.tracking.patching import after_hook, bound_arguments, patch
 from lineage_plugin.tracking.reproducing import pinned_version
+from lineage_plugin.tracking.spark_actions import (
+    CONNECT_ADVICE,
+    around_action,
+    around_connect_action,
+    is_connect,
+    plan_version,
+    record_read,
+)
 
-ENGINE = "spark"
 _FORMAT = "_lineage_format"
 _OPTIONS = "_lineage_options"
 _SOURCE = "_lineage_source"
@@ -66,39 +68,6 @@ _WRITES = ("save", "saveAsTable", "insertInto")
 # ------------------------------------------------------------------ resolving versions
 
 
-def _version_info(spark: Any, uri: str, version: int | None = None) -> delta_log.VersionInfo:
-    """A table version with its id and commit: from the log for local tables, else Spark."""
-    norm = delta_log.normalize_uri(uri)
-    if delta_log.local_path(norm) is not None:
-        return delta_log.resolve(norm, version)
-    if version is None:
-        return _remote_version(spark, uri, None)
-    # A given version of a remote table never changes: described once per session, keyed by
-    # the normalised URI (the plan names `s3a://b/t/` what the call named `s3a://b/t`).
-    known = spark.__dict__.setdefault("_lineage_versions", {})
-    if (norm, version) not in known:
-        known[(norm, version)] = _remote_version(spark, uri, version)
-    return known[(norm, version)]
-
-
-def _remote_version(spark: Any, uri: str, version: int | None) -> delta_log.VersionInfo:
-    from lineage_plugin.spark_delta import commit_info, detail, history, latest_commit
-
-    with not_recorded():
-        table_id = detail(spark, uri)["id"]
-        if version is None:
-            row = latest_commit(spark, uri)
-        else:
-            rows = history(spark, uri, start=version, end=version)
-            row = rows[0] if rows else None
-    if row is None:
-        raise delta_log.TableNotFoundError(f"'{uri}' has no version {version}.")
-    commit = delta_log._commit_info([{"commitInfo": commit_info(row)}])
-    return delta_log.VersionInfo(
-        delta_log.normalize_uri(uri), int(row["version"]), table_id, commit
-    )
-
-
 def _catalog_table(spark: Any, name: str) -> tuple[str, str] | None:
     """``(location, full catalog name)`` of table ``name`` when it is a Delta table.
 
@@ -109,23 +78,15 @@ def _catalog_table(spark: Any, name: str) -> tuple[str, str] | None:
         with not_recorded():
             detail = spark.sql(f"DESCRIBE DETAIL {name}").first()
     except Exception as exc:  # a view, a temp table, not a table at all
-        if _is_connect(spark) and "NOT_VIEW" in str(exc):
+        if is_connect(spark) and "NOT_VIEW" in str(exc):
             session().fail(
                 f"spark table {name} on Spark Connect: it is a view, and the Delta tables "
-                f"behind it cannot be seen without a JVM. {_CONNECT_ADVICE}"
+                f"behind it cannot be seen without a JVM. {CONNECT_ADVICE}"
             )
         return None
     if detail is None or (detail["format"] or "").lower() != "delta":
         return None
     return detail["location"], detail["name"] or name
-
-
-def _record(spark: Any, uri: str, version: int, what: str, name: str | None = None) -> None:
-    def describe() -> DeltaInput:
-        info = _version_info(spark, uri, version)
-        return info.to_input(engine=ENGINE, context=current_read_context(), name=name)
-
-    capture_read(describe, what=f"spark {what}")
 
 
 def _pin(spark: Any, uri: str, options: dict[str, Any]) -> int | None:
@@ -135,7 +96,7 @@ def _pin(spark: Any, uri: str, options: dict[str, Any]) -> int | None:
     if "timestampasof" in options:
         return None  # Spark resolves it; recorded from the plan
     pinned = pinned_version(delta_log.normalize_uri(uri))
-    return pinned if pinned is not None else _version_info(spark, uri).version
+    return pinned if pinned is not None else delta_spark.version_info(spark, uri).version
 
 
 # ------------------------------------------------------------------ reader hooks
@@ -185,11 +146,11 @@ def _pinned_read(original: Callable[..., Any], kind: str) -> Callable[..., Any]:
         with not_recorded():
             frame = original(self, *args, **kwargs)
         if version is None:  # timestampAsOf: Spark resolved it; the plan says which
-            version = _plan_version(frame, uri)
+            version = plan_version(frame, uri)
         if version is None:
             session().fail(f"spark {kind} of {uri} by timestamp: the version read is not known")
         else:
-            _record(spark, uri, version, kind, name)
+            record_read(spark, uri, version, kind, name)
         return frame
 
     read.__lineage_original__ = original  # type: ignore[attr-defined]
@@ -287,148 +248,6 @@ def _delta_table_to_df(
     return to_df
 
 
-# ------------------------------------------------------------------ actions (SQL and views)
-
-
-def _delta_relations(frame: Any) -> list[tuple[str, bool, int, str | None]] | None:
-    """``(location, time travel, version at analysis, catalog name)`` of each Delta scan in
-    the plan; ``None`` without a JVM (Spark Connect)."""
-    jdf = getattr(frame, "_jdf", None)
-    if jdf is None:
-        return None
-    found = []
-    leaves = jdf.queryExecution().analyzed().collectLeaves()
-    for i in range(leaves.size()):
-        leaf = leaves.apply(i)
-        if not leaf.getClass().getName().endswith("LogicalRelation"):
-            continue
-        try:  # only file relations have a location (JDBC, Kafka... do not)
-            location = leaf.relation().location()
-        except Exception:  # py4j's error for a method the object does not have
-            continue
-        if "TahoeLogFileIndex" not in location.getClass().getName():
-            continue
-        catalog = leaf.catalogTable()
-        found.append(
-            (
-                location.path().toString(),
-                bool(location.isTimeTravelQuery()),
-                int(location.snapshotAtAnalysis().version()),
-                catalog.get().identifier().unquotedString() if catalog.isDefined() else None,
-            )
-        )
-    return found
-
-
-def _plan_version(frame: Any, uri: str) -> int | None:
-    try:
-        relations = _delta_relations(frame) or []
-    except Exception:
-        return None
-    norm = delta_log.normalize_uri(uri)
-    return next((v for loc, _, v, _ in relations if delta_log.normalize_uri(loc) == norm), None)
-
-
-def _around_action(
-    original: Callable[..., Any], what: str, frame_of: Callable[[Any], Any] = lambda s: s
-) -> Callable[..., Any]:
-    """Record the Delta tables an action scans (see the module docstring)."""
-
-    @functools.wraps(original)
-    def action(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if in_read():
-            return original(self, *args, **kwargs)
-        frame = frame_of(self)
-        try:
-            relations = _delta_relations(frame) or []
-            spark = frame.sparkSession
-            before = {
-                loc: _version_info(spark, loc).version for loc, tt, _, _ in relations if not tt
-            }
-        except Exception as exc:
-            session().fail(f"spark {what}: could not read the query plan ({exc})")
-            relations, before = [], {}
-        with not_recorded():
-            result = original(self, *args, **kwargs)
-        for location, time_travel, version, name in relations:
-            if time_travel:
-                _record(spark, location, version, what, name)
-                continue
-            try:
-                after = _version_info(spark, location).version
-            except Exception as exc:
-                session().fail(f"spark {what} of {location}: {exc}")
-                continue
-            if after == before[location]:
-                _record(spark, location, after, what, name)
-            else:
-                session().fail(
-                    f"spark {what} read {location} while commits v{before[location] + 1}..v"
-                    f"{after} landed, so the version it scanned is not known. Read it with "
-                    "spark.read.format('delta').load(path) (pinned) or with VERSION AS OF."
-                )
-        return result
-
-    action.__lineage_original__ = original  # type: ignore[attr-defined]
-    return action
-
-
-_CONNECT_ADVICE = (
-    "Read Delta tables with spark.read.table(name) or spark.read.format('delta').load(path) "
-    "(pinned and recorded), or log them with lineage_plugin.log_delta_input()."
-)
-
-
-def _is_connect(spark: Any) -> bool:
-    return type(spark).__module__.startswith("pyspark.sql.connect")
-
-
-def _runs_sql(plan: Any) -> bool:
-    """Whether a Spark Connect plan runs a SQL query (a ``spark.sql(...)`` relation)."""
-    from pyspark.sql.connect.plan import SQL, LogicalPlan
-
-    stack, seen = [plan], set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        proto = getattr(node, "_plan", None)  # CachedRelation: the server's relation
-        if isinstance(node, SQL) or (
-            hasattr(proto, "WhichOneof") and proto.WhichOneof("rel_type") == "sql"
-        ):
-            return True
-        for value in vars(node).values():
-            children = value if isinstance(value, (list, tuple)) else (value,)
-            stack += [c for c in children if isinstance(c, LogicalPlan)]
-    return False
-
-
-def _around_connect_action(
-    original: Callable[..., Any], what: str, plan_of: Callable[[Any], Any] = lambda s: s._plan
-) -> Callable[..., Any]:
-    """Spark Connect has no JVM to show which tables a SQL query scans: say so, never guess."""
-
-    @functools.wraps(original)
-    def action(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if in_read():
-            return original(self, *args, **kwargs)
-        try:
-            sql = _runs_sql(plan_of(self))
-        except Exception:  # never break the action
-            sql = False
-        if sql:
-            session().fail(
-                f"spark {what} on Spark Connect ran a SQL query: which Delta tables and versions "
-                f"it scanned cannot be seen without a JVM. {_CONNECT_ADVICE}"
-            )
-        with not_recorded():
-            return original(self, *args, **kwargs)
-
-    action.__lineage_original__ = original  # type: ignore[attr-defined]
-    return action
-
-
 def _owner(cls: type, name: str) -> type:
     return next(k for k in cls.__mro__ if name in k.__dict__)
 
@@ -453,7 +272,7 @@ def install(module: Any = None) -> None:
     patch(DataFrameReader, "load", lambda f: _pinned_read(f, "load"))
     patch(DataFrameReader, "table", lambda f: _pinned_read(f, "table"))
     patch(_owner(SparkSession, "table"), "table", _session_table)
-    _patch_actions(DataFrame, DataFrameWriter, _around_action)
+    _patch_actions(DataFrame, DataFrameWriter, around_action)
 
 
 def install_connect(module: Any = None) -> None:
@@ -467,7 +286,7 @@ def install_connect(module: Any = None) -> None:
 
     patch(DataFrameReader, "load", lambda f: _pinned_read(f, "load"))
     patch(DataFrameReader, "table", lambda f: _pinned_read(f, "table"))
-    _patch_actions(DataFrame, DataFrameWriter, _around_connect_action)  # writer._df is a plan
+    _patch_actions(DataFrame, DataFrameWriter, around_connect_action)  # writer._df is a plan
 
 
 def install_delta_tables(module: Any = None) -> None:
@@ -489,6 +308,6 @@ def install_delta_connect(module: Any = None) -> None:
 
     unseen = (
         "DeltaTable.toDF() on Spark Connect of a derived table (alias(), Hadoop options) cannot "
-        f"be pinned, and its plan cannot be seen without a JVM. {_CONNECT_ADVICE}"
+        f"be pinned, and its plan cannot be seen without a JVM. {CONNECT_ADVICE}"
     )
     patch(DeltaTable, "toDF", lambda f: _delta_table_to_df(f, _connect_source, unseen))

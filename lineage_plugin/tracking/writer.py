@@ -6,10 +6,11 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lineage_plugin import tags as T
-from lineage_plugin.records import RunLineage, to_json
+from lineage_plugin.records import DeltaInput, RunLineage, to_json
 from lineage_plugin.tracking.environment import (
     current_code,
     current_environment,
@@ -19,8 +20,6 @@ from lineage_plugin.tracking.environment import (
 if TYPE_CHECKING:
     from mlflow.entities import DatasetInput
 
-    from lineage_plugin.records import DeltaInput
-    from lineage_plugin.tracking.capture import _RunState
 
 ARTIFACT_DIR = "lineage"
 MANIFEST_FILE = "manifest.json"
@@ -29,7 +28,20 @@ DISTRIBUTIONS_FILE = "installed-distributions.txt"
 DELTA_SOURCE_TYPE = "delta_table"
 
 
-def record_for(run_id: str, state: _RunState) -> RunLineage:
+@dataclass
+class RunState:
+    """What this process has captured for one run so far, and what of it is written."""
+
+    inputs: list[DeltaInput] = field(default_factory=list)
+    keys: set[tuple] = field(default_factory=set)
+    reasons: list[str] = field(default_factory=list)
+    already_datasets: set[int] = field(default_factory=set)  # indexes the user logged already
+    written: int = 0
+    env_tagged: bool = False  # lineage.env.* / lineage.code.* already on the run
+    distributions_logged: bool = False
+
+
+def record_for(run_id: str, state: RunState) -> RunLineage:
     """The run's lineage record as captured so far in this process."""
     return RunLineage(
         run_id=run_id,
@@ -63,7 +75,7 @@ def _batches(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def write_run(run_id: str, state: _RunState) -> None:
+def write_run(run_id: str, state: RunState) -> None:
     """Write what is new in ``state`` to the run, in as few calls as MLflow allows.
 
     One ``log_batch`` for the tags (split only at MLflow's per-batch limit), one

@@ -1,17 +1,15 @@
-"""What happened to a Delta table between versions, and whether a recorded version still reads.
+"""What happened to a Delta table between versions: its commits, read from the log.
 
 :func:`commits` lists the commits of a version range (who, when, which operation, with what
 metrics), :func:`commits_between` the commits that take a table from one version to another,
-:func:`commits_in_window` the commits made in a time window, and
-:func:`check_version_readable` says why a version recorded in lineage can no longer be read
-(table gone or re-created, log cleaned up, data files vacuumed).
+and :func:`commits_in_window` the commits made in a time window.
 
 Local tables are read straight from ``_delta_log/*.json``, and of each commit file only its
 ``commitInfo`` action is parsed. Tables on object stores go through ``deltalake``: the latest
 table's ``history()``, its entries mapped to versions by their ``version`` field.
 
 Example:
-    >>> from lineage_plugin.delta_history import commits_between
+    >>> from lineage_plugin.delta.history import commits_between
     >>> [c.operation for c in commits_between("/data/sales", 3, 5)]  # doctest: +SKIP
     ['MERGE', 'DELETE']
 """
@@ -23,24 +21,16 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from typing import Any
 
-from lineage_plugin.errors import DeltaLogError, LineageError, TableNotFoundError
+from lineage_plugin.delta import delta_rs
+from lineage_plugin.delta import log as delta_log
+from lineage_plugin.errors import LineageError, TableNotFoundError
 from lineage_plugin.records import drop_nulls
-from lineage_plugin.tracking import delta_log
-
-if TYPE_CHECKING:
-    from deltalake import DeltaTable
 
 RUN_ID_KEY = "mlflow.runId"
 # A commitInfo action is recognised by its line's start, so other actions are never parsed.
 _COMMIT_INFO_LINE = re.compile(r'\s*\{\s*"commitInfo"\s*:')
-_COMMIT_NAME = re.compile(r"^(\d{20})\.json$")
-# Classic, multi-part (v.checkpoint.i.n.parquet) and V2 (v.checkpoint.uuid.json) checkpoints.
-_CHECKPOINT_NAME = re.compile(r"^(\d{20})\.checkpoint(\.[^/]+)?\.(parquet|json)$")
-# get_file_info is asked about this many data files at a time.
-_FILE_INFO_BATCH = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,7 +76,7 @@ class DeltaCommit:
             version: The version the commit made (never taken from ``info``).
             info: The ``commitInfo`` object; custom metadata sits in it as top-level keys.
         """
-        stamp = delta_log._commit_info([{"commitInfo": info}])
+        stamp = delta_log.commit_stamp(info)
         return cls(
             version=version,
             timestamp=stamp.timestamp,
@@ -150,12 +140,12 @@ def _read_commit_info(log_dir: str, version: int) -> dict[str, Any] | None:
     Lines of other actions are skipped without being parsed; reading stops at ``commitInfo``
     (the first line, for every writer that follows the protocol's in-commit-timestamp rule).
     """
-    path = delta_log._commit_file(log_dir, version)
+    path = delta_log.commit_file(log_dir, version)
     try:
         with open(path, encoding="utf-8") as fh:
             for line in fh:
                 if _COMMIT_INFO_LINE.match(line):
-                    actions = delta_log._parse_actions(line, path)
+                    actions = delta_log.parse_actions(line, path)
                     return (actions[0].get("commitInfo") or {}) if actions else {}
     except FileNotFoundError:
         return None
@@ -170,10 +160,10 @@ def _local_commit(log_dir: str, version: int) -> DeltaCommit:
 
 
 def _local_commits(path: str, start: int, end: int | None) -> list[DeltaCommit]:
-    log_dir = delta_log._local_log_dir(path)
+    log_dir = delta_log.log_dir_of(path)
     # The commit file of `end` proves the version exists; only without it is the latest needed.
-    if end is None or not os.path.exists(delta_log._commit_file(log_dir, end)):
-        latest = delta_log._local_latest_version(log_dir)
+    if end is None or not os.path.exists(delta_log.commit_file(log_dir, end)):
+        latest = delta_log.latest_local_version(log_dir)
         end = latest if end is None else end
         _check_end(path, max(start, end), latest)
     return [_local_commit(log_dir, v) for v in range(start, end + 1)]
@@ -191,7 +181,7 @@ def _remote_commits(
     loaded at its latest version labels them right; entries missing from it (log cleaned up)
     come back as unavailable commits.
     """
-    table = delta_log._open(uri, None, storage_options)
+    table = delta_rs.open_table(uri, None, storage_options)
     latest = table.version()
     end = latest if end is None else end
     _check_end(uri, max(start, end), latest)
@@ -317,250 +307,11 @@ def commits_in_window(
     path = delta_log.local_path(delta_log.normalize_uri(uri))
     if path is None:
         return [c for c in _remote_commits(uri, 0, None, storage_options) if inside(c.timestamp)]
-    log_dir = delta_log._local_log_dir(path)
-    delta_log._local_latest_version(log_dir)  # raises for a log without commits
+    log_dir = delta_log.log_dir_of(path)
+    delta_log.latest_local_version(log_dir)  # raises for a log without commits
     found = []
-    for version in sorted(_log_listing_local(log_dir)[0]):
+    for version in sorted(delta_log.log_listing(log_dir)[0]):
         info = _read_commit_info(log_dir, version)
-        if info is not None and inside(delta_log._commit_info([{"commitInfo": info}]).timestamp):
+        if info is not None and inside(delta_log.commit_stamp(info).timestamp):
             found.append(DeltaCommit.from_commit_info(version, info))
     return found
-
-
-# ---- readability of a recorded version ----
-
-
-def _parse_listing(names: Iterable[str]) -> tuple[set[int], set[int]]:
-    commits_, checkpoints = set(), set()
-    for name in names:
-        if match := _COMMIT_NAME.match(name):
-            commits_.add(int(match.group(1)))
-        elif match := _CHECKPOINT_NAME.match(name):
-            checkpoints.add(int(match.group(1)))
-    return commits_, checkpoints
-
-
-def _log_listing_local(log_dir: str) -> tuple[set[int], set[int]]:
-    return _parse_listing(os.listdir(log_dir))
-
-
-def _log_listing_remote(
-    table_uri: str, storage_options: dict[str, str] | None
-) -> tuple[set[int], set[int]]:
-    import pyarrow.fs as pafs
-    from deltalake.fs import DeltaStorageHandler
-
-    handler = DeltaStorageHandler(table_uri, storage_options)
-    infos = handler.get_file_info_selector(pafs.FileSelector(delta_log.LOG_DIR))
-    return _parse_listing(info.base_name for info in infos)
-
-
-def _oldest_readable(commits_: set[int], checkpoints: set[int]) -> int | None:
-    """The oldest version a reader can rebuild from the files of the log, if any.
-
-    A reader starts from a checkpoint, or from version 0 when its commit file is still there.
-    """
-    starts = checkpoints | ({0} if 0 in commits_ else set())
-    return min(starts) if starts else None
-
-
-def _data_locations(
-    table: DeltaTable, local_dir: str | None
-) -> tuple[list[str], list[str], dict[str, list[str]]]:
-    """Where the data files of an open snapshot live, split by how their existence is checked.
-
-    ``add.path`` is a URI reference (the protocol says to percent-decode it), relative to the
-    table root unless absolute. ``file_uris()`` is not used: for local tables it joins the
-    percent-encoded table path to the decoded file path, so a table in a directory with a
-    space in its name would look vacuumed.
-
-    Returns:
-        Local file paths; paths relative to the (remote) table root; and, for absolute
-        object-store URIs elsewhere, their relative names grouped by parent URI.
-    """
-    raw = table.get_add_actions(flatten=True).column("path").to_pylist()
-    root = table.table_uri.rstrip("/") + "/"
-    local: list[str] = []
-    relative: list[str] = []
-    elsewhere: dict[str, list[str]] = {}
-    for path in raw:
-        parsed = urlparse(path)
-        if not parsed.scheme or (len(parsed.scheme) == 1 and os.name == "nt"):
-            name = unquote(path)
-            if os.path.isabs(name):
-                local.append(name)
-            elif local_dir is not None:
-                local.append(os.path.join(local_dir, name))
-            else:
-                relative.append(name)
-        elif parsed.scheme == "file":
-            local.append(unquote(parsed.path))
-        elif path.startswith(root):
-            relative.append(unquote(path[len(root) :]))
-        else:
-            parent, _, name = path.rpartition("/")
-            elsewhere.setdefault(parent, []).append(unquote(name))
-    return local, relative, elsewhere
-
-
-def _missing_files(
-    table: DeltaTable, uri: str, local_dir: str | None, storage_options: dict[str, str] | None
-) -> tuple[int, list[str]]:
-    """How many data files the snapshot has, and which of them are gone (as ``uri/name``)."""
-    local, relative, elsewhere = _data_locations(table, local_dir)
-    missing = [p for p in local if not os.path.exists(p)]
-    groups = [(root, root, names) for root, names in elsewhere.items()]
-    if relative:
-        groups.insert(0, (table.table_uri, uri, relative))
-    if groups:
-        from deltalake.fs import DeltaStorageHandler
-        from pyarrow.fs import FileType
-
-        for root, shown, names in groups:
-            handler = DeltaStorageHandler(root, storage_options)
-            for i in range(0, len(names), _FILE_INFO_BATCH):
-                infos = handler.get_file_info(names[i : i + _FILE_INFO_BATCH])
-                missing.extend(
-                    f"{shown.rstrip('/')}/{info.path}"
-                    for info in infos
-                    if info.type == FileType.NotFound
-                )
-    total = len(local) + len(relative) + sum(len(v) for v in elsewhere.values())
-    return total, missing
-
-
-def _recreated(uri: str, table_id: str, current: str | None, version: int) -> str:
-    return (
-        f"The table at '{uri}' is not the one recorded: its table id is {current}, the "
-        f"recorded one is {table_id}. The table was re-created (deleted and written again, or "
-        f"replaced), so version {version} of it is other data; the recorded data cannot be "
-        "read at this location. Look for a copy or backup of the old table."
-    )
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    """Why a recorded table version cannot be read.
-
-    Attributes:
-        reason: What happened and what to do, for people.
-        files_missing: The log reaches the version but some of its data files are gone
-            (a restore can still run with ``ignore_missing_files``, losing those rows).
-    """
-
-    reason: str
-    files_missing: bool = False
-
-
-def check_version_readable(
-    uri: str,
-    version: int,
-    *,
-    table_id: str | None = None,
-    storage_options: dict[str, str] | None = None,
-) -> list[str]:
-    """Why a recorded table version can no longer be read; an empty list when it can.
-
-    The reasons of :func:`why_unreadable`, as text.
-    """
-    found = why_unreadable(uri, version, table_id=table_id, storage_options=storage_options)
-    return [u.reason for u in found]
-
-
-def why_unreadable(
-    uri: str,
-    version: int,
-    *,
-    table_id: str | None = None,
-    storage_options: dict[str, str] | None = None,
-) -> list[Unreadable]:
-    """Why a recorded table version can no longer be read; an empty list when it can.
-
-    The checks: is there a Delta table at ``uri``; is it the recorded table (``table_id``);
-    does the version exist; does the ``_delta_log`` still reach it (log retention); are all
-    its data files still there (``VACUUM``). Each reason says what happened and what to do.
-
-    Args:
-        uri: The table's location.
-        version: The recorded version.
-        table_id: The recorded table id (``metaData.id``); ``None`` skips that check.
-        storage_options: Credentials for object stores (used, never recorded).
-
-    Returns:
-        The reasons; ``[]`` when the version can be read.
-
-    Raises:
-        LineageError: ``version`` is negative.
-    """
-    if version < 0:
-        raise LineageError(f"Versions cannot be negative (got {version}).")
-    norm = delta_log.normalize_uri(uri)
-    local_dir = delta_log.local_path(norm)
-    target = local_dir if local_dir is not None else uri
-    try:
-        if local_dir is not None:
-            delta_log._local_latest_version(delta_log._local_log_dir(local_dir))
-        latest_table = delta_log._open(target, None, storage_options)
-    except TableNotFoundError as exc:
-        detail = str(exc).splitlines()[0]
-        return [
-            Unreadable(
-                f"There is no Delta table at '{norm}': {detail} Check the path or URI, the "
-                "storage options (credentials, endpoint), and whether the table was moved or "
-                "deleted."
-            )
-        ]
-    except DeltaLogError as exc:
-        return [
-            Unreadable(f"{exc} Check the storage options (credentials, endpoint) and permissions.")
-        ]
-    latest = latest_table.version()
-    latest_id = latest_table.metadata().id
-
-    if version > latest:
-        if table_id is not None and latest_id != table_id:
-            return [Unreadable(_recreated(norm, table_id, latest_id, version))]
-        return [
-            Unreadable(
-                f"Version {version} of '{norm}' does not exist: the latest version is {latest}. "
-                "Check the recorded version; if the table was re-created, its history restarted."
-            )
-        ]
-
-    try:
-        table = delta_log._open(target, version, storage_options)
-    except LineageError:
-        if table_id is not None and latest_id != table_id:
-            return [Unreadable(_recreated(norm, table_id, latest_id, version))]
-        if local_dir is not None:
-            listing = _log_listing_local(os.path.join(local_dir, delta_log.LOG_DIR))
-        else:
-            listing = _log_listing_remote(latest_table.table_uri, storage_options)
-        oldest = _oldest_readable(*listing)
-        since = f"; the oldest version still readable is {oldest}" if oldest is not None else ""
-        return [
-            Unreadable(
-                f"The _delta_log of '{norm}' no longer reaches version {version}: its commit files "
-                f"were cleaned up (delta.logRetentionDuration) and no checkpoint covers it{since}. "
-                "The version cannot be read or restored; to keep history longer, raise "
-                "delta.logRetentionDuration on the table."
-            )
-        ]
-
-    current_id = table.metadata().id
-    if table_id is not None and current_id != table_id:
-        return [Unreadable(_recreated(norm, table_id, current_id, version))]
-
-    total, missing = _missing_files(table, norm, local_dir, storage_options)
-    if missing:
-        return [
-            Unreadable(
-                f"{len(missing)} of {total} data files of version {version} of '{norm}' are gone "
-                f"(removed by VACUUM or by hand), e.g. '{missing[0]}'. Reading the version fails; "
-                "a restore needs --allow-missing-files (and loses the rows of the missing files), "
-                "or the version cannot be rebuilt. To keep old versions readable, raise "
-                "delta.deletedFileRetentionDuration and vacuum with a longer retention.",
-                files_missing=True,
-            )
-        ]
-    return []

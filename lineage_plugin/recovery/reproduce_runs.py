@@ -154,16 +154,16 @@ def find_reproduced(
     """
     from mlflow.entities import ViewType
 
-    from lineage_plugin.queries.workspace import _pages
+    from lineage_plugin.queries.workspace import pages
     from lineage_plugin.tracking.reproducing import TOKEN_TAG
 
     store = ws.tracking_store
     experiments = [
         e.experiment_id
-        for e in _pages(lambda t: store.search_experiments(view_type=ViewType.ALL, page_token=t))
+        for e in pages(lambda t: store.search_experiments(view_type=ViewType.ALL, page_token=t))
     ]
     runs = list(
-        _pages(
+        pages(
             lambda t: store.search_runs(
                 experiments, f"tags.`{TOKEN_TAG}` = '{token}'", ViewType.ALL, page_token=t
             )

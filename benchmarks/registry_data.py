@@ -60,7 +60,7 @@ class World:
     def __init__(self, scale: Scale, lake: str) -> None:
         import uuid
 
-        from lineage_plugin.tracking.delta_log import normalize_uri
+        from lineage_plugin.delta.log import normalize_uri
 
         self.s = scale
         self.span = scale.days * DAY
@@ -549,7 +549,7 @@ def ensure_data(wd, scale: Scale, regenerate: bool, log=print) -> tuple[str, dic
     """The cached database (generated when missing); returns (db path, generation facts)."""
     import shutil
 
-    import _common as C
+    import common as C
 
     root = wd / "queries" / scale.key
     db = root / "registry.db"

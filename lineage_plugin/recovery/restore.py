@@ -25,11 +25,12 @@ from lineage_plugin.errors import (
     OperationCancelledError,
     RestoreRefusedError,
 )
+from lineage_plugin.progress import Progress, status_lines, tracked
 from lineage_plugin.records import TableRestore, drop_nulls
 
 if TYPE_CHECKING:
     from lineage_plugin.queries.workspace import Workspace
-    from lineage_plugin.restore_plan import RestorePlan, TableRestorePlan
+    from lineage_plugin.recovery.plan import RestorePlan, TableRestorePlan
 
 #: Asked before writing, with the plan; returns whether to go ahead.
 Confirm = Callable[["RestorePlan"], bool]
@@ -119,9 +120,9 @@ def restore(
         >>> [(r.name, r.from_version, r.to_version, r.new_version) for r in report.restored]
     """
     from lineage_plugin.queries.workspace import Workspace
-    from lineage_plugin.restore_plan import plan_in
+    from lineage_plugin.recovery.plan import plan_in
 
-    say = progress or (lambda _message: None)
+    say = status_lines(progress)
     if engine is not None and engine not in ENGINES:
         raise LineageError(f"Unknown engine '{engine}': use one of {', '.join(ENGINES)}.")
     ws = Workspace(tracking_uri)
@@ -146,7 +147,7 @@ def restore(
                 ) from None
             say(f"{message} Here is the new plan.")
             continue
-        return _carry_out(ws, plan, reason, allow_missing_files, engine, say)
+        return _carry_out(ws, plan, reason, allow_missing_files, engine, progress)
 
 
 def _refuse_if_blocked(
@@ -178,10 +179,10 @@ def _check_unmoved(plan: RestorePlan) -> None:
 def _latest_version(t: TableRestorePlan) -> int:
     """The table's latest version now, read with the engine that reached it for the plan."""
     if t.engine == "spark":
-        from lineage_plugin.spark_delta import latest_commit, spark_session
+        from lineage_plugin.delta.spark import latest_commit, spark_session
 
         return int(latest_commit(spark_session(), t.uri)["version"])
-    from lineage_plugin.tracking.delta_log import resolve
+    from lineage_plugin.delta.log import resolve
 
     return resolve(t.uri).version
 
@@ -192,18 +193,25 @@ def _carry_out(
     reason: str | None,
     allow_missing: bool,
     engine: str | None,
-    say: Callable[[str], None],
+    progress: Progress | None,
 ) -> RestoreReport:
+    say = status_lines(progress)
     done: list[TableRestore] = []
+    pending = plan.pending
     try:
-        for t in plan.pending:
-            with_engine = engine or t.engine
-            say(
-                f"Restoring {t.name or t.uri} from v{t.current_version} to v{t.target_version}"
-                f" ({with_engine})"
-            )
-            done.append(_restore_table(t, plan, reason, allow_missing, with_engine))
-            say(f"  committed v{done[-1].new_version}")
+        with tracked(
+            progress, "Restoring tables", len(pending) if len(pending) > 1 else None
+        ) as advance:
+            for t in pending:
+                with_engine = engine or t.engine
+                advance(0, t.name or t.uri)
+                say(
+                    f"Restoring {t.name or t.uri} from v{t.current_version} to "
+                    f"v{t.target_version} ({with_engine})"
+                )
+                done.append(_restore_table(t, plan, reason, allow_missing, with_engine))
+                say(f"  committed v{done[-1].new_version}")
+                advance(1)
     except (_TableMoved, LineageError) as stopped:
         # The tables restored before the stop stay restored: record them, and say so.
         event_id = _record(ws, plan, done, reason) if done else None
@@ -235,7 +243,7 @@ def _restore_table(
     if engine == "spark":
         new_version = _restore_with_spark(t, note, skip_missing)
     else:
-        new_version = _restore_with_deltalake(t, plan, note, current_user(), skip_missing)
+        new_version = restore_with_deltalake(t, plan, note, current_user(), skip_missing)
     return TableRestore(
         uri=t.uri,
         name=t.name,
@@ -249,7 +257,7 @@ def _restore_table(
 
 
 def _restore_with_spark(t: TableRestorePlan, note: str, skip_missing: bool) -> int:
-    from lineage_plugin.restore_spark import restore_with_spark
+    from lineage_plugin.recovery.restore_spark import restore_with_spark
 
     if skip_missing:
         raise LineageError(
@@ -262,12 +270,14 @@ def _restore_with_spark(t: TableRestorePlan, note: str, skip_missing: bool) -> i
     return new_version
 
 
-def _restore_with_deltalake(
+def restore_with_deltalake(
     t: TableRestorePlan, plan: RestorePlan, note: str, user: str | None, skip_missing: bool
 ) -> int:
+    """RESTORE one planned table with ``deltalake``, committed on exactly the planned version;
+    return the new version."""
     from deltalake import CommitProperties, DeltaTable
 
-    from lineage_plugin.tracking.delta_log import PARTIAL_RESTORE_KEY
+    from lineage_plugin.delta.log import PARTIAL_RESTORE_KEY
 
     metadata: dict[str, str] = {
         "userMetadata": note,

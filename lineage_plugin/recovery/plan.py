@@ -17,7 +17,7 @@ from lineage_plugin.errors import LineageError
 from lineage_plugin.records import DeltaInput, drop_nulls
 
 if TYPE_CHECKING:
-    from lineage_plugin.delta_history import DeltaCommit
+    from lineage_plugin.delta.history import DeltaCommit
     from lineage_plugin.queries.workspace import Workspace
 
 _DELETE_METRICS = ("num_deleted_rows", "numDeletedRows", "num_target_rows_deleted")
@@ -175,12 +175,12 @@ def plan_restore(
 
 def plan_in(ws: Workspace, name: str, version: str | int, *, table: str | None) -> RestorePlan:
     """:func:`plan_restore` in an open :class:`Workspace`."""
-    from lineage_plugin.api import lineage_of_model_version
+    from lineage_plugin import tags as T
+    from lineage_plugin.delta.log import normalize_uri
     from lineage_plugin.queries.show import resolve
-    from lineage_plugin.tracking.delta_log import normalize_uri
 
     number = resolve(ws, name, str(version))
-    recorded = _first_read_per_table(lineage_of_model_version(ws.model_version(name, number)))
+    recorded = _first_read_per_table(T.model_version_lineage(ws.model_version(name, number)))
     if not recorded:
         raise LineageError(
             f"Model '{name}' version {number} has no recorded Delta tables, so there is "
@@ -195,7 +195,7 @@ def plan_in(ws: Workspace, name: str, version: str | int, *, table: str | None) 
                 f"Model '{name}' version {number} was not trained on '{table}'. Its tables: "
                 + ", ".join(i.label for i in recorded)
             )
-    return RestorePlan(name=name, version=number, tables=tuple(_plan_table(i) for i in inputs))
+    return RestorePlan(name=name, version=number, tables=tuple(plan_table(i) for i in inputs))
 
 
 def _first_read_per_table(lineage: Any) -> list[DeltaInput]:
@@ -205,13 +205,13 @@ def _first_read_per_table(lineage: Any) -> list[DeltaInput]:
     return list(seen.values())
 
 
-def _plan_table(inp: DeltaInput) -> TableRestorePlan:
+def plan_table(inp: DeltaInput) -> TableRestorePlan:
     """Plan with ``deltalake`` when it reaches the table, else through Spark."""
-    from lineage_plugin.delta_history import commits, why_unreadable
+    from lineage_plugin.delta.history import commits
+    from lineage_plugin.delta.log import local_path, resolve
+    from lineage_plugin.delta.readability import why_unreadable
+    from lineage_plugin.delta.spark import installed
     from lineage_plugin.errors import DeltaLogError
-    from lineage_plugin.restore_spark import plan_table_with_spark
-    from lineage_plugin.spark_delta import installed
-    from lineage_plugin.tracking.delta_log import local_path, resolve
 
     if not installed("deltalake"):
         return plan_table_with_spark(inp, "the deltalake package is not installed")
@@ -278,3 +278,42 @@ def _protocol_refusal(uri: str, version: int) -> list[str]:
         "that rely on the newer features would break. Upgrade the target instead, or "
         "rebuild the data by hand."
     ]
+
+
+def plan_table_with_spark(inp: DeltaInput, unreachable: str | None = None) -> TableRestorePlan:
+    """Plan restoring one table through Spark (``DESCRIBE DETAIL`` / ``DESCRIBE HISTORY``).
+
+    For tables the driver's ``deltalake`` cannot reach (storage only the cluster can open, or
+    no ``deltalake`` installed). It checks the table id (a re-created table refuses), that
+    the version exists and that the log still reaches it. Two checks are Delta's own when
+    the RESTORE runs: vacuumed data files make it fail without writing, and it never
+    downgrades the protocol (it keeps the newer one).
+
+    Args:
+        inp: The recorded read of the table.
+        unreachable: Why ``deltalake`` could not reach the table, shown with the plan.
+
+    Returns:
+        The table's plan, with ``engine="spark"``.
+    """
+    from lineage_plugin.delta.history import commits_from_history
+    from lineage_plugin.delta.log import restored_from
+    from lineage_plugin.delta.spark import recorded_state
+
+    base = {
+        "uri": inp.uri,
+        "name": inp.name,
+        "target_version": inp.version,
+        "engine": "spark",
+        "unreachable": unreachable,
+    }
+    state = recorded_state(inp)
+    current = state.current_version
+    if current is None:
+        return TableRestorePlan(**base, current_version=None, refusals=state.refusals)
+    if not state.refusals and restored_from(state.commits[current]) == inp.version:
+        return TableRestorePlan(**base, current_version=current, current_copy_of=inp.version)
+    undo = commits_from_history(state.commits, inp.version + 1, current)
+    return TableRestorePlan(
+        **base, current_version=current, commits=tuple(undo), refusals=state.refusals
+    )

@@ -126,7 +126,7 @@ def read_table_version(
     Raises:
         VerificationError: The table lacks some of ``columns``.
     """
-    from lineage_plugin.tracking.patching import not_recorded
+    from lineage_plugin.delta.own_reads import not_recorded
 
     with not_recorded():
         names, load = _open_version(uri, version, engine)
@@ -140,8 +140,8 @@ def read_table_version(
 
 
 def _open_version(uri: str, version: int, engine: str | None) -> tuple[set[str], Any]:
-    from lineage_plugin.spark_delta import default_engine, installed
-    from lineage_plugin.tracking.delta_log import local_path
+    from lineage_plugin.delta.log import local_path
+    from lineage_plugin.delta.spark import default_engine, installed
 
     if (engine or default_engine()) == "spark":
         return _read_with_spark(uri, version)
@@ -157,7 +157,7 @@ def _open_version(uri: str, version: int, engine: str | None) -> tuple[set[str],
 def _read_with_deltalake(uri: str, version: int) -> tuple[set[str], Any]:
     from deltalake import DeltaTable
 
-    from lineage_plugin.tracking.delta_log import local_path
+    from lineage_plugin.delta.log import local_path
 
     path = local_path(uri)
     table = DeltaTable(path or uri, version=version)
@@ -172,7 +172,7 @@ def _read_with_deltalake(uri: str, version: int) -> tuple[set[str], Any]:
 
 
 def _read_with_spark(uri: str, version: int) -> tuple[set[str], Any]:
-    from lineage_plugin.spark_delta import spark_location, spark_session
+    from lineage_plugin.delta.spark import spark_location, spark_session
 
     frame = (
         spark_session()

@@ -12,11 +12,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from lineage_plugin.delta import delta_rs
 from lineage_plugin.errors import DeltaLogError, TableNotFoundError
 from lineage_plugin.records import DeltaInput
 
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 
 LOG_DIR = "_delta_log"
 _SCHEME_ALIASES = {"s3a": "s3", "s3n": "s3", "gcs": "gs"}
+_COMMIT_NAME = re.compile(r"^(\d{20})\.json$")
+# Classic, multi-part (v.checkpoint.i.n.parquet) and V2 (v.checkpoint.uuid.json) checkpoints.
+_CHECKPOINT_NAME = re.compile(r"^(\d{20})\.checkpoint(\.[^/]+)?\.(parquet|json)$")
 # Search this many commits back for a metaData action before opening the table instead.
 _METADATA_SCAN_LIMIT = 200
 
@@ -37,6 +42,10 @@ class CommitInfo:
     timestamp_source: str | None
     operation: str | None
     restored_from: int | None = None
+
+
+#: A commit that says nothing about itself (no ``commitInfo``, or its file is gone).
+NO_COMMIT = CommitInfo(None, None, None)
 
 
 def normalize_uri(uri: str) -> str:
@@ -78,11 +87,11 @@ def table_name(uri: str) -> str:
     return uri.rstrip("/").rsplit("/", 1)[-1] or uri
 
 
-def _commit_file(log_dir: str, version: int) -> str:
+def commit_file(log_dir: str, version: int) -> str:
     return os.path.join(log_dir, f"{version:020d}.json")
 
 
-def _parse_actions(text: str, where: str) -> list[dict[str, Any]]:
+def parse_actions(text: str, where: str) -> list[dict[str, Any]]:
     try:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError as exc:
@@ -91,7 +100,7 @@ def _parse_actions(text: str, where: str) -> list[dict[str, Any]]:
         ) from exc
 
 
-def _commit_info(actions: list[dict[str, Any]]) -> CommitInfo:
+def commit_info_from_actions(actions: list[dict[str, Any]]) -> CommitInfo:
     for action in actions:
         info = action.get("commitInfo")
         if info is not None:
@@ -101,15 +110,20 @@ def _commit_info(actions: list[dict[str, Any]]) -> CommitInfo:
                 ts, source = int(info["timestamp"]), "commitInfo.timestamp"
             else:
                 ts, source = None, None
-            return CommitInfo(ts, source, info.get("operation"), _restored_from(info))
-    return CommitInfo(None, None, None)
+            return CommitInfo(ts, source, info.get("operation"), restored_from(info))
+    return NO_COMMIT
+
+
+def commit_stamp(info: dict[str, Any]) -> CommitInfo:
+    """What one ``commitInfo`` object (or a ``history()`` entry) says of its commit."""
+    return commit_info_from_actions([{"commitInfo": info}])
 
 
 #: commitInfo key the plugin's restores set when they skipped missing files.
 PARTIAL_RESTORE_KEY = "mlflowLineagePartialRestore"
 
 
-def _restored_from(info: dict[str, Any]) -> int | None:
+def restored_from(info: dict[str, Any]) -> int | None:
     """The version a RESTORE commit restored, when it holds that version's content exactly.
 
     Delta (Spark and delta-rs) writes ``operationParameters.version``; a restore by
@@ -124,7 +138,7 @@ def _restored_from(info: dict[str, Any]) -> int | None:
         return None
 
 
-def _local_log_dir(path: str) -> str:
+def log_dir_of(path: str) -> str:
     log_dir = os.path.join(path, LOG_DIR)
     if not os.path.isdir(log_dir):
         what = "does not exist" if not os.path.exists(path) else "is not a Delta table"
@@ -132,7 +146,7 @@ def _local_log_dir(path: str) -> str:
     return log_dir
 
 
-def _local_latest_version(log_dir: str) -> int:
+def latest_local_version(log_dir: str) -> int:
     start = -1
     try:
         with open(os.path.join(log_dir, "_last_checkpoint")) as fh:
@@ -141,10 +155,26 @@ def _local_latest_version(log_dir: str) -> int:
         pass
     except (ValueError, KeyError, TypeError) as exc:
         raise DeltaLogError(f"{log_dir}/_last_checkpoint is corrupt ({exc}).") from exc
-    version = _last_contiguous(lambda v: os.path.exists(_commit_file(log_dir, v)), start)
+    version = _last_contiguous(lambda v: os.path.exists(commit_file(log_dir, v)), start)
     if version < 0:
         raise TableNotFoundError(f"{log_dir} holds no commits; the table is empty or not Delta.")
     return version
+
+
+def parse_listing(names: Iterable[str]) -> tuple[set[int], set[int]]:
+    """The versions of the commit files and of the checkpoints among ``_delta_log`` file names."""
+    commits, checkpoints = set(), set()
+    for name in names:
+        if match := _COMMIT_NAME.match(name):
+            commits.add(int(match.group(1)))
+        elif match := _CHECKPOINT_NAME.match(name):
+            checkpoints.add(int(match.group(1)))
+    return commits, checkpoints
+
+
+def log_listing(log_dir: str) -> tuple[set[int], set[int]]:
+    """The versions of the commit files and of the checkpoints in a local ``_delta_log``."""
+    return parse_listing(os.listdir(log_dir))
 
 
 def _last_contiguous(exists: Callable[[int], bool], known: int) -> int:
@@ -167,13 +197,13 @@ def _last_contiguous(exists: Callable[[int], bool], known: int) -> int:
     return present
 
 
-def _read_local_commit(log_dir: str, version: int) -> list[dict[str, Any]] | None:
+def read_commit(log_dir: str, version: int) -> list[dict[str, Any]] | None:
     try:
-        with open(_commit_file(log_dir, version), encoding="utf-8") as fh:
+        with open(commit_file(log_dir, version), encoding="utf-8") as fh:
             text = fh.read()
     except FileNotFoundError:
         return None
-    return _parse_actions(text, _commit_file(log_dir, version))
+    return parse_actions(text, commit_file(log_dir, version))
 
 
 def _checkpoint_table_id(log_dir: str, version: int) -> str | None:
@@ -187,14 +217,14 @@ def _checkpoint_table_id(log_dir: str, version: int) -> str | None:
 
 
 @functools.lru_cache(maxsize=1024)
-def _local_table_id(log_dir: str, version: int, stamp: tuple[int, int]) -> str | None:
+def table_id_at(log_dir: str, version: int, stamp: tuple[int, int]) -> str | None:
     """The table id in force at ``version``: from the nearest metaData action or checkpoint.
 
     ``stamp`` (mtime and size of the version's commit file) is part of the cache key, so a
     table re-created at the same path is not taken for the old one.
     """
     for v in range(version, max(-1, version - _METADATA_SCAN_LIMIT), -1):
-        actions = _read_local_commit(log_dir, v)
+        actions = read_commit(log_dir, v)
         for action in actions or ():
             if "metaData" in action:
                 return action["metaData"].get("id")
@@ -206,7 +236,7 @@ def _local_table_id(log_dir: str, version: int, stamp: tuple[int, int]) -> str |
     return None
 
 
-def _file_stamp(path: str) -> tuple[int, int]:
+def file_stamp(path: str) -> tuple[int, int]:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -249,38 +279,6 @@ class VersionInfo:
         )
 
 
-def _open(uri: str, version: int | None, storage_options: dict[str, str] | None) -> DeltaTable:
-    from deltalake import DeltaTable
-
-    try:
-        return DeltaTable(uri, version=version, storage_options=storage_options)
-    except Exception as exc:
-        name = type(exc).__name__
-        if (
-            "TableNotFound" in name
-            or "not a Delta table" in str(exc)
-            or "No files in log" in str(exc)
-        ):
-            raise TableNotFoundError(f"'{uri}' is not a Delta table: {exc}") from exc
-        raise DeltaLogError(f"Could not open the Delta table '{uri}': {name}: {exc}") from exc
-
-
-def _remote_commit_info(table: DeltaTable, version: int) -> CommitInfo:
-    """Commit info of ``version`` through deltalake (tables on object stores).
-
-    ``history()`` of a table loaded at ``version`` returns the commits from the latest one
-    down to ``version`` (deltalake 1.x labels them from the loaded version, so the labels are
-    wrong when the table has moved on), and in every case the last entry is the commit of
-    ``version`` itself: that entry is used, never the labels.
-    """
-    if table.version() != version:
-        table = _open(table.table_uri, version, table._storage_options)
-    entries = table.history(1)
-    if not entries:
-        return CommitInfo(None, None, None)
-    return _commit_info([{"commitInfo": entries[-1]}])
-
-
 def resolve(
     uri: str,
     version: int | None = None,
@@ -306,23 +304,25 @@ def resolve(
     norm = normalize_uri(uri)
     path = local_path(norm)
     if path is not None:
-        log_dir = _local_log_dir(path)
-        latest = _local_latest_version(log_dir)
+        log_dir = log_dir_of(path)
+        latest = latest_local_version(log_dir)
         if version is None:
             version = latest
         elif not 0 <= version <= latest:
             raise TableNotFoundError(f"'{path}' has no version {version} (latest is {latest}).")
-        actions = _read_local_commit(log_dir, version)
-        commit = _commit_info(actions) if actions is not None else CommitInfo(None, None, None)
+        actions = read_commit(log_dir, version)
+        commit = commit_info_from_actions(actions) if actions is not None else NO_COMMIT
         if table is not None:  # an open snapshot at this version knows its id already
             table_id = table.metadata().id
         else:
-            stamp = _file_stamp(_commit_file(log_dir, version))
-            table_id = _local_table_id(log_dir, version, stamp)
+            stamp = file_stamp(commit_file(log_dir, version))
+            table_id = table_id_at(log_dir, version, stamp)
             if table_id is None:
-                table_id = _open(path, version, None).metadata().id
+                table_id = delta_rs.open_table(path, version, None).metadata().id
         return VersionInfo(norm, version, table_id, commit)
     if table is None:
-        table = _open(uri, version, storage_options)
+        table = delta_rs.open_table(uri, version, storage_options)
     resolved = table.version() if version is None else version
-    return VersionInfo(norm, resolved, table.metadata().id, _remote_commit_info(table, resolved))
+    info = delta_rs.commit_info_at(table, resolved)
+    commit = commit_stamp(info) if info is not None else NO_COMMIT
+    return VersionInfo(norm, resolved, table.metadata().id, commit)

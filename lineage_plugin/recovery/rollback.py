@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin.errors import LineageError
+from lineage_plugin.progress import Indented, status_lines
 from lineage_plugin.records import drop_nulls
 
 if TYPE_CHECKING:
-    from lineage_plugin.reproduce import ReproduceReport
-    from lineage_plugin.restore import Confirm, RestoreReport
+    from lineage_plugin.recovery.reproduce import ReproduceReport
+    from lineage_plugin.recovery.restore import Confirm, RestoreReport
 
 STEPS = 4
 
@@ -107,15 +108,15 @@ def rollback(
     from lineage_plugin.queries.history import canonical_stage
     from lineage_plugin.queries.show import resolve
     from lineage_plugin.queries.workspace import Workspace
-    from lineage_plugin.reproduce import reproduce
-    from lineage_plugin.restore import restore
+    from lineage_plugin.recovery.reproduce import reproduce
+    from lineage_plugin.recovery.restore import restore
 
     if alias and stage:
         raise LineageError("Give --alias or --stage, not both.")
     target_stage = canonical_stage(stage) if stage else None
     if stage and target_stage is None:
         raise LineageError(f"'{stage}' is not a stage: use Staging, Production or Archived.")
-    say = progress or (lambda _message: None)
+    say = status_lines(progress)
     ws = Workspace(tracking_uri)
     number = resolve(ws, name, str(version))
 
@@ -125,7 +126,7 @@ def rollback(
         number,
         reason=reason or f"rollback of model '{name}' to version {number}",
         confirm=confirm,
-        progress=lambda m: say(f"      {m}"),
+        progress=Indented(progress, "      "),
         tracking_uri=ws.tracking_uri,
     )
     state = _restore_state(restored)
@@ -139,7 +140,7 @@ def rollback(
             command=command,
             tolerance=tolerance,
             register=True,
-            progress=lambda m: say(f"      {m}"),
+            progress=Indented(progress, "      "),
             tracking_uri=ws.tracking_uri,
         )
     except LineageError as exc:

@@ -21,16 +21,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lineage_plugin import tags as T
 from lineage_plugin.errors import VerificationError
+from lineage_plugin.progress import status_lines, tracked
 from lineage_plugin.records import DeltaInput, Verification, drop_nulls
-from lineage_plugin.reproduce_runs import checkout_recorded_code, find_reproduced, training_command
+from lineage_plugin.recovery.reproduce_runs import (
+    checkout_recorded_code,
+    find_reproduced,
+    training_command,
+)
 
 if TYPE_CHECKING:
     from lineage_plugin.queries.workspace import Workspace
 
 #: Tags a registered reproduction carries.
-REPRODUCES_VERSION_TAG = "lineage.reproduces"
-VERIFICATION_TAG = "lineage.verification"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,16 +127,15 @@ def reproduce(
         >>> report = reproduce("diabetes", "champion")
         >>> report.verified, report.verification.rows_compared
     """
-    from lineage_plugin.api import lineage_of_model_version
     from lineage_plugin.queries.show import resolve
     from lineage_plugin.queries.workspace import Workspace
     from lineage_plugin.tracking.reproducing import REPRODUCE_ENV, ReproduceRequest
 
-    say = progress or (lambda _message: None)
+    say = status_lines(progress)
     ws = Workspace(tracking_uri)
     number = resolve(ws, name, str(version))
     mv = ws.model_version(name, number)
-    lineage = lineage_of_model_version(mv)
+    lineage = T.model_version_lineage(mv)
     data = _training_table(lineage.inputs, name, number)
     warnings = _drift_warnings(ws, name, number, say)
 
@@ -141,37 +144,43 @@ def reproduce(
     original_run = ws.run(mv.run_id) if mv.run_id else None
     code = lineage.run.code if lineage.run else None
     argv, cwd = training_command(code, command)
-    # A command given runs as given; the recorded one runs at the recorded commit.
-    with checkout_recorded_code(None if command else code, argv, cwd, say) as (argv, cwd):
-        env = _child_env(ws.tracking_uri, original_run)
-        env[REPRODUCE_ENV] = request.to_env()
-        say(f"Retraining: {shlex.join(argv)}  (in {cwd})")
-        if pins:
-            say("  reads pinned to " + ", ".join(f"{i.label}" for i in lineage.inputs))
-        exit_code = _run(argv, cwd, env, timeout, say)
-    run, model_uri = find_reproduced(ws, request.token, original_run, mv, exit_code)
-    if exit_code != 0:
-        warnings.append(
-            f"The training process exited with code {exit_code} after recording run "
-            f"{run.info.run_id} and logging its model; judged by the run and the model."
+    # Three steps: train, compare the predictions, record the result.
+    with tracked(progress, f"Reproducing version {number}", 3) as advance:
+        advance(0, "training")
+        # A command given runs as given; the recorded one runs at the recorded commit.
+        with checkout_recorded_code(None if command else code, argv, cwd, say) as (argv, cwd):
+            env = _child_env(ws.tracking_uri, original_run)
+            env[REPRODUCE_ENV] = request.to_env()
+            say(f"Retraining: {shlex.join(argv)}  (in {cwd})")
+            if pins:
+                say("  reads pinned to " + ", ".join(f"{i.label}" for i in lineage.inputs))
+            exit_code = _run(argv, cwd, env, timeout, say)
+        run, model_uri = find_reproduced(ws, request.token, original_run, mv, exit_code)
+        if exit_code != 0:
+            warnings.append(
+                f"The training process exited with code {exit_code} after recording run "
+                f"{run.info.run_id} and logging its model; judged by the run and the model."
+            )
+        advance(1, "comparing predictions")
+        say(f"Comparing predictions on {data.label} ...")
+        comparison = _compare(ws, f"models:/{name}/{number}", model_uri, data, tolerance)
+        verification = Verification(
+            verified=comparison.identical,
+            rows_compared=comparison.rows_compared,
+            rows_identical=comparison.rows_identical,
+            max_difference=comparison.max_difference,
+            tolerance=tolerance,
+            data=data.label,
+            original_run_id=mv.run_id,
+            reproduced_run_id=run.info.run_id,
+            reproduced_model_uri=model_uri,
         )
-    say(f"Comparing predictions on {data.label} ...")
-    comparison = _compare(ws, f"models:/{name}/{number}", model_uri, data, tolerance)
-    verification = Verification(
-        verified=comparison.identical,
-        rows_compared=comparison.rows_compared,
-        rows_identical=comparison.rows_identical,
-        max_difference=comparison.max_difference,
-        tolerance=tolerance,
-        data=data.label,
-        original_run_id=mv.run_id,
-        reproduced_run_id=run.info.run_id,
-        reproduced_model_uri=model_uri,
-    )
-    registered = _registered_version(ws, name, run.info.run_id)
-    if register or registered:
-        verification = _register(ws, name, number, model_uri, run, verification, registered)
-    event_id = _record(ws, name, number, mv.run_id, verification)
+        advance(1, "recording the result")
+        registered = _registered_version(ws, name, run.info.run_id)
+        if register or registered:
+            verification = _register(ws, name, number, model_uri, run, verification, registered)
+        event_id = _record(ws, name, number, mv.run_id, verification)
+        advance(1)
     return ReproduceReport(
         name=name,
         version=number,
@@ -276,8 +285,8 @@ def _run(
 def _compare(
     ws: Workspace, original_uri: str, reproduced_uri: str, data: DeltaInput, tolerance: float
 ) -> Any:
-    from lineage_plugin.predictions import verify_predictions
-    from lineage_plugin.reproduce_runs import load_model
+    from lineage_plugin.recovery.predictions import verify_predictions
+    from lineage_plugin.recovery.reproduce_runs import load_model
 
     original = load_model(ws, original_uri)
     reproduced = load_model(ws, reproduced_uri)
@@ -314,9 +323,9 @@ def _register(
         mv = store.create_model_version(name, location, run_id=run.info.run_id, model_id=model_id)
         registered = str(mv.version)
     verification = dataclasses.replace(verification, reproduced_version=registered)
-    store.set_model_version_tag(name, registered, ModelVersionTag(REPRODUCES_VERSION_TAG, version))
+    store.set_model_version_tag(name, registered, ModelVersionTag(T.REPRODUCES_VERSION, version))
     store.set_model_version_tag(
-        name, registered, ModelVersionTag(VERIFICATION_TAG, json.dumps(verification.to_dict()))
+        name, registered, ModelVersionTag(T.VERIFICATION, json.dumps(verification.to_dict()))
     )
     return verification
 

@@ -1,0 +1,192 @@
+"""The query commands: show, diff, impact, timeline, check, reindex, export (read-only)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from lineage_plugin.cli import render
+from lineage_plugin.cli.options import common_options, emit, time_value
+from lineage_plugin.cli.progress import terminal_progress
+
+
+@click.command()
+@click.argument("model")
+@click.argument("version")
+@click.option(
+    "--at", callback=time_value, metavar="TIME", help="Resolve an alias or stage at TIME."
+)
+@common_options
+def show(model: str, version: str, at: int | None, tracking_uri: str | None, as_json: bool) -> None:
+    """Show the tables, environment, code, stages and aliases of a model version.
+
+    VERSION is a number, an alias (champion or @champion) or a stage (Production). With
+    --at, the alias or stage is resolved as it was at that time, from the event log.
+
+    \b
+    Examples:
+      mlflow-lineage show diabetes 3
+      mlflow-lineage show diabetes @champion --json
+      mlflow-lineage show diabetes Production --at "2026-11-17 09:00"
+    """
+    from lineage_plugin.queries import show as query
+
+    emit(as_json, query(model, version, at=at, tracking_uri=tracking_uri).to_dict(), render.show)
+
+
+@click.command()
+@click.argument("model")
+@click.argument("v1")
+@click.argument("v2")
+@common_options
+def diff(model: str, v1: str, v2: str, tracking_uri: str | None, as_json: bool) -> None:
+    """Show what differs between two model versions: data first, then libraries, code, params.
+
+    For each table the versions read and the Delta commits between them (operation, rows
+    changed, who committed).
+
+    \b
+    Examples:
+      mlflow-lineage diff diabetes 1 2
+      mlflow-lineage diff diabetes champion challenger --json
+    """
+    from lineage_plugin.queries import diff as query
+
+    emit(as_json, query(model, v1, v2, tracking_uri=tracking_uri).to_dict(), render.diff)
+
+
+@click.command()
+@click.argument("table")
+@click.option("--from-version", type=click.IntRange(min=0), help="First table version (incl.).")
+@click.option("--to-version", type=click.IntRange(min=0), help="Last table version (incl.).")
+@common_options
+def impact(
+    table: str,
+    from_version: int | None,
+    to_version: int | None,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """List every run and model version that read TABLE, those in use first.
+
+    TABLE is a path, URI or table name. This is the first question after a bad write.
+
+    \b
+    Examples:
+      mlflow-lineage impact /data/diabetes --from-version 4
+      mlflow-lineage impact s3://lake/sales --from-version 10 --to-version 12 --json
+    """
+    from lineage_plugin.queries import impact as query
+
+    report = query(
+        table, from_version=from_version, to_version=to_version, tracking_uri=tracking_uri
+    )
+    emit(as_json, report.to_dict(), render.impact)
+
+
+@click.command()
+@click.option("--model", help="A registered model.")
+@click.option("--table", help="A table path, URI or name.")
+@click.option(
+    "--since", callback=time_value, metavar="TIME", help="From TIME (e.g. 7d, 2026-11-01)."
+)
+@click.option("--until", callback=time_value, metavar="TIME", help="Up to TIME.")
+@common_options
+def timeline(
+    model: str | None,
+    table: str | None,
+    since: int | None,
+    until: int | None,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Merge Delta commits, runs, registrations, stage and alias changes in time order.
+
+    Give exactly one of --model and --table. Which version held an alias or stage at a time
+    is the last change before it (or ask directly: show MODEL ALIAS --at TIME).
+
+    \b
+    Examples:
+      mlflow-lineage timeline --model diabetes --since 7d
+      mlflow-lineage timeline --table /data/diabetes --since 2026-11-01 --until 2026-11-08
+    """
+    from lineage_plugin.queries import timeline as query
+
+    if (model is None) == (table is None):
+        raise click.UsageError("Give exactly one of --model NAME and --table TABLE.")
+    report = query(model=model, table=table, since=since, until=until, tracking_uri=tracking_uri)
+    emit(as_json, report.to_dict(), render.timeline)
+
+
+@click.command()
+@click.argument("model")
+@click.argument("version")
+@common_options
+def check(model: str, version: str, tracking_uri: str | None, as_json: bool) -> None:
+    """Would retraining now reproduce this model version? Exit 1 with the reasons if not.
+
+    Compares today's library versions and code with the recorded ones, and checks that each
+    recorded table version is still readable (files not vacuumed, log not cleaned up).
+
+    \b
+    Examples:
+      mlflow-lineage check diabetes 3
+      mlflow-lineage check diabetes Production --json
+    """
+    from lineage_plugin.queries import check as query
+
+    report = query(model, version, tracking_uri=tracking_uri)
+    emit(as_json, report.to_dict(), render.check)
+    if not report.ok:
+        sys.exit(1)
+
+
+@click.command()
+@common_options
+def reindex(tracking_uri: str | None, as_json: bool) -> None:
+    """Rebuild the lineage index from MLflow (runs, model versions, event tags).
+
+    The index is a cache; MLflow's tags are the record. Safe to run at any time.
+
+    \b
+    Examples:
+      mlflow-lineage reindex
+      mlflow-lineage reindex --tracking-uri sqlite:///mlflow.db
+    """
+    from lineage_plugin.queries import reindex as query
+
+    summary = query(tracking_uri=tracking_uri, progress=terminal_progress(as_json)).to_dict()
+    emit(as_json, summary, lambda d: render.summary("Rebuilt the lineage index:", d))
+
+
+@click.command()
+@click.option("--model", help="Only this registered model (default: everything).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Archive to write (.tar.gz or .zip; default lineage-export-<time>.tar.gz).",
+)
+@common_options
+def export(model: str | None, output: str | None, tracking_uri: str | None, as_json: bool) -> None:
+    """Export lineage as JSON lines and OpenLineage run events, packed in one archive.
+
+    The archive holds manifest.json, lineage.jsonl (runs, model versions, registry events)
+    and openlineage.jsonl (one RunEvent per run, inputs with the dataset version facet).
+
+    \b
+    Examples:
+      mlflow-lineage export --model diabetes -o diabetes-lineage.tar.gz
+      mlflow-lineage export -o everything.zip --json
+    """
+    import time
+
+    from lineage_plugin.queries.export import export as query
+
+    target = output or time.strftime("lineage-export-%Y%m%d-%H%M%S.tar.gz")
+
+    summary = query(
+        target, model=model, tracking_uri=tracking_uri, progress=terminal_progress(as_json)
+    ).to_dict()
+    emit(as_json, summary, lambda d: render.summary("Exported lineage:", d))

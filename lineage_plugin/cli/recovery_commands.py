@@ -1,0 +1,203 @@
+"""The commands that write after a bad write: restore, reproduce, rollback."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from lineage_plugin.cli import render
+from lineage_plugin.cli.options import common_options, emit, retraining_options
+from lineage_plugin.cli.progress import terminal_progress
+
+
+@click.command()
+@click.argument("model")
+@click.argument("version")
+@click.option("--table", help="Only this table (path, URI or name); default: all it read.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before writing.")
+@click.option("--reason", metavar="TEXT", help="Why; recorded with the restore.")
+@click.option(
+    "--allow-missing-files",
+    is_flag=True,
+    help="Restore even if files of the target version were vacuumed (their rows are lost).",
+)
+@click.option(
+    "--allow-undo-deletes",
+    is_flag=True,
+    help="Restore even if the commits undone deleted rows (they come back).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["deltalake", "spark"]),
+    help=(
+        "Who writes the RESTORE (default: deltalake when it can open the table, else Delta's "
+        "own RESTORE through Spark)."
+    ),
+)
+@common_options
+def restore(
+    model: str,
+    version: str,
+    table: str | None,
+    dry_run: bool,
+    yes: bool,
+    reason: str | None,
+    allow_missing_files: bool,
+    allow_undo_deletes: bool,
+    engine: str | None,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Restore the tables a model version was trained on to the versions it read.
+
+    A Delta RESTORE per table: a new commit with the recorded version's content (history
+    is kept). The plan (current version, target, the commits undone with who and when) is
+    shown first, and nothing is written until you say yes. If someone commits to a table
+    while you decide, nothing is written and you get the new plan.
+
+    \b
+    Examples:
+      mlflow-lineage restore diabetes champion --dry-run
+      mlflow-lineage restore diabetes 1 --reason "MERGE of predictions into target"
+      mlflow-lineage restore diabetes 1 --table diabetes --yes --json
+      mlflow-lineage restore diabetes 1 --engine spark --yes
+    """
+    from lineage_plugin.errors import RestoreRefusedError
+    from lineage_plugin.recovery.restore import restore as run_restore
+
+    try:
+        report = run_restore(
+            model,
+            version,
+            table=table,
+            reason=reason,
+            dry_run=dry_run,
+            allow_missing_files=allow_missing_files,
+            allow_undo_deletes=allow_undo_deletes,
+            engine=engine,
+            confirm=None if (yes or dry_run) else confirm_restore,
+            progress=terminal_progress(as_json),
+            tracking_uri=tracking_uri,
+        )
+    except RestoreRefusedError as exc:
+        if exc.plan is not None:
+            click.echo(render.restore_plan(exc.plan.to_dict()), err=True)
+        raise
+    emit(as_json, report.to_dict(), render.restore)
+
+
+@click.command()
+@click.argument("model")
+@click.argument("version")
+@retraining_options
+@click.option("--register", is_flag=True, help="Register the new model as a new version.")
+@click.option(
+    "--no-pin",
+    is_flag=True,
+    help="Read the tables as they are now instead of the recorded versions.",
+)
+@common_options
+def reproduce(
+    model: str,
+    version: str,
+    command: str | None,
+    tolerance: float,
+    register: bool,
+    no_pin: bool,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Retrain a model version as recorded and check its predictions are identical.
+
+    Runs the recorded training command (in its working directory, at its git commit) or
+    --command, with every Delta read pinned to the recorded version by time travel, so it
+    works whether or not the table was restored. Then compares the original and the new
+    model's predictions on the recorded training data. Exit 1 when they differ.
+
+    \b
+    Examples:
+      mlflow-lineage reproduce diabetes champion
+      mlflow-lineage reproduce diabetes 3 --register
+      mlflow-lineage reproduce diabetes 3 --tolerance 1e-9
+      mlflow-lineage reproduce diabetes 3 --command "python train.py --alpha 0.1"
+    """
+    from lineage_plugin.recovery.reproduce import reproduce as run_reproduce
+
+    report = run_reproduce(
+        model,
+        version,
+        command=command,
+        tolerance=tolerance,
+        register=register,
+        pin=not no_pin,
+        progress=terminal_progress(as_json),
+        tracking_uri=tracking_uri,
+    )
+    emit(as_json, report.to_dict(), render.reproduce)
+    if not report.verified:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("model")
+@click.argument("version")
+@click.option("--alias", help="Point this alias at the reproduced version once verified.")
+@click.option("--stage", help="Or move the reproduced version to this stage.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before restoring.")
+@click.option("--reason", metavar="TEXT", help="Why; recorded with the restore.")
+@retraining_options
+@common_options
+def rollback(
+    model: str,
+    version: str,
+    alias: str | None,
+    stage: str | None,
+    yes: bool,
+    reason: str | None,
+    tolerance: float,
+    command: str | None,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Restore, retrain, verify, then point an alias or stage at the rebuilt version.
+
+    VERSION is the known-good version. Its training tables are restored (asking first,
+    unless --yes), it is retrained with reads pinned to the recorded versions and
+    registered, and its predictions are compared with VERSION's. Only when they are
+    identical is --alias or --stage moved to the new version. Exit 1 when not verified.
+
+    \b
+    Examples:
+      mlflow-lineage rollback diabetes 1 --alias champion
+      mlflow-lineage rollback diabetes 1 --stage Production --yes --reason "bad MERGE"
+    """
+    from lineage_plugin.recovery.rollback import rollback as run_rollback
+
+    if alias and stage:
+        raise click.UsageError("Give --alias or --stage, not both.")
+    report = run_rollback(
+        model,
+        version,
+        alias=alias,
+        stage=stage,
+        reason=reason,
+        confirm=None if yes else confirm_restore,
+        tolerance=tolerance,
+        command=command,
+        progress=terminal_progress(as_json),
+        tracking_uri=tracking_uri,
+    )
+    emit(as_json, report.to_dict(), render.rollback)
+    if not report.verified:
+        sys.exit(1)
+
+
+def confirm_restore(plan: Any) -> bool:
+    click.echo(render.restore_plan(plan.to_dict()), err=True)
+    try:
+        return click.confirm("Restore these tables now?", default=False, err=True)
+    except click.Abort:
+        return False
