@@ -23,6 +23,10 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import click
 
 SOURCE = Path(__file__).resolve().parents[1]
 DEMO = SOURCE / "demo_notebooks" / "run_demo.py"
@@ -75,14 +79,22 @@ def tree_state() -> str | None:
 
 
 def outside(dist: Path) -> None:
-    """Make the venv, install the wheel, run the checks and the demo in it."""
+    """Make the venv in a temporary directory, run the checks and the demo; remove it."""
     wheels = sorted(dist.glob("*.whl"))
     if len(wheels) != 1:
         fail(f"expected one wheel in {dist}, found {[w.name for w in wheels]}")
-    wheel = wheels[0]
-    ui_files = check_ui_files(wheel)
-
+    ui_files = check_ui_files(wheels[0])
+    ui = f"all {ui_files} files of ui_extension/" if ui_files else "no ui_extension/ to check"
+    print(f"wheel smoke: {wheels[0].name}: {ui}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="wheel-smoke-"))
+    try:
+        smoke(wheels[0], tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def smoke(wheel: Path, tmp: Path) -> None:
+    """Install the wheel into a venv in tmp; the checks in it, then the demo."""
     venv, work = tmp / "venv", tmp / "work"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
@@ -107,6 +119,13 @@ def outside(dist: Path) -> None:
     # -I: neither the working directory nor this script's directory nor PYTHONPATH on sys.path.
     report = json.loads(run([python, "-I", __file__, "--inside"], work, env, "checks in the venv"))
     checked = time.monotonic()
+    print(
+        f"wheel smoke: lineage_plugin from {report['location']}\n"
+        f"wheel smoke: {report['names']} names of lineage_plugin.__all__ imported, "
+        f"{report['helps']} --help runs OK (mlflow-lineage and {report['helps'] - 1} commands) "
+        f"in {checked - installed:.0f}s",
+        flush=True,
+    )
 
     before = tree_state()
     demo_dir = tmp / "demo"
@@ -127,26 +146,17 @@ def outside(dist: Path) -> None:
     if before != after:
         fail(f"the demo changed the source tree:\nbefore:\n{before}\nafter:\n{after}")
     done = time.monotonic()
-
-    shutil.rmtree(tmp)
+    unchanged = "" if before is None else ", source tree unchanged"
     print(
-        f"wheel smoke: lineage_plugin from {report['location']}\n"
-        f"wheel smoke: {report['names']} names of lineage_plugin.__all__ imported, "
-        f"{report['helps']} --help runs of mlflow-lineage (the group and "
-        f"{report['helps'] - 1} commands) OK, {ui_files} ui_extension files in the wheel "
-        f"({checked - installed:.0f}s)\n"
-        f"wheel smoke: demo OK ({done - checked:.0f}s"
-        + ("" if before is None else ", source tree unchanged")
-        + f"); total {done - started:.0f}s",
+        f"wheel smoke: demo OK in {done - checked:.0f}s{unchanged}; total {done - started:.0f}s",
         flush=True,
     )
 
 
-def command_paths(group: object, ctx: object, prefix: list[str]) -> list[list[str]]:
+def command_paths(group: click.Group, ctx: click.Context, prefix: list[str]) -> list[list[str]]:
     """Every command under a click group, nested groups' commands included."""
     import click
 
-    assert isinstance(group, click.Group) and isinstance(ctx, click.Context)
     paths = []
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
@@ -162,7 +172,6 @@ def inside() -> None:
     import sysconfig
 
     import click
-    from jupyter_client.kernelspec import KernelSpecManager
 
     import lineage_plugin
     from lineage_plugin.cli import cli
@@ -191,6 +200,8 @@ def inside() -> None:
 
     # The demo's kernel must run this venv's Python ("python" in a kernelspec means the
     # launching interpreter, the venv's).
+    from jupyter_client.kernelspec import KernelSpecManager
+
     kernel = KernelSpecManager().get_kernel_spec("python3").argv[0]
     major, minor = sys.version_info[:2]
     launcher = {"python", f"python{major}", f"python{major}.{minor}"}
