@@ -97,6 +97,7 @@ def _from_api(ws: Workspace, say: Callable[[str], None]) -> dict[str, int]:
     from lineage_plugin.store.index_updates import run_row
 
     index = ws.require_index()
+    say("reading MLflow through its API (search_runs, search_model_versions)")
     runs = []
     for run in ws.lineage_runs():
         runs.append((T.run_lineage_from_tags(run.info.run_id, run.data.tags), run_row(run.info)))
@@ -115,6 +116,7 @@ def _from_tables(ws: Workspace, url: str, say: Callable[[str], None]) -> dict[st
     database = MlflowDatabase(url)
     database.check()  # before the index is made: not in a database that is not MLflow's
     index = ws.require_index()
+    say(f"reading MLflow's tables directly in {database.safe_url}")
     with database.rebuilding(index) as (tables, conn):
         versions, events, holdings = _registry(tables.registered_models(), tables.model_versions())
         say(f"read {len(versions)} model versions and {len(events)} registry events")
