@@ -219,9 +219,8 @@ class MlflowTables:
             after = page[-1][0]
             wanted = {row[0] for row in page}
             run_tags: dict[str, dict[str, str]] = {}
-            for run_id, key, value in self.conn.execute(
-                tags_query, {"first": page[0][0], "last": after}
-            ):
+            bounds = {"first": page[0][0], "last": after}
+            for run_id, key, value in self.conn.execute(tags_query, bounds).all():
                 if run_id in wanted and key.startswith(T.PREFIX):
                     run_tags.setdefault(run_id, {})[key] = value
             names = self._run_names([row[0] for row in page if not row[2]])
