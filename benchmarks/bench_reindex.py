@@ -16,8 +16,8 @@ they differ (0 otherwise, targets met or not).
 Target: the SQL path <= 60 s for 100,000 runs / 1,000,000 edges (``--quick``: 2,000 runs,
 its time scaled to 100,000 runs).
 
-    python benchmarks/bench_reindex.py [--quick] [--runs N] [--regenerate] [--profile]
-                                       [--workdir DIR]
+    python benchmarks/bench_reindex.py [--quick] [--runs N] [--no-api] [--regenerate]
+                                       [--profile] [--workdir DIR]
 """
 
 from __future__ import annotations
