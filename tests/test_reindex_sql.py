@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import warnings
 
@@ -175,7 +176,8 @@ def test_an_index_in_another_database_is_rebuilt_the_same(
 def test_a_database_without_mlflows_tables_is_a_clear_error(request, dialect):
     with fresh_database(request, dialect, "empty.db", migrated=False) as url:
         if dialect == "sqlite":
-            sqlite3.connect(url.removeprefix("sqlite:///")).execute("CREATE TABLE notes (x)")
+            with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as con:
+                con.execute("CREATE TABLE notes (x)")
         for source in ("auto", "sql"):
             with pytest.raises(LineageError) as caught:
                 reindex(tracking_uri=f"lineage+{url}", source=source)
@@ -189,7 +191,7 @@ def test_a_database_without_mlflows_tables_is_a_clear_error(request, dialect):
 
 
 def test_a_database_missing_one_of_mlflows_tables_names_it(sqlite_uri):
-    with sqlite3.connect(sqlite_uri.removeprefix("sqlite:///")) as con:
+    with contextlib.closing(sqlite3.connect(sqlite_uri.removeprefix("sqlite:///"))) as con:
         con.execute("DROP TABLE registered_model_aliases")
     with pytest.raises(LineageError, match="lacks MLflow .*'s registered_model_aliases"):
         reindex(tracking_uri=f"lineage+{sqlite_uri}")
