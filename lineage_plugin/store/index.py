@@ -221,7 +221,8 @@ class LineageIndex:
         """Replace the whole index content in one transaction (``reindex``).
 
         ``runs`` is consumed lazily and written in batches (it may be read from MLflow, page
-        by page, inside this very transaction), so memory stays bounded by a batch.
+        by page, inside this very transaction), so memory stays bounded by a batch. ``conn``:
+        a connection to write in (its transaction), else a new one.
         """
         t = tables()
         with self._conn(conn) as c, _bulk_load(c, t["reads"]):
