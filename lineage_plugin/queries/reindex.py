@@ -1,15 +1,34 @@
-"""``reindex``: rebuild the lineage index from what MLflow holds (the system of record)."""
+"""``reindex``: rebuild the lineage index from what MLflow holds (the system of record).
+
+Two ways to read MLflow, giving the same index:
+
+- ``sql``: MLflow's own tables, read directly and page by page
+  (:mod:`lineage_plugin.store.mlflow_tables`), for SQL backends (``sqlite:``, ``postgresql:``,
+  ``mysql:``, ``mssql:``, with or without ``lineage+``). Fast: no ``Run`` objects are built.
+- ``api``: MLflow's store API (``search_runs``, ``search_model_versions``,
+  ``search_registered_models``), for every backend (``file:``, ``http(s):``).
+
+``source="auto"`` (the default) takes ``sql`` where there is a SQL database, else ``api``.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lineage_plugin import tags as T
+from lineage_plugin.errors import LineageError
 from lineage_plugin.events import RegistryEvent, collect_events, events_from_tags
 from lineage_plugin.queries.workspace import Workspace
+
+if TYPE_CHECKING:
+    from lineage_plugin.records import RunLineage
+    from lineage_plugin.store.index import RunRow
+
+#: The values of ``reindex(source=...)``.
+SOURCES = ("auto", "api", "sql")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,59 +49,125 @@ class ReindexSummary:
 
 
 def reindex(
-    *, tracking_uri: str | None = None, progress: Callable[[str], None] | None = None
+    *,
+    tracking_uri: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    source: str = "auto",
 ) -> ReindexSummary:
     """Rebuild the lineage index from MLflow's runs, model versions and event tags.
 
     Args:
         tracking_uri: Where MLflow is (default: MLflow's tracking URI).
         progress: Called with a status line as each phase finishes.
+        source: ``"sql"`` reads MLflow's tables directly (SQL backends only), ``"api"``
+            reads through MLflow's store API, ``"auto"`` takes ``"sql"`` when it can.
 
     Returns:
         A :class:`ReindexSummary`.
 
+    Raises:
+        LineageError: ``source`` is unknown, ``"sql"`` was asked for a backend without a SQL
+            database, or the database lacks MLflow's tables (the message says what to do).
+
     Example:
         >>> reindex(progress=print).runs
     """
-    from lineage_plugin.store.index_updates import run_row
+    from lineage_plugin.store.mlflow_database import sql_backend_url
 
+    if source not in SOURCES:
+        raise LineageError(f"Unknown reindex source '{source}': use one of {', '.join(SOURCES)}.")
     say = progress or (lambda _message: None)
     started = time.perf_counter()
     ws = Workspace(tracking_uri)
-    index = ws.require_index()
+    url = None if source == "api" else sql_backend_url(ws.tracking_uri)
+    if source == "sql" and url is None:
+        raise LineageError(
+            f"reindex(source='sql') reads MLflow's SQL database, and {ws.tracking_uri} has "
+            "none. Use source='api' (or 'auto') for file: and http(s): tracking URIs."
+        )
+    counts = _from_tables(ws, url, say) if url else _from_api(ws, say)
+    summary = ReindexSummary(
+        index_url=ws.index.url, **counts, seconds=round(time.perf_counter() - started, 3)
+    )
+    say(f"wrote the index at {ws.index.url}")
+    return summary
 
+
+def _from_api(ws: Workspace, say: Callable[[str], None]) -> dict[str, int]:
+    from lineage_plugin.store.index_updates import run_row
+
+    index = ws.require_index()
+    say("reading MLflow through its API (search_runs, search_model_versions)")
     runs = []
     for run in ws.lineage_runs():
         runs.append((T.run_lineage_from_tags(run.info.run_id, run.data.tags), run_row(run.info)))
         if len(runs) % 10000 == 0:
             say(f"read {len(runs)} runs...")
     say(f"read {len(runs)} runs with lineage")
-
-    versions, events, holdings = _registry(ws)
+    versions, events, holdings = _registry(list(ws.registered_models()), ws.model_versions())
     say(f"read {len(versions)} model versions and {len(events)} registry events")
     index.rebuild(runs=runs, model_versions=versions, events=events, holdings=holdings)
-    summary = ReindexSummary(
-        index_url=index.url,
-        runs=len(runs),
-        reads=sum(len(r.inputs) for r, _ in runs),
-        model_versions=len(versions),
-        events=len(events),
-        holdings=len(holdings),
-        seconds=round(time.perf_counter() - started, 3),
-    )
-    say(f"wrote the index at {index.url}")
-    return summary
+    return _counts(len(runs), sum(len(r.inputs) for r, _ in runs), versions, events, holdings)
 
 
-def _registry(ws: Workspace) -> tuple[list[dict], list[RegistryEvent], list[dict]]:
+def _from_tables(ws: Workspace, url: str, say: Callable[[str], None]) -> dict[str, int]:
+    from lineage_plugin.store.mlflow_database import MlflowDatabase
+
+    database = MlflowDatabase(url)
+    database.check()  # before the index is made: not in a database that is not MLflow's
+    index = ws.require_index()
+    say(f"reading MLflow's tables directly in {database.safe_url}")
+    with database.rebuilding(index) as (tables, conn):
+        versions, events, holdings = _registry(tables.registered_models(), tables.model_versions())
+        say(f"read {len(versions)} model versions and {len(events)} registry events")
+        runs = _Counted(tables.lineage_runs(), say)
+        index.rebuild(
+            runs=runs, model_versions=versions, events=events, holdings=holdings, conn=conn
+        )
+    say(f"read {runs.runs} runs with lineage")
+    return _counts(runs.runs, runs.reads, versions, events, holdings)
+
+
+class _Counted:
+    """Runs passed through, counted (runs and reads), with a status line every 10,000."""
+
+    def __init__(self, runs: Iterable[tuple[RunLineage, RunRow]], say: Callable[[str], None]):
+        self._runs = runs
+        self._say = say
+        self.runs = 0
+        self.reads = 0
+
+    def __iter__(self) -> Iterator[tuple[RunLineage, RunRow]]:
+        for record, row in self._runs:
+            self.runs += 1
+            self.reads += len(record.inputs)
+            if self.runs % 10000 == 0:
+                self._say(f"read {self.runs} runs...")
+            yield record, row
+
+
+def _counts(runs: int, reads: int, versions: list, events: list, holdings: list) -> dict[str, int]:
+    return {
+        "runs": runs,
+        "reads": reads,
+        "model_versions": len(versions),
+        "events": len(events),
+        "holdings": len(holdings),
+    }
+
+
+def _registry(
+    registered: list[Any], model_versions: Iterable[Any]
+) -> tuple[list[dict], list[RegistryEvent], list[dict]]:
+    """Index rows from registered models and model versions (MLflow's entities, or the
+    records of :mod:`lineage_plugin.store.mlflow_tables`, which have the same fields)."""
     from lineage_plugin.store.index_updates import model_version_row
 
-    registered = list(ws.registered_models())
     aliases: dict[tuple[str, str], list[str]] = {}  # search_model_versions leaves them out
     for rm in registered:
         for alias, version in (rm.aliases or {}).items():
             aliases.setdefault((rm.name, str(version)), []).append(alias)
-    model_versions = list(ws.model_versions())
+    model_versions = list(model_versions)
     holdings = [
         h
         for mv in model_versions

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -215,10 +216,16 @@ class LineageIndex:
         model_versions: Iterable[dict[str, Any]],
         events: Iterable[RegistryEvent],
         holdings: Iterable[dict[str, Any]],
+        conn: Connection | None = None,
     ) -> None:
-        """Replace the whole index content in one transaction (``reindex``)."""
+        """Replace the whole index content in one transaction (``reindex``).
+
+        ``runs`` is consumed lazily and written in batches (it may be read from MLflow, page
+        by page, inside this very transaction), so memory stays bounded by a batch. ``conn``:
+        a connection to write in (its transaction), else a new one.
+        """
         t = tables()
-        with self.begin() as c:
+        with self._conn(conn) as c, _bulk_load(c, t["reads"]):
             for name in ("reads", "runs", "model_versions", "events", "holdings"):
                 c.execute(t[name].delete())
             _insert_chunked(c, t["model_versions"], list(model_versions))
@@ -229,16 +236,41 @@ class LineageIndex:
             for record, row in runs:
                 run_rows.append(_run_values(record, row))
                 read_rows.extend(_read_values(record, row))
-                if len(read_rows) >= 5000:
+                if len(read_rows) >= _BATCH or len(run_rows) >= _BATCH:
+                    _insert_chunked(c, t["runs"], run_rows)
                     _insert_chunked(c, t["reads"], read_rows)
-                    read_rows = []
+                    run_rows, read_rows = [], []
             _insert_chunked(c, t["runs"], run_rows)
             _insert_chunked(c, t["reads"], read_rows)
 
 
+_BATCH = 5000
+
+
+@contextlib.contextmanager
+def _bulk_load(conn: Connection, table: Any) -> Iterator[None]:
+    """On SQLite, ``table``'s secondary indexes are dropped for the load and made again after,
+    in the same transaction (a rollback brings them back): one sort per index instead of a
+    million random B-tree inserts, several times faster."""
+    indexes = list(table.indexes) if conn.dialect.name == "sqlite" else []
+    for index in indexes:
+        index.drop(conn, checkfirst=True)
+    yield
+    for index in indexes:
+        index.create(conn, checkfirst=True)
+
+
 def _insert_chunked(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), 5000):
-        conn.execute(table.insert(), rows[start : start + 5000])
+    if conn.dialect.name == "sqlite" and rows:
+        # SQLAlchemy's per-row parameter handling costs about as much as SQLite's insert: the
+        # rows go to the driver's executemany as tuples, in the compiled statement's order.
+        compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(rows[0]))
+        sql, values = str(compiled), operator.itemgetter(*compiled.positiontup)
+        for start in range(0, len(rows), _BATCH):
+            conn.exec_driver_sql(sql, [values(r) for r in rows[start : start + _BATCH]])
+        return
+    for start in range(0, len(rows), _BATCH):
+        conn.execute(table.insert(), rows[start : start + _BATCH])
 
 
 def _run_values(record: RunLineage, row: RunRow) -> dict[str, Any]:
