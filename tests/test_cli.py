@@ -195,6 +195,19 @@ def test_reindex_rebuilds_the_same_answers(scenario):
     assert (summary["runs"], summary["model_versions"], summary["events"]) == (2, 2, 5)
     assert as_json(scenario, "impact", "sales") == before
     assert as_json(scenario, "timeline", "--model", "ridge") == timeline_before
+    # Through MLflow's API instead of its tables: the same index.
+    through_api = as_json(scenario, "reindex", "--source", "api")
+    assert {k: v for k, v in through_api.items() if k != "seconds"} == {
+        k: v for k, v in summary.items() if k != "seconds"
+    }
+    assert as_json(scenario, "impact", "sales") == before
+
+
+def test_reindex_source_sql_refuses_a_backend_without_sql(tmp_path):
+    uri = f"lineage+file://{tmp_path / 'mlruns'}"
+    result = CliRunner().invoke(cli, ["reindex", "--source", "sql", "--tracking-uri", uri])
+    assert result.exit_code == 2, result.output
+    assert "source='api'" in result.output and "Traceback" not in result.output
 
 
 def test_export_packs_lineage_and_openlineage_in_one_archive(scenario, tmp_path):

@@ -135,3 +135,14 @@ def test_a_bar_is_drawn_only_when_bars_are_on(capsys):
     assert capsys.readouterr().err == "a line\n"
     # Indented keeps the bar of the progress it wraps.
     assert Indented(TerminalProgress(bars=True), "  ").bar is not None
+
+
+def test_reindex_draws_a_bar_on_a_terminal(two_tables_restorable):
+    s = two_tables_restorable
+    args = ["reindex", "--tracking-uri", s["uri"]]
+    code, stdout, terminal = _cli(args, s["cwd"], tty=True)
+    assert code == 0, terminal
+    assert "Indexing runs" in terminal and "1/1" in terminal
+    code, stdout, terminal = _cli([*args, "--json"], s["cwd"], tty=True)
+    assert code == 0 and "Indexing runs" not in terminal
+    assert json.loads(stdout)["runs"] == 1

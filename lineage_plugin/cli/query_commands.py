@@ -143,20 +143,32 @@ def check(model: str, version: str, tracking_uri: str | None, as_json: bool) -> 
 
 
 @click.command()
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "sql", "api"]),
+    default="auto",
+    show_default=True,
+    help="Read MLflow's SQL tables directly (sql), through its API (api), or sql when the "
+    "backend has a SQL database (auto).",
+)
 @common_options
-def reindex(tracking_uri: str | None, as_json: bool) -> None:
+def reindex(source: str, tracking_uri: str | None, as_json: bool) -> None:
     """Rebuild the lineage index from MLflow (runs, model versions, event tags).
 
-    The index is a cache; MLflow's tags are the record. Safe to run at any time.
+    The index is a cache; MLflow's tags are the record. Safe to run at any time. On SQL
+    backends it reads MLflow's own tables directly (read-only, page by page); file: and
+    http(s): backends are read through MLflow's API.
 
     \b
     Examples:
       mlflow-lineage reindex
       mlflow-lineage reindex --tracking-uri sqlite:///mlflow.db
+      mlflow-lineage reindex --source api --json
     """
     from lineage_plugin.queries import reindex as query
 
-    summary = query(tracking_uri=tracking_uri, progress=terminal_progress(as_json)).to_dict()
+    progress = terminal_progress(as_json)
+    summary = query(tracking_uri=tracking_uri, progress=progress, source=source).to_dict()
     emit(as_json, summary, lambda d: render.summary("Rebuilt the lineage index:", d))
 
 

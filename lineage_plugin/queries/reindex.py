@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from lineage_plugin import tags as T
 from lineage_plugin.errors import LineageError
 from lineage_plugin.events import RegistryEvent, collect_events, events_from_tags
+from lineage_plugin.progress import Advance, Progress, status_lines, tracked
 from lineage_plugin.queries.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -72,24 +73,24 @@ def reindex(
     Example:
         >>> reindex(progress=print).runs
     """
-    from lineage_plugin.store.mlflow_database import sql_backend_url
+    from lineage_plugin.store.mlflow_database import safe_url, sql_backend_url
 
     if source not in SOURCES:
         raise LineageError(f"Unknown reindex source '{source}': use one of {', '.join(SOURCES)}.")
-    say = progress or (lambda _message: None)
+    say = status_lines(progress)
     started = time.perf_counter()
     ws = Workspace(tracking_uri)
     url = None if source == "api" else sql_backend_url(ws.tracking_uri)
     if source == "sql" and url is None:
         raise LineageError(
             f"reindex(source='sql') reads MLflow's SQL database, and {ws.tracking_uri} has "
-            "none. Use source='api' (or 'auto') for file: and http(s): tracking URIs."
+            "none. Use source='api' (--source api) or 'auto' for file: and http(s): tracking URIs."
         )
-    counts = _from_tables(ws, url, say) if url else _from_api(ws, say)
+    counts = _from_tables(ws, url, progress) if url else _from_api(ws, say)
     summary = ReindexSummary(
         index_url=ws.index.url, **counts, seconds=round(time.perf_counter() - started, 3)
     )
-    say(f"wrote the index at {ws.index.url}")
+    say(f"wrote the index at {safe_url(ws.index.url)}")
     return summary
 
 
@@ -110,9 +111,10 @@ def _from_api(ws: Workspace, say: Callable[[str], None]) -> dict[str, int]:
     return _counts(len(runs), sum(len(r.inputs) for r, _ in runs), versions, events, holdings)
 
 
-def _from_tables(ws: Workspace, url: str, say: Callable[[str], None]) -> dict[str, int]:
+def _from_tables(ws: Workspace, url: str, progress: Progress | None) -> dict[str, int]:
     from lineage_plugin.store.mlflow_database import MlflowDatabase
 
+    say = status_lines(progress)
     database = MlflowDatabase(url)
     database.check()  # before the index is made: not in a database that is not MLflow's
     index = ws.require_index()
@@ -120,20 +122,29 @@ def _from_tables(ws: Workspace, url: str, say: Callable[[str], None]) -> dict[st
     with database.rebuilding(index) as (tables, conn):
         versions, events, holdings = _registry(tables.registered_models(), tables.model_versions())
         say(f"read {len(versions)} model versions and {len(events)} registry events")
-        runs = _Counted(tables.lineage_runs(), say)
-        index.rebuild(
-            runs=runs, model_versions=versions, events=events, holdings=holdings, conn=conn
-        )
+        total = tables.lineage_run_count() if getattr(progress, "bar", None) else None
+        with tracked(progress, "Indexing runs", total) as advance:
+            runs = _Counted(tables.lineage_runs(), say, advance)
+            index.rebuild(
+                runs=runs, model_versions=versions, events=events, holdings=holdings, conn=conn
+            )
     say(f"read {runs.runs} runs with lineage")
     return _counts(runs.runs, runs.reads, versions, events, holdings)
 
 
 class _Counted:
-    """Runs passed through, counted (runs and reads), with a status line every 10,000."""
+    """Runs passed through, counted (runs and reads), with a status line every 10,000 (and
+    the progress bar advanced, when one is drawn)."""
 
-    def __init__(self, runs: Iterable[tuple[RunLineage, RunRow]], say: Callable[[str], None]):
+    def __init__(
+        self,
+        runs: Iterable[tuple[RunLineage, RunRow]],
+        say: Callable[[str], None],
+        advance: Advance,
+    ) -> None:
         self._runs = runs
         self._say = say
+        self._advance = advance
         self.runs = 0
         self.reads = 0
 
@@ -143,7 +154,10 @@ class _Counted:
             self.reads += len(record.inputs)
             if self.runs % 10000 == 0:
                 self._say(f"read {self.runs} runs...")
+            if self.runs % 500 == 0:
+                self._advance(500)
             yield record, row
+        self._advance(self.runs % 500)
 
 
 def _counts(runs: int, reads: int, versions: list, events: list, holdings: list) -> dict[str, int]:

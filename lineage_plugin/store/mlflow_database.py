@@ -29,6 +29,13 @@ class MlflowDatabaseError(LineageError):
     """MLflow's database cannot be read directly, or lacks the tables MLflow 3.17 makes."""
 
 
+def safe_url(url: str) -> str:
+    """A SQLAlchemy URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def sql_backend_url(tracking_uri: str) -> str | None:
     """The SQLAlchemy URL of MLflow's database behind ``tracking_uri``; ``None`` if not SQL.
 
@@ -100,9 +107,7 @@ class MlflowDatabase:
     @property
     def safe_url(self) -> str:
         """The URL without its password, for messages."""
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.url).render_as_string(hide_password=True)
+        return safe_url(self.url)
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Connection]:

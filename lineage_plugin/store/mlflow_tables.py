@@ -177,17 +177,23 @@ class MlflowTables:
         found.sort(key=lambda v: -(v.last_updated_timestamp or 0))  # stable: the rest as above
         return found
 
-    def lineage_runs(self) -> Iterator[tuple[RunLineage, RunRow]]:
-        """Every run with lineage (see the module doc), a page at a time, by run id."""
+    def lineage_run_count(self) -> int:
+        """How many runs :meth:`lineage_runs` yields (one ``COUNT``, for progress)."""
+        from sqlalchemy import func
+
+        return int(self.conn.execute(self._lineage_runs_query(func.count())).scalar_one())
+
+    def _lineage_runs_query(self, *columns: Any) -> Any:
+        """``SELECT columns`` over the runs with lineage (see the module doc)."""
         from mlflow.entities import LifecycleStage, ViewType
-        from sqlalchemy import bindparam, exists, select
+        from sqlalchemy import exists, select
 
         t = _tables()
         runs, experiments, tags = t["runs"], t["experiments"], t["tags"]
         stages = LifecycleStage.view_type_to_stages(ViewType.ALL)
         status = tags.alias("status")
-        page_query = (
-            select(*(runs.c[c] for c in COLUMNS["runs"][:6]))
+        return (
+            select(*columns)
             .select_from(
                 runs.join(experiments, experiments.c.experiment_id == runs.c.experiment_id)
             )
@@ -195,13 +201,23 @@ class MlflowTables:
                 experiments.c.workspace == self.workspace,
                 experiments.c.lifecycle_stage.in_(stages),
                 runs.c.lifecycle_stage.in_(stages),
-                runs.c.run_uuid > bindparam("after"),
                 exists().where(
                     status.c.run_uuid == runs.c.run_uuid,
                     status.c.key == T.STATUS,
                     status.c.value.like("%"),
                 ),
             )
+        )
+
+    def lineage_runs(self) -> Iterator[tuple[RunLineage, RunRow]]:
+        """Every run with lineage (see the module doc), a page at a time, by run id."""
+        from sqlalchemy import bindparam, select
+
+        t = _tables()
+        runs, tags = t["runs"], t["tags"]
+        page_query = (
+            self._lineage_runs_query(*(runs.c[c] for c in COLUMNS["runs"][:6]))
+            .where(runs.c.run_uuid > bindparam("after"))
             .order_by(runs.c.run_uuid)
             .limit(self.page)
         )
