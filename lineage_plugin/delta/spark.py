@@ -1,4 +1,4 @@
-"""Delta tables through Spark SQL: the session, how a table is named, its detail and history.
+"""Delta tables through Spark SQL: the session, table names, detail and history, versions.
 
 Used where the plugin must work through Spark rather than the ``deltalake`` package: tables
 that only the cluster can reach (storage the driver's ``deltalake`` cannot open, or a driver

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import operator
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -265,7 +264,11 @@ def _insert_chunked(conn: Connection, table: Any, rows: list[dict[str, Any]]) ->
         # SQLAlchemy's per-row parameter handling costs about as much as SQLite's insert: the
         # rows go to the driver's executemany as tuples, in the compiled statement's order.
         compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(rows[0]))
-        sql, values = str(compiled), operator.itemgetter(*compiled.positiontup)
+        sql, keys = str(compiled), compiled.positiontup
+
+        def values(row: dict[str, Any]) -> tuple[Any, ...]:
+            return tuple(row[k] for k in keys)
+
         for start in range(0, len(rows), _BATCH):
             conn.exec_driver_sql(sql, [values(r) for r in rows[start : start + _BATCH]])
         return
