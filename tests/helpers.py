@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,3 +130,43 @@ def register_logged_model(run_id: str, name: str) -> str:
         [client.get_run(run_id).info.experiment_id], f"source_run_id = '{run_id}'"
     )
     return str(mlflow.register_model(model.model_uri, name).version)
+
+
+def cli_on_terminal(args: list[str], cwd: Any, *, tty: bool = True) -> tuple[int, str, str]:
+    """Run ``mlflow-lineage ARGS`` with stderr on a pseudo-terminal (or a pipe): code, stdout,
+    stderr."""
+    command = [sys.executable, "-c", "from lineage_plugin.cli import main; main()", *args]
+    if not tty:
+        done = subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True, env=child_env(), timeout=300
+        )
+        return done.returncode, done.stdout, done.stderr
+    leader, follower = pty.openpty()
+    child = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=child_env(COLUMNS="120"),
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    stdout = child.stdout.read().decode() if child.stdout else ""
+    code = child.wait(timeout=300)
+    reader.join(timeout=10)
+    os.close(leader)
+    return code, stdout, b"".join(chunks).decode(errors="replace")

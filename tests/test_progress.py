@@ -3,62 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import subprocess
-import sys
-import threading
 
 import mlflow
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
-from helpers import child_env, read_pandas
+from helpers import cli_on_terminal, read_pandas
 
 from lineage_plugin.cli.progress import TerminalProgress
 from lineage_plugin.progress import Indented, tracked
-
-CLI = "from lineage_plugin.cli import main; main()"
-
-
-def _cli(args: list[str], cwd: str, *, tty: bool) -> tuple[int, str, str]:
-    """Run ``mlflow-lineage ARGS`` with stderr on a pseudo-terminal (or a pipe): code, stdout,
-    stderr."""
-    command = [sys.executable, "-c", CLI, *args]
-    if not tty:
-        done = subprocess.run(
-            command, cwd=cwd, capture_output=True, text=True, env=child_env(), timeout=300
-        )
-        return done.returncode, done.stdout, done.stderr
-    leader, follower = pty.openpty()
-    child = subprocess.Popen(
-        command,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        env=child_env(COLUMNS="120"),
-    )
-    os.close(follower)
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                data = os.read(leader, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    stdout = child.stdout.read().decode() if child.stdout else ""
-    code = child.wait(timeout=300)
-    reader.join(timeout=10)
-    os.close(leader)
-    return code, stdout, b"".join(chunks).decode(errors="replace")
 
 
 @pytest.fixture
@@ -83,7 +36,7 @@ def two_tables_restorable(lineage_tracking, tmp_path):
 def test_a_multi_table_restore_draws_a_bar_on_a_terminal(two_tables_restorable):
     s = two_tables_restorable
     args = ["restore", "pair", "1", "--yes", "--tracking-uri", s["uri"]]
-    code, _, terminal = _cli(args, s["cwd"], tty=True)
+    code, _, terminal = cli_on_terminal(args, s["cwd"], tty=True)
     assert code == 0, terminal
     assert "Restoring tables" in terminal and "2/2" in terminal
     assert "Restoring left from v1 to v0" in terminal  # the status lines are still there
@@ -93,7 +46,7 @@ def test_a_multi_table_restore_draws_a_bar_on_a_terminal(two_tables_restorable):
 def test_json_output_gets_no_bar_even_on_a_terminal(two_tables_restorable):
     s = two_tables_restorable
     args = ["restore", "pair", "1", "--yes", "--json", "--tracking-uri", s["uri"]]
-    code, stdout, terminal = _cli(args, s["cwd"], tty=True)
+    code, stdout, terminal = cli_on_terminal(args, s["cwd"], tty=True)
     assert code == 0, terminal
     assert "Restoring tables" not in terminal and "2/2" not in terminal
     assert len(json.loads(stdout)["restored"]) == 2  # stdout is the JSON alone
@@ -102,7 +55,7 @@ def test_json_output_gets_no_bar_even_on_a_terminal(two_tables_restorable):
 def test_a_pipe_gets_status_lines_and_no_bar(two_tables_restorable):
     s = two_tables_restorable
     args = ["export", "-o", "out.tar.gz", "--tracking-uri", s["uri"]]
-    code, stdout, stderr = _cli(args, s["cwd"], tty=False)
+    code, stdout, stderr = cli_on_terminal(args, s["cwd"], tty=False)
     assert code == 0, stderr
     assert "Exporting runs" not in stderr and "\r" not in stderr
     assert "read 1 runs" in stderr and "Exported lineage" in stdout
@@ -111,7 +64,7 @@ def test_a_pipe_gets_status_lines_and_no_bar(two_tables_restorable):
 def test_export_draws_a_bar_on_a_terminal(two_tables_restorable):
     s = two_tables_restorable
     args = ["export", "-o", "out.tar.gz", "--tracking-uri", s["uri"]]
-    code, _, terminal = _cli(args, s["cwd"], tty=True)
+    code, _, terminal = cli_on_terminal(args, s["cwd"], tty=True)
     assert code == 0, terminal
     assert "Exporting runs" in terminal and "1/1" in terminal
 
@@ -140,9 +93,9 @@ def test_a_bar_is_drawn_only_when_bars_are_on(capsys):
 def test_reindex_draws_a_bar_on_a_terminal(two_tables_restorable):
     s = two_tables_restorable
     args = ["reindex", "--tracking-uri", s["uri"]]
-    code, stdout, terminal = _cli(args, s["cwd"], tty=True)
+    code, stdout, terminal = cli_on_terminal(args, s["cwd"], tty=True)
     assert code == 0, terminal
     assert "Indexing runs" in terminal and "1/1" in terminal
-    code, stdout, terminal = _cli([*args, "--json"], s["cwd"], tty=True)
+    code, stdout, terminal = cli_on_terminal([*args, "--json"], s["cwd"], tty=True)
     assert code == 0 and "Indexing runs" not in terminal
     assert json.loads(stdout)["runs"] == 1

@@ -17,7 +17,7 @@ import mlflow
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable, write_deltalake
-from helpers import register_logged_model, run_python, tracking_at
+from helpers import cli_on_terminal, register_logged_model, run_python, tracking_at
 from mlflow import MlflowClient
 
 import lineage_plugin as lp
@@ -266,3 +266,15 @@ def test_a_training_that_hangs_is_stopped_at_the_timeout(registry):
     hang = f'{sys.executable} -c "import time; time.sleep(60)"'
     with pytest.raises(VerificationError, match="longer than 2 s"):
         reproduce("diabetes", versions["ridge"], command=hang, timeout=2, tracking_uri=uri)
+
+
+def test_retraining_draws_a_bar_on_a_terminal_and_none_in_json(registry):
+    where, uri, versions = registry
+    args = ["reproduce", "diabetes", versions["ridge"], "--tracking-uri", uri]
+    code, stdout, terminal = cli_on_terminal(args, where)
+    assert code == 0, terminal
+    assert f"Reproducing version {versions['ridge']}" in terminal and "3/3" in terminal
+    assert "  | " in terminal  # the training's own output is still relayed
+    code, stdout, terminal = cli_on_terminal([*args, "--json"], where)
+    assert code == 0, terminal
+    assert "Reproducing version" not in terminal and json.loads(stdout)["verified"] is True
