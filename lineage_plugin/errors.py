@@ -8,9 +8,18 @@ from __future__ import annotations
 
 
 class LineageError(Exception):
-    """Base class of every error raised by mlflow-delta-lineage."""
+    """Base class of every error raised by mlflow-delta-lineage.
+
+    Attributes:
+        exit_code: The CLI's exit code for it (2: bad input or a refused operation).
+        refusals: Why an operation refused, one reason per line (``--json`` lists them).
+        go_ahead: The CLI options that would let the refused operation go ahead (for
+            example ``("--allow-undo-deletes",)``); empty when no option would.
+    """
 
     exit_code = 2
+    refusals: tuple[str, ...] = ()
+    go_ahead: tuple[str, ...] = ()
 
 
 class UnsupportedURIError(LineageError):
@@ -44,9 +53,18 @@ class RestoreRefusedError(LineageError):
         plan: The :class:`~lineage_plugin.recovery.plan.RestorePlan` that refused, when known.
     """
 
-    def __init__(self, message: str, plan: object | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        plan: object | None = None,
+        *,
+        refusals: tuple[str, ...] = (),
+        go_ahead: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.plan = plan
+        self.refusals = tuple(refusals)
+        self.go_ahead = tuple(go_ahead)
 
 
 class ConcurrentCommitError(RestoreRefusedError):
@@ -55,6 +73,12 @@ class ConcurrentCommitError(RestoreRefusedError):
 
 class OperationCancelledError(LineageError):
     """The operator answered no; nothing was written."""
+
+
+class OperationInterruptedError(LineageError):
+    """The operator pressed Ctrl-C; the message says what state everything was left in."""
+
+    exit_code = 130
 
 
 class VerificationError(LineageError):

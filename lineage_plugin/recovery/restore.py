@@ -162,8 +162,28 @@ def _refuse_if_blocked(
     ]
     if reasons:
         raise RestoreRefusedError(
-            "The restore is refused; no table was changed.\n  " + "\n  ".join(reasons), plan
+            "The restore is refused; no table was changed.\n  " + "\n  ".join(reasons),
+            plan,
+            refusals=tuple(reasons),
+            go_ahead=_go_ahead(plan, allow_missing, allow_deletes, engine),
         )
+
+
+def _go_ahead(
+    plan: RestorePlan, allow_missing: bool, allow_deletes: bool, engine: str | None
+) -> tuple[str, ...]:
+    """The options that would let a refused plan go ahead; empty when none would."""
+    pending = plan.pending
+    if any(t.refusals for t in plan.tables):
+        return ()
+    flags = []
+    if not allow_missing and any(t.missing_files for t in pending):
+        flags.append("--allow-missing-files")
+    if not allow_deletes and any(t.deleting_commits for t in pending):
+        flags.append("--allow-undo-deletes")
+    if engine == "deltalake" and any(t.engine == "spark" for t in pending):
+        flags += ["--engine", "spark"]
+    return tuple(flags)
 
 
 def _check_unmoved(plan: RestorePlan) -> None:
