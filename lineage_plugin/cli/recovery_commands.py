@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -12,31 +13,43 @@ from lineage_plugin.cli.options import common_options, emit, retraining_options
 from lineage_plugin.cli.progress import terminal_progress
 
 
+def restore_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of ``restore`` that ``rollback`` shares (they mean the same for both)."""
+    for option in reversed(
+        (
+            click.option(
+                "--table", help="Only this table (path, URI or name); default: all it read."
+            ),
+            click.option("--dry-run", is_flag=True, help="Show the plan; write nothing."),
+            click.option("--yes", "-y", is_flag=True, help="Do not ask before restoring."),
+            click.option("--reason", metavar="TEXT", help="Why; recorded with the restore."),
+            click.option(
+                "--allow-missing-files",
+                is_flag=True,
+                help="Restore even if files of the target version were vacuumed (their rows "
+                "are lost).",
+            ),
+            click.option(
+                "--allow-undo-deletes",
+                is_flag=True,
+                help="Restore even if the commits undone deleted rows (they come back).",
+            ),
+            click.option(
+                "--engine",
+                type=click.Choice(["deltalake", "spark"]),
+                help="Who writes the RESTORE (default: deltalake when it can open the table, "
+                "else Delta's own RESTORE through Spark).",
+            ),
+        )
+    ):
+        fn = option(fn)
+    return fn
+
+
 @click.command()
 @click.argument("model")
 @click.argument("version")
-@click.option("--table", help="Only this table (path, URI or name); default: all it read.")
-@click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask before writing.")
-@click.option("--reason", metavar="TEXT", help="Why; recorded with the restore.")
-@click.option(
-    "--allow-missing-files",
-    is_flag=True,
-    help="Restore even if files of the target version were vacuumed (their rows are lost).",
-)
-@click.option(
-    "--allow-undo-deletes",
-    is_flag=True,
-    help="Restore even if the commits undone deleted rows (they come back).",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["deltalake", "spark"]),
-    help=(
-        "Who writes the RESTORE (default: deltalake when it can open the table, else Delta's "
-        "own RESTORE through Spark)."
-    ),
-)
+@restore_options
 @common_options
 def restore(
     model: str,
@@ -93,7 +106,12 @@ def restore(
 @click.argument("model")
 @click.argument("version")
 @retraining_options
-@click.option("--register", is_flag=True, help="Register the new model as a new version.")
+@click.option(
+    "--register",
+    is_flag=True,
+    help="Once verified, register the new model as a new version (what the training "
+    "script registers itself goes to a scratch registry either way).",
+)
 @click.option(
     "--no-pin",
     is_flag=True,
@@ -144,10 +162,9 @@ def reproduce(
 @click.command()
 @click.argument("model")
 @click.argument("version")
-@click.option("--alias", help="Point this alias at the reproduced version once verified.")
-@click.option("--stage", help="Or move the reproduced version to this stage.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask before restoring.")
-@click.option("--reason", metavar="TEXT", help="Why; recorded with the restore.")
+@click.option("--alias", help="Point this alias at the rebuilt version once verified.")
+@click.option("--stage", help="Or move the rebuilt version to this stage once verified.")
+@restore_options
 @retraining_options
 @common_options
 def rollback(
@@ -155,43 +172,65 @@ def rollback(
     version: str,
     alias: str | None,
     stage: str | None,
+    table: str | None,
+    dry_run: bool,
     yes: bool,
     reason: str | None,
+    allow_missing_files: bool,
+    allow_undo_deletes: bool,
+    engine: str | None,
     tolerance: float,
     command: str | None,
     tracking_uri: str | None,
     as_json: bool,
 ) -> None:
-    """Restore, retrain, verify, then point an alias or stage at the rebuilt version.
+    """Restore, retrain, verify, then point the aliases or stage at the rebuilt version.
 
     VERSION is the known-good version. Its training tables are restored (asking first,
-    unless --yes), it is retrained with reads pinned to the recorded versions and
-    registered, and its predictions are compared with VERSION's. Only when they are
-    identical is --alias or --stage moved to the new version. Exit 1 when not verified.
+    unless --yes; the restore options mean what they mean for `restore`), it is retrained
+    with reads pinned to the recorded versions, and its predictions are compared with
+    VERSION's. Only when they are identical is the rebuilt model registered and the targets
+    pointed at it: --alias or --stage, or by default the aliases and stage VERSION held
+    last (say, @champion before it moved to a bad version). With neither given nor held,
+    it refuses before doing anything. --dry-run shows the restore plan, what would be
+    retrained and the targets. Exit 1 when not verified (nothing registered or pointed).
 
     \b
     Examples:
+      mlflow-lineage rollback diabetes 1 --dry-run
       mlflow-lineage rollback diabetes 1 --alias champion
+      mlflow-lineage rollback diabetes 1 --yes --allow-undo-deletes
       mlflow-lineage rollback diabetes 1 --stage Production --yes --reason "bad MERGE"
     """
+    from lineage_plugin.errors import RestoreRefusedError
     from lineage_plugin.recovery.rollback import rollback as run_rollback
 
     if alias and stage:
         raise click.UsageError("Give --alias or --stage, not both.")
-    report = run_rollback(
-        model,
-        version,
-        alias=alias,
-        stage=stage,
-        reason=reason,
-        confirm=None if yes else confirm_restore,
-        tolerance=tolerance,
-        command=command,
-        progress=terminal_progress(as_json),
-        tracking_uri=tracking_uri,
-    )
+    try:
+        report = run_rollback(
+            model,
+            version,
+            alias=alias,
+            stage=stage,
+            table=table,
+            reason=reason,
+            dry_run=dry_run,
+            allow_missing_files=allow_missing_files,
+            allow_undo_deletes=allow_undo_deletes,
+            engine=engine,
+            confirm=None if (yes or dry_run) else confirm_restore,
+            tolerance=tolerance,
+            command=command,
+            progress=terminal_progress(as_json),
+            tracking_uri=tracking_uri,
+        )
+    except RestoreRefusedError as exc:
+        if exc.plan is not None and not as_json:
+            click.echo(render.restore_plan(exc.plan.to_dict()), err=True)
+        raise
     emit(as_json, report.to_dict(), render.rollback)
-    if not report.verified:
+    if not (report.verified or report.dry_run):
         sys.exit(1)
 
 

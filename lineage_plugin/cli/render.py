@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lineage_plugin.queries.times import format_time
+from lineage_plugin.tags import VERIFICATION as VERIFICATION_TAG
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -337,6 +338,11 @@ def reproduce(report: dict[str, Any]) -> str:
     if v.get("reproduced_version"):
         out.append(f"  registered as version {v['reproduced_version']}")
     out.append(_verification(v))
+    if not report.get("verified"):
+        out.append(
+            f"The registry was left as it was; the result is tagged on run "
+            f"{v.get('reproduced_run_id')} ({VERIFICATION_TAG})."
+        )
     return "\n".join(out)
 
 
@@ -348,11 +354,30 @@ def _verification(v: dict[str, Any]) -> str:
 
 def rollback(report: dict[str, Any]) -> str:
     """Text for ``rollback`` (the steps were shown as they ran)."""
+    targets = ", ".join(
+        t["target"] + (f" (now version {t['previous_holder']})" if t.get("previous_holder") else "")
+        for t in report["targets"]
+    )
+    if report.get("dry_run"):
+        retrain = report["retrain"]
+        return "\n".join(
+            [
+                restore(report["restore"]),
+                "",
+                f"Would retrain version {report['version']}: {' '.join(retrain['command'])}",
+                f"  in {retrain['cwd']}, reads pinned to "
+                + (", ".join(f"{u}@v{v}" for u, v in retrain["pinned"].items()) or "nothing"),
+                *(f"  warning: {w}" for w in retrain.get("warnings", [])),
+                f"Would compare predictions on {retrain['data']}, then point {targets} at the "
+                f"rebuilt version ({report['targets_from']}).",
+                "Nothing was written (--dry-run).",
+            ]
+        )
     out = [restore(report["restore"]), "", reproduce(report["reproduce"])]
     if report.get("pointed"):
-        was = f" (was version {report['previous_holder']})" if report.get("previous_holder") else ""
         new = report["reproduce"]["verification"].get("reproduced_version")
-        out.append(f"{report['pointed']} now points at version {new}{was}.")
+        verb = "points" if len(report["targets"]) == 1 else "point"
+        out.append(f"{report['pointed']} now {verb} at version {new} (before: {targets}).")
     elif not report.get("verified"):
-        out.append("Not verified: no alias or stage was changed.")
+        out.append(f"Not verified: nothing was registered and {targets} did not move.")
     return "\n".join(out)

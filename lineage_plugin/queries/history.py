@@ -26,6 +26,15 @@ class Held:
         aliases = sorted(a for a, v in self.aliases.items() if v == version)
         return self.stages.get(version, NO_STAGE), aliases
 
+    def apply(self, e: Event) -> None:
+        """Change what is held as event ``e`` did."""
+        if e.kind == ALIAS_SET and e.alias:
+            self.aliases[e.alias] = e.version
+        elif e.kind == ALIAS_DELETED and self.aliases.get(e.alias or "") == e.version:
+            del self.aliases[e.alias]
+        elif e.kind == STAGE_TRANSITION and e.stage:
+            self.stages[e.version] = e.stage
+
 
 def model_events(ws: Workspace, name: str, *, until: int | None = None) -> list[Event]:
     """The indexed events of a registered model, in time order."""
@@ -45,13 +54,33 @@ def replay(events: list[Event]) -> Held:
     """What the model's versions held after ``events`` (in time order)."""
     held = Held()
     for e in events:
-        if e.kind == ALIAS_SET and e.alias:
-            held.aliases[e.alias] = e.version
-        elif e.kind == ALIAS_DELETED and held.aliases.get(e.alias or "") == e.version:
-            del held.aliases[e.alias]
-        elif e.kind == STAGE_TRANSITION and e.stage:
-            held.stages[e.version] = e.stage
+        held.apply(e)
     return held
+
+
+#: Stages that mean "in use" (a version in None or Archived serves nobody).
+SERVING_STAGES = ("Staging", "Production")
+
+
+def held_last(events: list[Event], version: str) -> tuple[list[str], str | None]:
+    """The aliases and serving stage ``version`` held the last time it held any.
+
+    Args:
+        events: The model's events, in time order.
+        version: The version.
+
+    Returns:
+        ``(aliases, stage)``; ``([], None)`` when it never held an alias or a serving stage.
+    """
+    held = Held()
+    last: tuple[list[str], str | None] = ([], None)
+    for e in events:
+        held.apply(e)
+        stage, aliases = held.of(version)
+        serving = stage if stage in SERVING_STAGES else None
+        if aliases or serving:
+            last = (aliases, serving)
+    return last
 
 
 def canonical_stage(text: str) -> str | None:

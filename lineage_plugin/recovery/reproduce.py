@@ -5,16 +5,19 @@ its git commit; or a ``command`` given) in a child process whose Delta reads are
 the recorded table versions by time travel. It then finds the run the child recorded and the
 model it logged (never trusting the exit code alone), predicts with the original and the new
 model on the recorded training data, and compares row by row.
+
+The registry changes only when asked and only for a verified model: the child registers into a
+scratch registry (see :mod:`lineage_plugin.recovery.training`), so a training script that
+registers its model leaves no version behind; ``register=True`` registers a verified model and
+records the ``verification`` event on the original version. A reproduction that does not verify
+leaves versions, aliases, stages and tags as they were: its result is a tag on its own run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shlex
-import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -22,19 +25,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin import tags as T
-from lineage_plugin.errors import VerificationError
+from lineage_plugin.errors import OperationInterruptedError
 from lineage_plugin.progress import status_lines, tracked
 from lineage_plugin.records import DeltaInput, Verification, drop_nulls
 from lineage_plugin.recovery.reproduce_runs import (
     checkout_recorded_code,
     find_reproduced,
-    training_command,
+    plan_retraining,
 )
+from lineage_plugin.recovery.training import child_env, run_training, scratch_registry
 
 if TYPE_CHECKING:
     from lineage_plugin.queries.workspace import Workspace
-
-#: Tags a registered reproduction carries.
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +52,8 @@ class ReproduceReport:
         warnings: Environment and code drift found before training, and exit-code notes.
         exit_code: The child's exit code.
         verification: The comparison of predictions.
-        event_id: The ``verification`` event recorded on the original version.
+        event_id: The ``verification`` event recorded on the original version (verified
+            reproductions only).
     """
 
     name: str
@@ -107,8 +110,9 @@ def reproduce(
             the recorded working directory when it exists).
         tolerance: Largest absolute difference between predictions counted as equal; 0 (the
             default) means exactly equal.
-        register: Register the new model as a version of ``name`` (unless the training
-            registered it already), tagged with what it reproduces and the verification.
+        register: Once verified, register the new model as a version of ``name``, tagged
+            with what it reproduces and the verification. Whatever the training script
+            registers itself goes to a scratch registry and is discarded.
         pin: Pin the child's Delta reads to the recorded versions (the default). ``False``
             reads whatever the tables hold now.
         timeout: Seconds to allow the training.
@@ -117,53 +121,66 @@ def reproduce(
 
     Returns:
         A :class:`ReproduceReport`; ``verified`` says whether the predictions are equal.
+        A verified one has recorded a ``verification`` event on the original version
+        (``event_id``); one that is not verified has tagged its own run only.
 
     Raises:
         LineageError: Unknown version; no recorded data or command; the recorded table
             versions cannot be read.
         VerificationError: The training recorded no run or logged no model.
+        OperationInterruptedError: Ctrl-C; the training was stopped, the registry untouched.
 
     Example:
         >>> report = reproduce("diabetes", "champion")
         >>> report.verified, report.verification.rows_compared
     """
-    from lineage_plugin.queries.show import resolve
     from lineage_plugin.queries.workspace import Workspace
     from lineage_plugin.tracking.reproducing import REPRODUCE_ENV, ReproduceRequest
 
     say = status_lines(progress)
     ws = Workspace(tracking_uri)
-    number = resolve(ws, name, str(version))
+    plan = plan_retraining(ws, name, version, command=command, pin=pin, say=say)
+    number, pins, data, warnings = plan.version, plan.pinned, plan.data, list(plan.warnings)
     mv = ws.model_version(name, number)
-    lineage = T.model_version_lineage(mv)
-    data = _training_table(lineage.inputs, name, number)
-    warnings = _drift_warnings(ws, name, number, say)
-
-    pins = {i.uri: i.version for i in lineage.inputs} if pin else {}
     request = ReproduceRequest(token=uuid.uuid4().hex, model=name, version=number, pins=pins)
     original_run = ws.run(mv.run_id) if mv.run_id else None
-    code = lineage.run.code if lineage.run else None
-    argv, cwd = training_command(code, command)
+    argv, cwd, code = list(plan.command), plan.cwd, plan.code
     # Three steps: train, compare the predictions, record the result.
     with tracked(progress, f"Reproducing version {number}", 3) as advance:
         advance(0, "training")
         # A command given runs as given; the recorded one runs at the recorded commit.
-        with checkout_recorded_code(None if command else code, argv, cwd, say) as (argv, cwd):
-            env = _child_env(ws.tracking_uri, original_run)
+        with (
+            checkout_recorded_code(None if command else code, argv, cwd, say) as (argv, cwd),
+            scratch_registry() as scratch,
+        ):
+            env = child_env(ws.tracking_uri, scratch, original_run)
             env[REPRODUCE_ENV] = request.to_env()
             say(f"Retraining: {shlex.join(argv)}  (in {cwd})")
             if pins:
-                say("  reads pinned to " + ", ".join(f"{i.label}" for i in lineage.inputs))
-            exit_code = _run(argv, cwd, env, timeout, say)
+                say(f"  reads pinned to {plan.pinned_labels}")
+            say("  what the training registers goes to a scratch registry, not to yours")
+            exit_code = run_training(argv, cwd, env, timeout, say)
         run, model_uri = find_reproduced(ws, request.token, original_run, mv, exit_code)
         if exit_code != 0:
             warnings.append(
                 f"The training process exited with code {exit_code} after recording run "
                 f"{run.info.run_id} and logging its model; judged by the run and the model."
             )
+        registered = _registered_version(ws, name, run.info.run_id)
+        if registered is not None:
+            warnings.append(
+                f"The training registered version {registered} of '{name}' in your registry "
+                "itself (it sets its own registry URI), so reproduce could not keep it out."
+            )
         advance(1, "comparing predictions")
         say(f"Comparing predictions on {data.label} ...")
-        comparison = _compare(ws, f"models:/{name}/{number}", model_uri, data, tolerance)
+        try:
+            comparison = _compare(ws, f"models:/{name}/{number}", model_uri, data, tolerance)
+        except KeyboardInterrupt:
+            raise OperationInterruptedError(
+                f"Interrupted while comparing predictions. The retrained run {run.info.run_id} "
+                "and its model stay in the tracking store; nothing was registered or recorded."
+            ) from None
         verification = Verification(
             verified=comparison.identical,
             rows_compared=comparison.rows_compared,
@@ -176,10 +193,14 @@ def reproduce(
             reproduced_model_uri=model_uri,
         )
         advance(1, "recording the result")
-        registered = _registered_version(ws, name, run.info.run_id)
-        if register or registered:
-            verification = _register(ws, name, number, model_uri, run, verification, registered)
-        event_id = _record(ws, name, number, mv.run_id, verification)
+        event_id = None
+        if verification.verified:
+            if register or registered:
+                verification = _register(ws, name, number, model_uri, run, verification, registered)
+            event_id = _record(ws, name, number, mv.run_id, verification)
+        else:
+            # A failed reproduction leaves the registry as it was: its result stays on its run.
+            _tag_run(ws, run.info.run_id, verification)
         advance(1)
     return ReproduceReport(
         name=name,
@@ -192,94 +213,6 @@ def reproduce(
         verification=verification,
         event_id=event_id,
     )
-
-
-def _training_table(inputs: tuple[DeltaInput, ...], name: str, version: str) -> DeltaInput:
-    training = [i for i in inputs if i.context == "training"] or list(inputs)
-    if not training:
-        raise VerificationError(
-            f"Model '{name}' version {version} has no recorded Delta inputs, so there is no "
-            "recorded data to retrain on or to compare predictions on. See: mlflow-lineage "
-            "show."
-        )
-    return training[0]
-
-
-def _drift_warnings(
-    ws: Workspace, name: str, version: str, say: Callable[[str], None]
-) -> list[str]:
-    from lineage_plugin.errors import LineageError
-    from lineage_plugin.queries.check import check
-
-    report = check(name, version, tracking_uri=ws.tracking_uri)
-    data = [p["message"] for p in report.problems if p["kind"] == "data"]
-    if data:
-        raise LineageError(
-            "The recorded table versions cannot be read, so the training cannot see its "
-            "data again:\n  " + "\n  ".join(data)
-        )
-    found = [
-        p["message"] if p["message"].startswith(p["kind"]) else f"{p['kind']}: {p['message']}"
-        for p in report.problems
-        if p["kind"] != "lineage"
-    ]
-    for message in found:
-        say(f"Warning: {message}")
-    return found
-
-
-def _child_env(tracking_uri: str, original_run: Any) -> dict[str, str]:
-    from lineage_plugin.settings import AUTOLOG_ENV
-
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_RUN_ID",)}
-    env.update({"MLFLOW_TRACKING_URI": tracking_uri, AUTOLOG_ENV: "true"})
-    env.pop("MLFLOW_REGISTRY_URI", None)
-    env.pop("MLFLOW_EXPERIMENT_NAME", None)
-    if original_run is not None:
-        env["MLFLOW_EXPERIMENT_ID"] = original_run.info.experiment_id
-    return env
-
-
-def _run(
-    argv: list[str],
-    cwd: str,
-    env: dict[str, str],
-    timeout: float | None,
-    say: Callable[[str], None],
-) -> int:
-    try:
-        child = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-        )
-    except OSError as exc:
-        message = f"Could not start the training ({shlex.join(argv)}): {exc}"
-        raise VerificationError(message) from exc
-    output = child.stdout
-    assert output is not None
-
-    def relay() -> None:
-        for line in output:
-            say(f"  | {line.rstrip()}")
-
-    relaying = threading.Thread(target=relay, name="lineage-reproduce-output", daemon=True)
-    relaying.start()
-    try:
-        code = child.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-        raise VerificationError(
-            f"The training ran longer than {timeout:g} s and was stopped."
-        ) from None
-    finally:
-        relaying.join(timeout=10)
-    return code
 
 
 def _compare(
@@ -328,6 +261,16 @@ def _register(
         name, registered, ModelVersionTag(T.VERIFICATION, json.dumps(verification.to_dict()))
     )
     return verification
+
+
+def _tag_run(ws: Workspace, run_id: str, verification: Verification) -> None:
+    ws.tracking_store.set_tag(run_id, _run_tag(T.VERIFICATION, json.dumps(verification.to_dict())))
+
+
+def _run_tag(key: str, value: str) -> Any:
+    from mlflow.entities import RunTag
+
+    return RunTag(key, value)
 
 
 def _record(

@@ -1,5 +1,7 @@
 """What ``reproduce`` needs around the child process: its command, its code, and its results.
 
+- :func:`plan_retraining`: what a reproduction would run, read and compare on (also what
+  ``rollback --dry-run`` shows);
 - :func:`training_command`: the recorded command line (or the one given), runnable again;
 - :func:`checkout_recorded_code`: run at the recorded git commit (a temporary worktree) when
   the repository has moved on;
@@ -17,15 +19,135 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin.errors import LineageError, VerificationError
+from lineage_plugin.records import drop_nulls
 
 if TYPE_CHECKING:
     from lineage_plugin.queries.workspace import Workspace
-    from lineage_plugin.records import CodeVersion
+    from lineage_plugin.records import CodeVersion, DeltaInput
 
 _NOT_RERUNNABLE = ("ipykernel", "pytest", "py.test", "jupyter", "ipython")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainingPlan:
+    """What retraining a model version would run, read, and compare predictions on.
+
+    Attributes:
+        name: Registered model name.
+        version: The version number.
+        command: The command line.
+        cwd: Where it runs.
+        code: The recorded entry point (``None`` when nothing was recorded).
+        pinned: Table URI -> version the reads are pinned to (empty: not pinned).
+        pinned_labels: The pinned tables as ``name@vN``, for people.
+        data: The recorded training table the predictions are compared on.
+        warnings: Environment and code drift found (as ``check`` reports it).
+    """
+
+    name: str
+    version: str
+    command: tuple[str, ...]
+    cwd: str
+    code: CodeVersion | None
+    pinned: dict[str, int]
+    pinned_labels: str
+    data: DeltaInput
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain data (sorted keys, no nulls)."""
+        return drop_nulls(
+            {
+                "command": list(self.command),
+                "cwd": self.cwd,
+                "git_commit": self.code.git_commit if self.code else None,
+                "pinned": self.pinned,
+                "data": self.data.label,
+                "warnings": list(self.warnings),
+            }
+        )
+
+
+def plan_retraining(
+    ws: Workspace,
+    name: str,
+    version: str | int,
+    *,
+    command: str | None = None,
+    pin: bool = True,
+    say: Callable[[str], None] | None = None,
+) -> RetrainingPlan:
+    """What retraining ``name`` ``version`` would do; nothing runs.
+
+    Args:
+        ws: The workspace of the registry.
+        name: Registered model name.
+        version: A version number, alias or stage.
+        command: A command line given instead of the recorded one.
+        pin: Pin the reads to the recorded versions.
+        say: Receives a warning line per drift found.
+
+    Raises:
+        LineageError: Unknown version; no recorded data or command; the recorded table
+            versions cannot be read.
+    """
+    from lineage_plugin import tags as T
+    from lineage_plugin.queries.show import resolve
+
+    number = resolve(ws, name, str(version))
+    lineage = T.model_version_lineage(ws.model_version(name, number))
+    data = _training_table(lineage.inputs, name, number)
+    warnings = _drift_warnings(ws, name, number, say or (lambda _line: None))
+    code = lineage.run.code if lineage.run else None
+    argv, cwd = training_command(code, command)
+    return RetrainingPlan(
+        name=name,
+        version=number,
+        command=tuple(argv),
+        cwd=cwd,
+        code=code,
+        pinned={i.uri: i.version for i in lineage.inputs} if pin else {},
+        pinned_labels=", ".join(i.label for i in lineage.inputs) if pin else "",
+        data=data,
+        warnings=tuple(warnings),
+    )
+
+
+def _training_table(inputs: tuple[DeltaInput, ...], name: str, version: str) -> DeltaInput:
+    training = [i for i in inputs if i.context == "training"] or list(inputs)
+    if not training:
+        raise VerificationError(
+            f"Model '{name}' version {version} has no recorded Delta inputs, so there is no "
+            "recorded data to retrain on or to compare predictions on. See: mlflow-lineage "
+            "show."
+        )
+    return training[0]
+
+
+def _drift_warnings(
+    ws: Workspace, name: str, version: str, say: Callable[[str], None]
+) -> list[str]:
+    from lineage_plugin.queries.check import check
+
+    report = check(name, version, tracking_uri=ws.tracking_uri)
+    data = [p["message"] for p in report.problems if p["kind"] == "data"]
+    if data:
+        raise LineageError(
+            "The recorded table versions cannot be read, so the training cannot see its "
+            "data again:\n  " + "\n  ".join(data)
+        )
+    found = [
+        p["message"] if p["message"].startswith(p["kind"]) else f"{p['kind']}: {p['message']}"
+        for p in report.problems
+        if p["kind"] != "lineage"
+    ]
+    for message in found:
+        say(f"Warning: {message}")
+    return found
 
 
 def training_command(code: CodeVersion | None, command: str | None) -> tuple[list[str], str]:
@@ -50,7 +172,9 @@ def training_command(code: CodeVersion | None, command: str | None) -> tuple[lis
     from lineage_plugin.tracking.environment import REDACTED
 
     script, *args = code.argv
-    if script in ("", "-c", "-") or any(word in script for word in _NOT_RERUNNABLE):
+    # By the script's own name: a folder such as ~/jupyter-projects/ is no reason to refuse.
+    program = os.path.basename(script)
+    if script in ("", "-c", "-") or any(word in program for word in _NOT_RERUNNABLE):
         raise LineageError(
             f"The version was trained in an interactive or test process ({script or 'stdin'}), "
             f"which cannot be re-run. {hint}"
