@@ -122,7 +122,7 @@ def test_diff_puts_the_table_change_first(scenario):
     )
     [commit] = table["commits"]
     assert commit["operation"] == "UPDATE" and commit["version"] == 1
-    assert commit["metrics"]["num_updated_rows"] == "10"
+    assert commit["metrics"]["num_updated_rows"] == 10  # a number, not the log's text
     assert data["params"] == [{"from": "1.0", "key": "alpha", "to": "0.5"}]
     assert data["identical"] is False
     text = run(scenario, "diff", "ridge", "1", "2").output

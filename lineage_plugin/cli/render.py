@@ -1,4 +1,8 @@
-"""Human-readable output of the query reports (``--json`` prints ``to_dict()`` instead)."""
+"""Human-readable output of the query reports (``--json`` prints ``to_dict()`` instead).
+
+Each function renders the report's ``to_dict()``: times are read from the ``*_ms`` keys and
+printed in local time.
+"""
 
 from __future__ import annotations
 
@@ -21,15 +25,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _ms(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    from datetime import datetime
-
-    return format_time(int(datetime.fromisoformat(iso).timestamp() * 1000))
-
-
-def _metrics(metrics: dict[str, str] | None) -> str:
+def _metrics(metrics: dict[str, Any] | None) -> str:
     """The commit's non-zero metrics, the rows it changed first."""
     if not metrics:
         return "-"
@@ -49,14 +45,16 @@ def show(report: dict[str, Any]) -> str:
     if report.get("at"):
         held = report.get("held_at", {})
         out.append(
-            f"At {_ms(report['at'])} ('{report['reference']}'): stage {held.get('stage', '-')}, "
+            f"At {format_time(report.get('at_ms'))} ('{report['reference']}'): stage "
+            f"{held.get('stage', '-')}, "
             f"aliases {', '.join(held.get('aliases', [])) or '-'}"
         )
     out.append(
         f"Now: stage {report.get('stage', '-')}, aliases "
         f"{', '.join(report.get('aliases', [])) or '-'}"
     )
-    out.append(f"Registered: {_ms(report.get('created'))}   source: {report.get('source', '-')}")
+    registered = format_time(report.get("created_ms"))
+    out.append(f"Registered: {registered}   source: {report.get('source', '-')}")
     reproduces = report.get("reproduces")
     if reproduces:
         check = reproduces.get("verification")
@@ -75,7 +73,7 @@ def show(report: dict[str, Any]) -> str:
                 [
                     i.get("name"),
                     _version(i),
-                    format_time(i.get("commit_timestamp")),
+                    format_time(i.get("commit_timestamp_ms")),
                     i.get("operation"),
                     i.get("context"),
                     i["uri"],
@@ -117,9 +115,11 @@ def _events(events: list[dict[str, Any]]) -> str:
     for e in events:
         if e.get("role") == "replaced":
             lost = f"@{e['alias']}" if e.get("alias") else e.get("stage")
-            rows.append([format_time(e["time"]), e["kind"], f"lost {lost} to v{e['version']}"])
+            rows.append(
+                [format_time(e.get("time_ms")), e["kind"], f"lost {lost} to v{e['version']}"]
+            )
         else:
-            rows.append([format_time(e["time"]), e["kind"], _event_detail(e)])
+            rows.append([format_time(e.get("time_ms")), e["kind"], _event_detail(e)])
         rows[-1] += [
             ", ".join(e.get("replaced", [])) if e.get("role") != "replaced" else "",
             e.get("user"),
@@ -147,12 +147,18 @@ def _event_detail(e: dict[str, Any]) -> str:
     return f"{text} ({e['cause']})" if e.get("cause") else text
 
 
-def _commit_line(c: dict[str, Any]) -> str:
+def _commit_lines(c: dict[str, Any]) -> list[str]:
+    """A commit's line, then one line per operation parameter (the predicate first), as the
+    JSON has them."""
     who = c.get("user") or c.get("engine") or "-"
-    return (
-        f"    v{c['version']}  {format_time(c.get('timestamp'))}  "
+    lines = [
+        f"    v{c['version']}  {format_time(c.get('timestamp_ms'))}  "
         f"{c.get('operation', '?')}  {_metrics(c.get('metrics'))}  by {who}"
-    )
+    ]
+    parameters = c.get("parameters", {})
+    for key in sorted(parameters, key=lambda k: (k != "predicate", k)):
+        lines.append(f"        {key}: {parameters[key]}")
+    return lines
 
 
 def diff(report: dict[str, Any]) -> str:
@@ -167,7 +173,7 @@ def diff(report: dict[str, Any]) -> str:
         out.append(f"  {t.get('name') or t['uri']}: {t['change']} ({versions})  {t['uri']}")
         if t.get("error"):
             out.append(f"    {t['error']}")
-        out += [_commit_line(c) for c in t.get("commits", [])]
+        out += [line for c in t.get("commits", []) for line in _commit_lines(c)]
     for section, key in (("Libraries", "package"), ("Code", "field"), ("Params", "key")):
         items = report.get(section.lower(), [])
         out += ["", section]
@@ -220,7 +226,7 @@ def impact(report: dict[str, Any]) -> str:
                 [
                     r["run_id"],
                     r.get("run_name"),
-                    _ms(r.get("start_time")),
+                    format_time(r.get("start_time_ms")),
                     _read_versions(r),
                     ", ".join(r.get("model_versions", [])),
                 ]
@@ -242,7 +248,7 @@ def timeline(report: dict[str, Any]) -> str:
         kind = e["kind"]
         if kind == "commit":
             what = f"{e.get('table', '').rsplit('/', 1)[-1]}@v{e['table_version']}"
-            detail = f"{e.get('operation', '?')} {_metrics(e.get('metrics'))}"
+            detail = _commit_detail(e)
         elif kind == "run":
             what = e["run_id"]
             versions = e.get("table_versions")
@@ -261,6 +267,17 @@ def timeline(report: dict[str, Any]) -> str:
     out.append(table(["time", "kind", "what", "detail", "user"], rows) if rows else "  (empty)")
     out += [f"warning: {w}" for w in report.get("warnings", [])]
     return "\n".join(out)
+
+
+def _commit_detail(e: dict[str, Any]) -> str:
+    """``UPDATE where id < 600: num_updated_rows=600; NOT READ by any run`` (the JSON's
+    ``read_by`` names the runs)."""
+    predicate = e.get("parameters", {}).get("predicate")
+    where = f" where {predicate}" if predicate else ""
+    read_by = e.get("read_by", [])
+    count = len(read_by)
+    read = f"read by {count} run{'s' if count > 1 else ''}" if count else "NOT READ by any run"
+    return f"{e.get('operation', '?')}{where}: {_metrics(e.get('metrics'))}; {read}"
 
 
 def check(report: dict[str, Any]) -> str:
@@ -299,7 +316,7 @@ def restore_plan(plan: dict[str, Any]) -> str:
         commits = t.get("commits", [])
         if commits:
             out.append(f"    undoes {len(commits)} commit(s):")
-            out += [_commit_line(c) for c in commits]
+            out += [line for c in commits for line in _commit_lines(c)]
         if t.get("undoes_deletes"):
             out.append(
                 "    Some of these commits DELETED rows: the restore brings those rows back."

@@ -7,6 +7,7 @@ from typing import Any
 
 from lineage_plugin.errors import LineageError
 from lineage_plugin.queries.show import resolve
+from lineage_plugin.queries.times import json_output
 from lineage_plugin.queries.workspace import Workspace
 from lineage_plugin.records import DeltaInput, ModelVersionLineage, drop_nulls
 
@@ -41,18 +42,21 @@ class DiffReport:
         return not (changed or self.libraries or self.code or self.params)
 
     def to_dict(self) -> dict[str, Any]:
-        """The documented JSON of ``diff --json``."""
-        return drop_nulls(
-            {
-                "name": self.name,
-                "from_version": self.from_version,
-                "to_version": self.to_version,
-                "identical": self.identical,
-                "data": list(self.data),
-                "libraries": list(self.libraries),
-                "code": list(self.code),
-                "params": list(self.params),
-            }
+        """The documented JSON of ``diff --json`` (commit times as ISO strings with
+        ``timestamp_ms``, commit metrics as numbers)."""
+        return json_output(
+            drop_nulls(
+                {
+                    "name": self.name,
+                    "from_version": self.from_version,
+                    "to_version": self.to_version,
+                    "identical": self.identical,
+                    "data": list(self.data),
+                    "libraries": list(self.libraries),
+                    "code": list(self.code),
+                    "params": list(self.params),
+                }
+            )
         )
 
 

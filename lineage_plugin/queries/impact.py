@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lineage_plugin.errors import LineageError
-from lineage_plugin.queries.times import iso_utc
+from lineage_plugin.queries.times import json_output
 from lineage_plugin.queries.workspace import Workspace
 from lineage_plugin.records import drop_nulls
 
@@ -40,16 +40,18 @@ class ImpactReport:
     runs: tuple[dict[str, Any], ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """The documented JSON of ``impact --json``."""
-        return drop_nulls(
-            {
-                "table": self.table,
-                "uri": self.uri,
-                "from_version": self.from_version,
-                "to_version": self.to_version,
-                "model_versions": list(self.model_versions),
-                "runs": list(self.runs),
-            }
+        """The documented JSON of ``impact --json`` (times as ISO strings with ``*_ms``)."""
+        return json_output(
+            drop_nulls(
+                {
+                    "table": self.table,
+                    "uri": self.uri,
+                    "from_version": self.from_version,
+                    "to_version": self.to_version,
+                    "model_versions": list(self.model_versions),
+                    "runs": list(self.runs),
+                }
+            )
         )
 
 
@@ -185,7 +187,7 @@ def _report(
                 "run_id": r.run_id,
                 "run_name": r.run_name,
                 "experiment_id": r.experiment_id,
-                "start_time": iso_utc(r.start_time),
+                "start_time": r.start_time,
                 "_start": r.start_time or 0,
                 "user": r.user,
                 "table_versions": set(),
@@ -209,7 +211,7 @@ def _report(
                 "name": r.name,
                 "version": str(r.mv_version),
                 "run_id": r.run_id,
-                "created": iso_utc(r.created),
+                "created": r.created,
                 "_created": r.created or 0,
                 "stage": stage,
                 "aliases": aliases,

@@ -8,7 +8,7 @@ from typing import Any
 from lineage_plugin.errors import LineageError
 from lineage_plugin.events import events_from_tags
 from lineage_plugin.queries.history import canonical_stage, model_events, replay, version_at
-from lineage_plugin.queries.times import iso_utc
+from lineage_plugin.queries.times import json_output
 from lineage_plugin.queries.workspace import Workspace
 from lineage_plugin.records import ModelVersionLineage, drop_nulls
 
@@ -43,13 +43,13 @@ class ModelVersionReport:
     reproduces: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The documented JSON of ``show --json``."""
+        """The documented JSON of ``show --json`` (times as ISO strings with ``*_ms``)."""
         data = self.lineage.to_dict()
         data.update(
             {
                 "reference": self.reference,
-                "at": iso_utc(self.at),
-                "created": iso_utc(self.created),
+                "at": self.at,
+                "created": self.created,
                 "stage": self.stage,
                 "aliases": list(self.aliases),
                 "held_at": self.held_at,
@@ -57,7 +57,7 @@ class ModelVersionReport:
                 "reproduces": self.reproduces,
             }
         )
-        return drop_nulls(data)
+        return json_output(drop_nulls(data))
 
 
 def resolve(ws: Workspace, name: str, reference: str, at: int | None = None) -> str:

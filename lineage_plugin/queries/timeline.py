@@ -1,10 +1,12 @@
 """``timeline (--model NAME | --table TABLE) [--since T] [--until T]``: one history, in order.
 
 Delta commits, runs, registrations, stage transitions and alias changes, merged in time
-order. For a model, the commits shown are those that made the table versions its runs read
-(``diff`` shows the commits between two of its versions); ``--table`` shows every commit of
-one table. Which version held an alias or stage at a time T is the last ``alias_set`` /
-``stage_transition`` entry before T (``show --at T`` answers it directly).
+order. For a model, the commits shown are every commit of each table from the first to the
+last version its runs read, read or not (the bad write no run read is the one to see);
+``--table`` shows every commit of one table. Each commit entry says whether a run (of the
+model, or any run for ``--table``) read the version it made, and which. Which version held an
+alias or stage at a time T is the last ``alias_set`` / ``stage_transition`` entry before T
+(``show --at T`` answers it directly).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from lineage_plugin.errors import LineageError
 from lineage_plugin.queries.impact import resolve_table
-from lineage_plugin.queries.times import iso_utc
+from lineage_plugin.queries.times import iso_utc, json_output
 from lineage_plugin.queries.workspace import Workspace
 from lineage_plugin.records import drop_nulls
 
@@ -32,7 +34,8 @@ class Timeline:
         since: Window start (epoch ms, inclusive), if any.
         until: Window end (epoch ms, inclusive), if any.
         entries: Each with ``time`` (UTC ISO), ``time_ms`` and ``kind`` (``commit``, ``run``,
-            ``registration``, ``stage_transition``, ``alias_set``, ``alias_deleted``).
+            ``registration``, or an event kind); commits also with ``read`` and ``read_by``
+            (the runs that read the version the commit made).
         warnings: What could not be read (e.g. a table's log), so the timeline lacks it.
     """
 
@@ -44,16 +47,19 @@ class Timeline:
     warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The documented JSON of ``timeline --json``."""
-        return drop_nulls(
-            {
-                "model": self.model,
-                "table": self.table,
-                "since": iso_utc(self.since),
-                "until": iso_utc(self.until),
-                "entries": list(self.entries),
-                "warnings": list(self.warnings) or None,
-            }
+        """The documented JSON of ``timeline --json`` (times as ISO strings with ``*_ms``,
+        commit metrics as numbers)."""
+        return json_output(
+            drop_nulls(
+                {
+                    "model": self.model,
+                    "table": self.table,
+                    "since": self.since,
+                    "until": self.until,
+                    "entries": list(self.entries),
+                    "warnings": list(self.warnings) or None,
+                }
+            )
         )
 
 
@@ -136,14 +142,17 @@ def _model_timeline(ws: Workspace, name: str, since: int | None, until: int | No
         )
         entries.extend(_event_entry(json.loads(p)) for p in conn.execute(query).scalars())
         read = conn.execute(
-            select(reads.c.table_uri, reads.c.version).where(reads.c.run_id.in_(run_ids)).distinct()
+            select(reads.c.table_uri, reads.c.version, reads.c.run_id)
+            .where(reads.c.run_id.in_(run_ids))
+            .distinct()
         ).all()
-    versions_read: dict[str, list[int]] = {}
-    for uri, version in read:
-        versions_read.setdefault(uri, []).append(version)
+    readers: dict[str, dict[int, set[str]]] = {}
+    for uri, version, run_id in read:
+        readers.setdefault(uri, {}).setdefault(version, set()).add(run_id)
     warnings: list[str] = []
-    for uri, versions in sorted(versions_read.items()):
-        entries.extend(_commit_entries(uri, since, until, warnings, versions=versions))
+    for uri, by_version in sorted(readers.items()):
+        span = (min(by_version), max(by_version))
+        entries.extend(_commit_entries(uri, since, until, warnings, by_version, span=span))
     return Timeline(
         model=name,
         table=None,
@@ -190,8 +199,14 @@ def _table_timeline(ws: Workspace, table: str, since: int | None, until: int | N
             .where(mvs.c.run_id.in_(readers), *_window(events.c.time, since, until))
         )
         entries.extend(_event_entry(json.loads(p)) for p in conn.execute(query).scalars())
+        every_read = conn.execute(
+            select(reads.c.version, reads.c.run_id).where(reads.c.table_uri == uri).distinct()
+        ).all()
+    by_version: dict[int, set[str]] = {}
+    for version, run_id in every_read:
+        by_version.setdefault(version, set()).add(run_id)
     warnings: list[str] = []
-    entries.extend(_commit_entries(uri, since, until, warnings))
+    entries.extend(_commit_entries(uri, since, until, warnings, by_version))
     return Timeline(
         model=None,
         table=uri,
@@ -256,21 +271,22 @@ def _commit_entries(
     since: int | None,
     until: int | None,
     warnings: list[str],
+    readers: dict[int, set[str]],
     *,
-    versions: list[int] | None = None,
+    span: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The table's commits in the window; with ``versions``, only the commits that made those
-    versions (the ones a model's runs read)."""
+    """The table's commits in the window, each marked with the runs (of ``readers``) that read
+    the version it made; with ``span``, only the commits of versions ``span[0]..span[1]``
+    (from the first to the last version a model's runs read), read or not."""
     from lineage_plugin.delta.history import commits, commits_in_window
 
     try:
-        if versions is None:
+        if span is None:
             found = commits_in_window(uri, since=since, until=until)
         else:
             found = [
                 c
-                for first, last in _ranges(versions)
-                for c in commits(uri, start=first, end=last)
+                for c in commits(uri, start=span[0], end=span[1])
                 if c.timestamp is not None and _inside(c.timestamp, since, until)
             ]
     except LineageError as exc:
@@ -283,24 +299,16 @@ def _commit_entries(
             table=uri,
             table_version=c.version,
             operation=c.operation,
+            parameters=c.parameters or None,
             user=c.user,
             metrics=c.metrics or None,
             run_id=c.run_id,
+            read=c.version in readers,
+            read_by=sorted(readers.get(c.version, ())) or None,
         )
         for c in found
         if c.available
     ]
-
-
-def _ranges(versions: list[int]) -> list[tuple[int, int]]:
-    """``[0, 1, 2, 5]`` -> ``[(0, 2), (5, 5)]``: one log read per run of versions."""
-    out: list[tuple[int, int]] = []
-    for v in sorted(set(versions)):
-        if out and v == out[-1][1] + 1:
-            out[-1] = (out[-1][0], v)
-        else:
-            out.append((v, v))
-    return out
 
 
 def _sorted(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:

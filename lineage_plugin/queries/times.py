@@ -1,10 +1,13 @@
-"""Times on the command line: parse what people type, print what people read."""
+"""Times on the command line: parse what people type, print what people read; and the JSON
+form of every report (times as UTC ISO-8601 strings beside their epoch milliseconds)."""
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from lineage_plugin.errors import LineageError
 
@@ -75,6 +78,71 @@ def iso_utc(ms: int | None) -> str | None:
     """Epoch milliseconds as UTC ISO-8601 with milliseconds (for JSON output)."""
     if ms is None:
         return None
-    from datetime import timezone
-
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+#: Keys whose integer values are epoch milliseconds in the records and the reports.
+TIME_KEYS = frozenset(
+    {
+        "at",
+        "commit_timestamp",
+        "created",
+        "end_time",
+        "since",
+        "start_time",
+        "time",
+        "timestamp",
+        "until",
+    }
+)
+_INT = re.compile(r"-?\d+")
+_FLOAT = re.compile(r"-?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?")
+
+
+def json_output(value: Any) -> Any:
+    """The ``--json`` (and ``/lineage/api/``) form of a report's data.
+
+    Every integer under a key of :data:`TIME_KEYS` becomes a UTC ISO-8601 string with
+    milliseconds, its epoch milliseconds kept beside it as ``<key>_ms``; the values of a
+    ``metrics`` map (Delta's ``operationMetrics``, text in the log) become numbers where they
+    are numbers. Everything else is kept; already converted data comes back unchanged. Records
+    keep their stored form (``to_dict()``): only reports call this, on their way out.
+
+    Args:
+        value: A report's plain data (dicts, lists, scalars).
+
+    Returns:
+        A converted copy.
+
+    Example:
+        >>> json_output({"time": 1000, "metrics": {"num_updated_rows": "2"}})["metrics"]
+        {'num_updated_rows': 2}
+        >>> json_output({"time": 1000})
+        {'time': '1970-01-01T00:00:01.000+00:00', 'time_ms': 1000}
+    """
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in TIME_KEYS and isinstance(item, int) and not isinstance(item, bool):
+                out[key] = iso_utc(item)
+                out[f"{key}_ms"] = item
+            elif key == "metrics" and isinstance(item, dict):
+                out[key] = {name: _number(metric) for name, metric in item.items()}
+            else:
+                out[key] = json_output(item)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [json_output(item) for item in value]
+    return value
+
+
+def _number(text: Any) -> Any:
+    """``"600"`` -> 600, ``"0.5"`` -> 0.5; anything else as it is."""
+    if not isinstance(text, str):
+        return text
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        number = float(text)
+        return number if math.isfinite(number) else text
+    return text

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin.errors import LineageError
+from lineage_plugin.queries.times import json_output
 from lineage_plugin.records import DeltaInput, drop_nulls
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ class TableRestorePlan:
         return tuple(c for c in self.commits if _deletes_rows(c))
 
     def to_dict(self) -> dict[str, Any]:
-        """The plan as plain data (sorted keys, no nulls)."""
+        """The plan as plain data (sorted keys, no nulls; commit times as ISO strings with
+        ``timestamp_ms``, commit metrics as numbers)."""
         return drop_nulls(
             {
                 "uri": self.uri,
@@ -74,7 +76,7 @@ class TableRestorePlan:
                 "current_version": self.current_version,
                 "current_copy_of": self.current_copy_of,
                 "up_to_date": self.up_to_date,
-                "commits": [c.to_dict() for c in self.commits],
+                "commits": json_output([c.to_dict() for c in self.commits]),
                 "undoes_deletes": bool(self.deleting_commits),
                 "refusals": list(self.refusals),
                 "missing_files": self.missing_files,
