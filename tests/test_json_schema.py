@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -204,14 +203,11 @@ def outputs(tmp_path_factory, _migrated_sqlite) -> dict[str, Any]:
     out["impact"] = as_json("impact", "customers", "--from-version", "1", "--to-version", "2")
     out["check"] = as_json("check", "churn", "1")
     out["restore_dry_run"] = as_json("restore", "churn", "1", "--dry-run", "--allow-undo-deletes")
+    out["rollback_dry_run"] = as_json("rollback", "churn", "1", "--dry-run", "--allow-undo-deletes")
     out["restore"] = as_json(
         "restore", "churn", "1", "--allow-undo-deletes", "--yes", "--reason", "bad UPDATE"
     )
-    # The recorded command lies under pytest's tmp folder, which reproduce will not re-run.
-    train = f"{sys.executable} {churn.script}"
-    out["rollback"] = as_json(
-        "rollback", "churn", "1", "--alias", "champion", "--yes", "--command", train
-    )
+    out["rollback"] = as_json("rollback", "churn", "1", "--alias", "champion", "--yes")
     out["show_good"] = as_json("show", "churn", "1")
     out["show_reproduction"] = as_json("show", "churn", "3")
     out["show_at"] = as_json("show", "churn", "champion", "--at", str(champion_v2))
@@ -238,7 +234,8 @@ CASES = [
     ("check", "check", set()),
     ("restore_dry_run", "restore", {"event_id"}),  # nothing written, nothing recorded
     ("restore", "restore", set()),
-    ("rollback", "rollback", set()),
+    ("rollback_dry_run", "rollback", {"verified", "reproduce", "pointed", "previous_holder"}),
+    ("rollback", "rollback", {"retrain"}),  # only a dry run says what it would retrain
     ("show_good", "show", {"at", "held_at", "reproduces"}),  # no --at, not a reproduction
     ("show_reproduction", "show", {"at", "held_at"}),
     ("show_at", "show", {"reproduces"}),
