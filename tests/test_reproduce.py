@@ -232,14 +232,14 @@ def test_rollback_moves_the_alias_only_when_verified(tmp_path, _migrated_sqlite)
     # Retraining with other hyper-parameters: restored, but not verified, so nothing moves.
     out = rollback_with(f"{sys.executable} {TRAIN} --table {table} --alpha 3", code=1)
     assert "Restored diabetes v1 -> v2 (copy of v0)" in out
-    assert "Not verified: nothing pointed" in out
+    assert "Not verified: nothing was registered and @champion (now version" in out
     champion = json.loads(invoke(uri, "show", "diabetes", "champion", "--json").stdout)
     assert champion["version"] == bad
 
     # A retraining that records nothing stops the rollback and says what state things are in.
     out = rollback_with(f"{sys.executable} -c print(1)", code=2)
     assert "Retraining failed: The training recorded no MLflow run" in out
-    assert "State: Every table was already at its recorded version. No alias or stage" in out
+    assert "State: Every table was already at its recorded version. Nothing was registered" in out
 
     # The recorded training: identical predictions, then @champion moves to the new version.
     out = invoke(uri, "rollback", "diabetes", good, "--alias", "champion", "--yes").output
@@ -255,7 +255,7 @@ def test_rollback_moves_the_alias_only_when_verified(tmp_path, _migrated_sqlite)
 
     # --stage: the verified reproduction goes to Production.
     out = invoke(uri, "rollback", "diabetes", good, "--stage", "production", "--yes").output
-    assert "[4/4] Pointing Production" in out
+    assert "[4/4] Registered as version" in out and "pointing Production at it" in out
 
 
 def test_a_training_that_hangs_is_stopped_at_the_timeout(registry):

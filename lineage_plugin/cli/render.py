@@ -393,8 +393,15 @@ def rollback(report: dict[str, Any]) -> str:
     out = [restore(report["restore"]), "", reproduce(report["reproduce"])]
     if report.get("pointed"):
         new = report["reproduce"]["verification"].get("reproduced_version")
-        verb = "points" if len(report["targets"]) == 1 else "point"
-        out.append(f"{report['pointed']} now {verb} at version {new} (before: {targets}).")
+        held = [t for t in report["targets"] if t.get("previous_holder")]
+        if len(report["targets"]) == 1:
+            was = f" (was version {held[0]['previous_holder']})" if held else ""
+            out.append(f"{report['pointed']} now points at version {new}{was}.")
+        else:
+            were = ", ".join(f"{t['target']} on version {t['previous_holder']}" for t in held)
+            out.append(
+                f"{report['pointed']} now point at version {new} (before: {were or 'none'})."
+            )
     elif not report.get("verified"):
         out.append(f"Not verified: nothing was registered and {targets} did not move.")
     return "\n".join(out)

@@ -174,6 +174,8 @@ def training_command(code: CodeVersion | None, command: str | None) -> tuple[lis
     script, *args = code.argv
     # By the script's own name: a folder such as ~/jupyter-projects/ is no reason to refuse.
     program = os.path.basename(script)
+    if program == "__main__.py":  # python -m pkg: the package's name
+        program = os.path.basename(os.path.dirname(script))
     if script in ("", "-c", "-") or any(word in program for word in _NOT_RERUNNABLE):
         raise LineageError(
             f"The version was trained in an interactive or test process ({script or 'stdin'}), "
