@@ -31,7 +31,7 @@ def test_demo_notebook_finds_the_bad_write_and_rolls_back_exactly(tmp_path):
     # rollback: restored, retrained with pinned reads, identical, alias moved.
     assert "Restored diabetes v1 -> v2 (copy of v0)." in out
     assert "Predictions IDENTICAL (exactly): 442 of 442 rows equal" in out
-    assert "[4/4] Pointing @champion at version 3" in out
+    assert "[4/4] Registered as version 3; pointing @champion at it" in out
     assert f"predicts {before} for row 42; version 1 predicted {before}: identical=True" in out
     assert "v2: RESTORE" in out
     # The executed notebook is kept, with its outputs.
