@@ -148,12 +148,17 @@ class CodeVersion:
         cwd: Its working directory.
         git_commit: The commit of the repository the entry point lives in, if any.
         git_dirty: Whether that repository had uncommitted changes.
+        files: When git does not pin the code (no repository, or uncommitted changes): the
+            SHA-256 of the entry script and of the local modules it imported from its own
+            folder, by path relative to that folder. ``None`` when not recorded (runs at a
+            clean commit, and records written before file hashes existed).
     """
 
     argv: tuple[str, ...] = ()
     cwd: str | None = None
     git_commit: str | None = None
     git_dirty: bool | None = None
+    files: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the code version as a plain dict with sorted keys and no nulls."""
@@ -167,6 +172,7 @@ class CodeVersion:
             cwd=data.get("cwd"),
             git_commit=data.get("git_commit"),
             git_dirty=data.get("git_dirty"),
+            files=dict(data["files"]) if data.get("files") else None,
         )
 
 

@@ -7,7 +7,8 @@ Runs and model versions carry readable ``lineage.*`` tags (the stock MLflow UI s
 - ``lineage.input.000``, ``lineage.input.001`` ...: one compact JSON record per Delta input;
 - ``lineage.env.python``, ``lineage.env.platform``, ``lineage.env.pkg.<distribution>``;
 - ``lineage.code.argv`` (JSON), ``lineage.code.cwd``, ``lineage.code.git_commit``,
-  ``lineage.code.git_dirty``;
+  ``lineage.code.git_dirty``, and, when git does not pin the code, ``lineage.code.files``
+  (JSON ``{"train.py": "<sha256>", "features.py": ...}``, paths relative to the script's folder);
 - on model versions also ``lineage.run_id`` and ``lineage.manifest`` (the full JSON record).
 
 A value longer than MLflow's limit (read from MLflow at run time) is never cut: it is split
@@ -42,6 +43,7 @@ INPUT_PREFIX = "lineage.input."
 ENV_PREFIX = "lineage.env."
 PKG_PREFIX = "lineage.env.pkg."
 CODE_PREFIX = "lineage.code."
+CODE_FILES = "lineage.code.files"
 #: On a model version registered by ``reproduce``: the version it reproduces, and the result.
 REPRODUCES_VERSION = "lineage.reproduces"
 VERIFICATION = "lineage.verification"
@@ -138,7 +140,15 @@ def code_tags(code: CodeVersion, limit: int) -> dict[str, str]:
         tags[f"{CODE_PREFIX}git_commit"] = code.git_commit
     if code.git_dirty is not None:
         tags[f"{CODE_PREFIX}git_dirty"] = str(code.git_dirty).lower()
+    if code.files:
+        tags.update(code_files_tags(code.files, limit))
     return tags
+
+
+def code_files_tags(files: Mapping[str, str], limit: int) -> dict[str, str]:
+    """The ``lineage.code.files`` tag(s): ``{relative path: sha256}`` as compact JSON."""
+    value = json.dumps(dict(files), sort_keys=True, separators=(",", ":"))
+    return split_value(CODE_FILES, value, limit)
 
 
 def inputs_from_tags(tags: Mapping[str, str]) -> tuple[DeltaInput, ...]:
@@ -167,11 +177,13 @@ def code_from_tags(tags: Mapping[str, str]) -> CodeVersion | None:
     if argv is None:
         return None
     dirty = tags.get(f"{CODE_PREFIX}git_dirty")
+    files = join_value(tags, CODE_FILES)
     return CodeVersion(
         argv=tuple(json.loads(argv)),
         cwd=tags.get(f"{CODE_PREFIX}cwd"),
         git_commit=tags.get(f"{CODE_PREFIX}git_commit"),
         git_dirty=None if dirty is None else dirty == "true",
+        files=(json.loads(files) or None) if files else None,
     )
 
 

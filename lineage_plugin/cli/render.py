@@ -355,6 +355,9 @@ def reproduce(report: dict[str, Any]) -> str:
     if v.get("reproduced_version"):
         out.append(f"  registered as version {v['reproduced_version']}")
     out.append(_verification(v))
+    if report.get("likely_causes"):
+        out.append("Likely causes:")
+        out += [f"  - {cause}" for cause in report["likely_causes"]]
     if not report.get("verified"):
         out.append(
             f"The registry was left as it was; the result is tagged on run "

@@ -8,7 +8,7 @@ from typing import Any
 
 from lineage_plugin.queries.show import resolve
 from lineage_plugin.queries.workspace import Workspace
-from lineage_plugin.records import DeltaInput, ModelVersionLineage, drop_nulls
+from lineage_plugin.records import CodeVersion, DeltaInput, ModelVersionLineage, drop_nulls
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +58,9 @@ def check(name: str, version: str | int, *, tracking_uri: str | None = None) -> 
 
     Returns:
         A :class:`CheckReport`; ``ok`` is False when retraining would not see the same
-        inputs (a table version no longer readable, a library version changed, other code).
+        inputs (a table version no longer readable, a library version changed, other code:
+        another git commit, or an entry script or local module whose SHA-256 changed or that
+        is missing) or cannot tell (no code recorded: neither a git commit nor file hashes).
 
     Raises:
         LineageError: Unknown model or version.
@@ -153,33 +155,88 @@ def _environment_problems(lineage: ModelVersionLineage, problems: list[dict[str,
 
 
 def _code_problems(lineage: ModelVersionLineage) -> list[dict[str, str]]:
-    from lineage_plugin.tracking.environment import git_state
+    from lineage_plugin.tracking.environment import interactive_process
 
     code = lineage.run.code if lineage.run else None
-    if code is None or not code.git_commit:
-        return []
+    if code is None:
+        return [_code("code not recorded: the run recorded no entry point or code version")]
+    script = code.argv[0] if code.argv else "stdin"
+    what = interactive_process(code.argv)
+    problems = []
+    if what:  # a git commit it recorded is its working directory's, not the code's it ran
+        problems.append(
+            _code(
+                f"code not recorded: it was trained in {what} ({script}), whose code can be "
+                "neither hashed nor re-run; train from a script to make it checkable (reproduce "
+                "needs --command)"
+            )
+        )
+    elif not code.git_commit and not code.files:
+        return [
+            _code(
+                f"code not recorded: {script} was not in a git repository and no file hashes "
+                "were recorded (a run recorded before code hashing, or its script was not found)"
+            )
+        ]
     if code.cwd and not os.path.isdir(code.cwd):
-        return [{"kind": "code", "message": f"The working directory {code.cwd} is gone."}]
+        return [*problems, _code(f"The working directory {code.cwd} is gone.")]
+    if code.git_commit:
+        problems += _git_problems(code)
+    return problems + _file_problems(code)
+
+
+def _code(message: str) -> dict[str, str]:
+    return {"kind": "code", "message": message}
+
+
+def _git_problems(code: CodeVersion) -> list[dict[str, str]]:
+    from lineage_plugin.tracking.environment import git_state
+
     commit, dirty = git_state(code.argv, code.cwd or os.getcwd())
     problems = []
     if commit != code.git_commit:
         problems.append(
-            {
-                "kind": "code",
-                "message": f"code: recorded git commit {code.git_commit}, now {commit or 'none'}"
-                " (check out the recorded commit before retraining)",
-            }
+            _code(
+                f"code: recorded git commit {code.git_commit}, now {commit or 'none'}"
+                " (check out the recorded commit before retraining)"
+            )
         )
     if dirty:
-        problems.append(
-            {"kind": "code", "message": "code: the repository has uncommitted changes now"}
-        )
+        problems.append(_code("code: the repository has uncommitted changes now"))
     if code.git_dirty:
         problems.append(
-            {
-                "kind": "code",
-                "message": "code: the recorded run had uncommitted changes; its exact code "
-                "is not in git",
-            }
+            _code(
+                "code: the recorded run had uncommitted changes; its exact code is not in git"
+                + (", only the hashes of its script and local modules" if code.files else "")
+            )
         )
+    return problems
+
+
+def _file_problems(code: CodeVersion) -> list[dict[str, str]]:
+    """Each recorded file (entry script, local module) that changed or is gone since the run."""
+    from lineage_plugin.tracking.environment import file_sha256
+
+    script = code.argv[0] if code.argv else ""
+    path = script if os.path.isabs(script) else os.path.join(code.cwd or os.getcwd(), script)
+    folder = os.path.dirname(os.path.realpath(path))
+    problems = []
+    for rel, recorded in sorted((code.files or {}).items()):
+        where = os.path.join(folder, *rel.split("/"))
+        try:
+            now = file_sha256(where)
+        except FileNotFoundError:
+            problems.append(
+                _code(
+                    f"code: {rel} is missing (looked at {where}, recorded sha256 {recorded[:12]})"
+                )
+            )
+            continue
+        except OSError as exc:
+            problems.append(_code(f"code: {rel} cannot be read to compare it ({exc})"))
+            continue
+        if now != recorded:
+            problems.append(
+                _code(f"code: {rel} changed since the run (sha256 {recorded[:12]} -> {now[:12]})")
+            )
     return problems

@@ -54,6 +54,8 @@ class ReproduceReport:
         verification: The comparison of predictions.
         event_id: The ``verification`` event recorded on the original version (verified
             reproductions only).
+        likely_causes: When not verified, what differs between the original run and the
+            reproduction (:func:`lineage_plugin.recovery.mismatch.likely_causes`).
     """
 
     name: str
@@ -65,6 +67,7 @@ class ReproduceReport:
     exit_code: int
     verification: Verification
     event_id: str | None = None
+    likely_causes: tuple[str, ...] = ()
 
     @property
     def verified(self) -> bool:
@@ -85,6 +88,7 @@ class ReproduceReport:
                 "exit_code": self.exit_code,
                 "verification": self.verification.to_dict(),
                 "event_id": self.event_id,
+                "likely_causes": list(self.likely_causes),
             }
         )
 
@@ -192,6 +196,11 @@ def reproduce(
             reproduced_run_id=run.info.run_id,
             reproduced_model_uri=model_uri,
         )
+        causes: tuple[str, ...] = ()
+        if not verification.verified:  # say why: what the two runs recorded differently
+            from lineage_plugin.recovery.mismatch import likely_causes
+
+            causes = likely_causes(original_run, run)
         advance(1, "recording the result")
         event_id = None
         if verification.verified:
@@ -212,6 +221,7 @@ def reproduce(
         exit_code=exit_code,
         verification=verification,
         event_id=event_id,
+        likely_causes=causes,
     )
 
 

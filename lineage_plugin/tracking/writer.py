@@ -39,6 +39,7 @@ class RunState:
     written: int = 0
     env_tagged: bool = False  # lineage.env.* / lineage.code.* already on the run
     distributions_logged: bool = False
+    code_files: dict[str, str] | None = None  # the lineage.code.files this process wrote
 
 
 def record_for(run_id: str, state: RunState) -> RunLineage:
@@ -95,6 +96,9 @@ def write_run(run_id: str, state: RunState) -> None:
         tags.update({T.SCHEMA: str(T.SCHEMA_VERSION)})
         tags.update(T.environment_tags(record.environment))
         tags.update(T.code_tags(record.code, limit))
+    elif record.code.files and record.code.files != state.code_files:
+        # Modules imported since the run started (its start tags hashed the ones before).
+        tags.update(T.code_files_tags(record.code.files, limit))
     for index in new:
         value = to_json(state.inputs[index].to_dict())
         tags.update(T.split_value(T.input_key(index), value, limit))
@@ -118,3 +122,4 @@ def write_run(run_id: str, state: RunState) -> None:
     state.distributions_logged = True
     state.written = len(state.inputs)
     state.env_tagged = True
+    state.code_files = record.code.files
