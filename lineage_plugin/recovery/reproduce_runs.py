@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from lineage_plugin.queries.workspace import Workspace
     from lineage_plugin.records import CodeVersion, DeltaInput
 
-_NOT_RERUNNABLE = ("ipykernel", "pytest", "py.test", "jupyter", "ipython")
-
 
 @dataclass(frozen=True, kw_only=True)
 class RetrainingPlan:
@@ -169,17 +167,14 @@ def training_command(code: CodeVersion | None, command: str | None) -> tuple[lis
     hint = "Pass the training command with --command."
     if code is None or not code.argv:
         raise LineageError(f"No training command was recorded for this version. {hint}")
-    from lineage_plugin.tracking.environment import REDACTED
+    from lineage_plugin.tracking.environment import REDACTED, interactive_process
 
     script, *args = code.argv
-    # By the script's own name: a folder such as ~/jupyter-projects/ is no reason to refuse.
-    program = os.path.basename(script)
-    if program == "__main__.py":  # python -m pkg: the package's name
-        program = os.path.basename(os.path.dirname(script))
-    if script in ("", "-c", "-") or any(word in program for word in _NOT_RERUNNABLE):
+    kind = interactive_process(code.argv)
+    if kind:
         raise LineageError(
-            f"The version was trained in an interactive or test process ({script or 'stdin'}), "
-            f"which cannot be re-run. {hint}"
+            f"The version was trained in an interactive or test process ({kind}: "
+            f"{script or 'stdin'}), which cannot be re-run. {hint}"
         )
     if REDACTED in code.argv:
         raise LineageError(
