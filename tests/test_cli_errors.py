@@ -80,6 +80,14 @@ def test_a_typo_in_the_file_name_names_the_db_files_there(tmp_path, monkeypatch,
     assert not (tmp_path / "mlflow.dbb").exists()
 
 
+def test_two_slashes_are_a_host_part_that_sqlite_ignores(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = "lineage+sqlite://mlflow.db"
+    message = " ".join(invoke("show", "m", "1", "--tracking-uri", uri, code=2).stderr.split())
+    assert "has a host part ('mlflow.db'), which SQLite ignores" in message
+    assert "Did you mean lineage+sqlite:///mlflow.db?" in message
+
+
 def test_an_absolute_path_in_a_missing_folder_says_so(tmp_path):
     uri = f"sqlite:///{tmp_path}/nowhere/mlflow.db"
     message = " ".join(invoke("reindex", "--tracking-uri", uri, code=2).stderr.split())

@@ -84,7 +84,14 @@ _NEVER_CREATES = "mlflow-lineage reads an existing MLflow store; it never create
 def _check_sqlite(uri: str, backend: str, named: str) -> None:
     from sqlalchemy.engine import make_url
 
-    database = make_url(backend).database
+    url = make_url(backend)
+    if url.host:  # sqlite://mlflow.db: SQLite would open a database in memory
+        raise TrackingURIError(
+            f"{named} has a host part ('{url.host}'), which SQLite ignores: a SQLite file takes "
+            f"three slashes (four for an absolute path). Did you mean "
+            f"{uri.replace('://', ':///', 1)}?"
+        )
+    database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return  # in memory, or a SQLite URI filename: nothing on disk to look for
     path = os.path.abspath(database)
@@ -113,7 +120,7 @@ def _missing_sqlite(uri: str, database: str, path: str, named: str) -> str:
         return f"{said} The folder {folder} does not exist either. {_NEVER_CREATES}"
     found = sorted(f for f in os.listdir(folder) if f.endswith(".db"))
     close = difflib.get_close_matches(name, found, n=1, cutoff=0.6)
-    if close:
+    if close and name in uri:
         at = uri.rindex(name)
         said += f" Did you mean {uri[:at]}{close[0]}{uri[at + len(name) :]}?"
     listed = ", ".join(found[:10]) + (f" (and {len(found) - 10} more)" if len(found) > 10 else "")
