@@ -209,6 +209,7 @@ def test_reindex_rebuilds_the_same_answers(scenario):
 
 
 def test_reindex_source_sql_refuses_a_backend_without_sql(tmp_path):
+    (tmp_path / "mlruns" / ".trash").mkdir(parents=True)  # a file store (the CLI makes none)
     uri = f"lineage+file://{tmp_path / 'mlruns'}"
     result = CliRunner().invoke(cli, ["reindex", "--source", "sql", "--tracking-uri", uri])
     assert result.exit_code == 2, result.output

@@ -117,7 +117,8 @@ def impact(
 
     Raises:
         UnknownTableError: No run read the table.
-        LineageError: The range is empty (``from_version`` > ``to_version``).
+        LineageError: The range is empty (``from_version`` > ``to_version``), or a bound is
+            past the table's latest version.
 
     Example:
         >>> report = impact("/data/diabetes", from_version=3)
@@ -135,6 +136,7 @@ def impact(
     reads, runs, mvs, holdings = t["reads"], t["runs"], t["model_versions"], t["holdings"]
     with Workspace(tracking_uri).require_index().begin() as conn:
         uri = resolve_table(conn, table)
+        _check_bounds(table, uri, from_version, to_version)
         # A restored copy holds the content of the version it copies: that one counts.
         content = func.coalesce(reads.c.restored_from, reads.c.version)
         where = [reads.c.table_uri == uri]
@@ -168,6 +170,26 @@ def impact(
             for h in conn.execute(hq):
                 held.setdefault((h.name, h.version), []).append((h.kind, h.label))
     return _report(table, uri, from_version, to_version, rows, held)
+
+
+def _check_bounds(table: str, uri: str, from_version: int | None, to_version: int | None) -> None:
+    """Refuse a bound past the table's latest version (the table as it is now, when readable)."""
+    bounds = (("--from-version", from_version), ("--to-version", to_version))
+    given = [(flag, v) for flag, v in bounds if v is not None]
+    if not given:
+        return
+    from lineage_plugin.delta.log import resolve
+
+    try:
+        latest = resolve(uri).version
+    except Exception:  # gone or unreachable: the index still knows who read it
+        return
+    past = [f"{flag} {v}" for flag, v in given if v > latest]
+    if past:
+        raise LineageError(
+            f"The table '{table}' is at version {latest} (its latest), so {' and '.join(past)} "
+            f"names a version it does not have. Give versions from 0 to {latest}."
+        )
 
 
 def _report(

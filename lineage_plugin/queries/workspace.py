@@ -92,17 +92,41 @@ class Workspace:
         """The MLflow ``RegisteredModel``.
 
         Raises:
-            UnknownModelError: No such registered model.
+            UnknownModelError: No such registered model (the message names the closest known
+                names, or the models there are).
         """
         from mlflow.exceptions import MlflowException
 
+        store = self.registry_store  # a store that cannot be built is not an unknown model
         try:
-            return self.registry_store.get_registered_model(name)
+            return store.get_registered_model(name)
         except MlflowException as exc:
-            raise UnknownModelError(
-                f"There is no registered model '{name}' at {self.tracking_uri}. Check the name "
-                "and --tracking-uri (or MLFLOW_TRACKING_URI)."
-            ) from exc
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            raise UnknownModelError(self._no_such_model(name)) from exc
+
+    def _no_such_model(self, name: str) -> str:
+        import difflib
+
+        try:
+            known = sorted({m.name for m in self.registered_models()})
+        except Exception:  # the hint is a courtesy: the error stands without it
+            known = []
+        lowered = {k.lower(): k for k in known}
+        close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
+        if close:
+            return (
+                f"There is no registered model '{name}'. Did you mean: "
+                f"{', '.join(lowered[c] for c in close)}?"
+            )
+        where = f"There is no registered model '{name}' at {self.tracking_uri}."
+        if not known:
+            return (
+                f"{where} No model is registered there at all: check --tracking-uri (or "
+                "MLFLOW_TRACKING_URI)."
+            )
+        more = f" (and {len(known) - 10} more)" if len(known) > 10 else ""
+        return f"{where} The registered models are: {', '.join(known[:10])}{more}."
 
     def run(self, run_id: str) -> Any | None:
         """The MLflow ``Run``, or ``None`` when it no longer exists."""
