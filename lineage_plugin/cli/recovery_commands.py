@@ -96,7 +96,7 @@ def restore(
             tracking_uri=tracking_uri,
         )
     except RestoreRefusedError as exc:
-        if exc.plan is not None:
+        if exc.plan is not None and not as_json:  # with --json, the plan is in the JSON error
             click.echo(render.restore_plan(exc.plan.to_dict()), err=True)
         raise
     emit(as_json, report.to_dict(), render.restore)
