@@ -4,7 +4,7 @@ churn scenario (tests/churn.py), whose training script registers its model itsel
 Real stores, a real Delta table with a bad UPDATE and a DELETE, real training processes, the
 real CLI (in process and as a process on a terminal for Ctrl-C). The tests share one scenario
 and run in order: reproductions first (the registry must not change), then the rollback's
-refusal, its dry run, the rollback itself.
+refusal, its dry run, the rollback itself, and a Ctrl-C during a second one.
 """
 
 from __future__ import annotations
@@ -74,48 +74,6 @@ def test_a_failed_reproduction_leaves_the_registry_exactly_as_it_was(scenario):
     assert json.loads(tags["lineage.verification"])["verified"] is False
 
 
-def test_ctrl_c_stops_the_training_cleanly(scenario, tmp_path):
-    """A real SIGINT to the CLI's process group, as a terminal's Ctrl-C sends it."""
-    pid_file = tmp_path / "child.pid"
-    slow = tmp_path / "slow_train.py"
-    slow.write_text(
-        "import os, sys, time\n"
-        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "print('training...', flush=True)\n"
-        "time.sleep(120)\n"
-    )
-    before = scenario.registry_state()
-    command = f"{sys.executable} {slow}"
-    cli_process = subprocess.Popen(
-        [sys.executable, "-c", "from lineage_plugin.cli import main; main()"]
-        + ["reproduce", "churn", "1", "--command", command, "--tracking-uri", scenario.uri],
-        cwd=scenario.where,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_env(),
-        start_new_session=True,  # its own process group: the "terminal" of this test
-        # A terminal's foreground process has Ctrl-C's default action even when this test
-        # runs in the background (where SIGINT is inherited as ignored).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 120
-    while not pid_file.exists() or not pid_file.read_text():
-        assert cli_process.poll() is None, cli_process.communicate()
-        assert time.monotonic() < deadline, "the training never started"
-        time.sleep(0.2)
-    child_pid = int(pid_file.read_text())
-    os.killpg(cli_process.pid, signal.SIGINT)
-    out, err = cli_process.communicate(timeout=60)
-    assert cli_process.returncode == 130, err
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    assert "Interrupted" in err and "was stopped" in err
-    assert "Could not load the model" not in err
-    with pytest.raises(ProcessLookupError):
-        os.kill(child_pid, 0)  # the training is gone, not orphaned
-    assert scenario.registry_state() == before
-
-
 def test_rollback_refuses_the_delete_and_names_the_command_that_goes_ahead(scenario):
     at = table_version(scenario)
     before = scenario.registry_state()
@@ -176,3 +134,51 @@ def test_rollback_goes_all_the_way_with_one_new_version(scenario):
     assert scenario.versions() == [*before, new] and new == str(int(before[-1]) + 1)
     assert scenario.registry_state()["aliases"] == {"champion": int(new)}
     assert "[4/4] Registered as version" in result.stderr
+
+
+def test_ctrl_c_during_a_rollback_stops_the_training_and_says_what_state_things_are_in(
+    scenario, tmp_path
+):
+    """A real SIGINT to the CLI's process group, as a terminal's Ctrl-C sends it, while the
+    rollback's retraining runs (after the rollback above: the table is restored already)."""
+    pid_file = tmp_path / "child.pid"
+    slow = tmp_path / "slow_train.py"
+    slow.write_text(
+        "import os, sys, time\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "print('training...', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    before = scenario.registry_state()
+    command = f"{sys.executable} {slow}"
+    cli_process = subprocess.Popen(
+        [sys.executable, "-c", "from lineage_plugin.cli import main; main()"]
+        + ["rollback", "churn", "1", "--yes", "--command", command]
+        + ["--tracking-uri", scenario.uri],
+        cwd=scenario.where,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        start_new_session=True,  # its own process group: the "terminal" of this test
+        # A terminal's foreground process has Ctrl-C's default action even when this test
+        # runs in the background (where SIGINT is inherited as ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() or not pid_file.read_text():
+        assert cli_process.poll() is None, cli_process.communicate()
+        assert time.monotonic() < deadline, "the training never started"
+        time.sleep(0.2)
+    child_pid = int(pid_file.read_text())
+    os.killpg(cli_process.pid, signal.SIGINT)
+    out, err = cli_process.communicate(timeout=60)
+    assert cli_process.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "Interrupted" in err and "was stopped" in err
+    assert "State: Every table was already at its recorded version." in err
+    assert "Nothing was registered and nothing pointed (@champion on version 3, as before)" in err
+    assert "Could not load the model" not in err
+    with pytest.raises(ProcessLookupError):
+        os.kill(child_pid, 0)  # the training is gone, not orphaned
+    assert scenario.registry_state() == before

@@ -238,5 +238,7 @@ def confirm_restore(plan: Any) -> bool:
     click.echo(render.restore_plan(plan.to_dict()), err=True)
     try:
         return click.confirm("Restore these tables now?", default=False, err=True)
-    except click.Abort:
-        return False
+    except click.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise  # Ctrl-C at the prompt: interrupted (exit 130), not a "no"
+        return False  # no terminal to answer on (end of input): not confirmed

@@ -176,8 +176,8 @@ def rollback(
     ws.model_version(name, number)
     targets, targets_from = _targets(ws, name, number, alias, stage)
     labels = ", ".join(t.label for t in targets)
-    say(f"Rollback of model {name} to version {number}: once verified, {labels} ({targets_from})")
-    say("  will point at the rebuilt version.")
+    say(f"Rollback of model {name} to version {number}; once verified, the rebuilt version")
+    say(f"  gets {labels} ({targets_from}).")
 
     say(f"[1/{STEPS}] Restoring the tables model {name} version {number} was trained on")
     try:
