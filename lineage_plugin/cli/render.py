@@ -390,7 +390,6 @@ def rollback(report: dict[str, Any]) -> str:
                 *(f"  warning: {w}" for w in retrain.get("warnings", [])),
                 f"Would compare predictions on {retrain['data']}, then point {targets} at the "
                 f"rebuilt version ({report['targets_from']}).",
-                "Nothing was written (--dry-run).",
             ]
         )
     out = [restore(report["restore"]), "", reproduce(report["reproduce"])]
