@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from lineage_plugin.cli import render
 from lineage_plugin.cli.options import common_options, emit, retraining_options
 from lineage_plugin.cli.progress import terminal_progress
+from lineage_plugin.errors import RestoreRefusedError
 
 
 def restore_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -78,7 +79,6 @@ def restore(
       mlflow-lineage restore diabetes 1 --table diabetes --yes --json
       mlflow-lineage restore diabetes 1 --engine spark --yes
     """
-    from lineage_plugin.errors import RestoreRefusedError
     from lineage_plugin.recovery.restore import restore as run_restore
 
     try:
@@ -96,9 +96,7 @@ def restore(
             tracking_uri=tracking_uri,
         )
     except RestoreRefusedError as exc:
-        if exc.plan is not None and not as_json:  # with --json, the plan is in the JSON error
-            click.echo(render.restore_plan(exc.plan.to_dict()), err=True)
-        raise
+        refused(exc, as_json)
     emit(as_json, report.to_dict(), render.restore)
 
 
@@ -202,7 +200,6 @@ def rollback(
       mlflow-lineage rollback diabetes 1 --yes --allow-undo-deletes
       mlflow-lineage rollback diabetes 1 --stage Production --yes --reason "bad MERGE"
     """
-    from lineage_plugin.errors import RestoreRefusedError
     from lineage_plugin.recovery.rollback import rollback as run_rollback
 
     if alias and stage:
@@ -226,12 +223,18 @@ def rollback(
             tracking_uri=tracking_uri,
         )
     except RestoreRefusedError as exc:
-        if exc.plan is not None and not as_json:
-            click.echo(render.restore_plan(exc.plan.to_dict()), err=True)
-        raise
+        refused(exc, as_json)
     emit(as_json, report.to_dict(), render.rollback)
     if not (report.verified or report.dry_run):
         sys.exit(1)
+
+
+def refused(exc: RestoreRefusedError, as_json: bool) -> NoReturn:
+    """Show a refused restore's plan on stderr (with --json it is in the JSON error), and
+    raise the refusal on to the boundary."""
+    if exc.plan is not None and not as_json:
+        click.echo(render.restore_plan(exc.plan.to_dict()), err=True)
+    raise exc
 
 
 def confirm_restore(plan: Any) -> bool:
