@@ -295,8 +295,11 @@ def test_check_reports_library_and_code_drift_with_exit_1(lineage_tracking, make
     )
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
-    messages = {p["kind"]: p["message"] for p in report["problems"]}
+    # Every message of a kind (code has several when the checkout has uncommitted changes).
+    messages = {p["kind"]: "" for p in report["problems"]}
+    for p in report["problems"]:
+        messages[p["kind"]] += p["message"] + "\n"
     now = current_environment().packages["numpy"]
-    assert messages["environment"] == f"numpy: recorded 0.0.1, now {now}"
+    assert messages["environment"] == f"numpy: recorded 0.0.1, now {now}\n"
     assert "recorded git commit 0000000000000000000000000000000000000000" in messages["code"]
     assert "data" not in messages and report["tables_checked"] == 1
