@@ -362,6 +362,19 @@ def test_a_record_from_before_code_hashing_is_code_not_recorded(scenario):
     )
 
 
+def test_diff_names_each_hashed_file_that_differs(scenario):
+    """A version trained after train.py was edited: diff shows the file, not a raw dict."""
+    recorded = sha256(scenario.script)
+    with edited(scenario.script, *FASTER_TREES):
+        now = sha256(scenario.script)
+        scenario.train()  # registers the next version of churn itself
+    latest = scenario.versions()[-1]
+    report = as_json(scenario.uri, "diff", "churn", "1", latest)
+    assert {"field": "files/train.py", "from": recorded, "to": now} in report["code"]
+    text = invoke(scenario.uri, "diff", "churn", "1", latest).output
+    assert "files/train.py" in text and "{" not in text.split("Code", 1)[1].split("Params")[0]
+
+
 # --- likely causes on recorded runs -------------------------------------------------------
 
 

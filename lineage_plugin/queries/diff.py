@@ -158,13 +158,19 @@ def _libraries(a: ModelVersionLineage, b: ModelVersionLineage) -> list[dict[str,
 
 
 def _code(a: ModelVersionLineage, b: ModelVersionLineage) -> list[dict[str, Any]]:
-    ca = a.run.code.to_dict() if a.run and a.run.code else {}
-    cb = b.run.code.to_dict() if b.run and b.run.code else {}
+    ca, cb = (_code_fields(m) for m in (a, b))
     return [
         drop_nulls({"field": f, "from": ca.get(f), "to": cb.get(f)})
         for f in sorted(set(ca) | set(cb))
         if ca.get(f) != cb.get(f)
     ]
+
+
+def _code_fields(m: ModelVersionLineage) -> dict[str, Any]:
+    """The recorded code as flat fields; each hashed file is one (``files/train.py``)."""
+    fields = m.run.code.to_dict() if m.run and m.run.code else {}
+    files = fields.pop("files", None) or {}
+    return {**fields, **{f"files/{path}": digest for path, digest in files.items()}}
 
 
 def _params(ws: Workspace, a: ModelVersionLineage, b: ModelVersionLineage) -> list[dict[str, Any]]:
