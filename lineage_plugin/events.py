@@ -3,9 +3,11 @@
 MLflow keeps only a model version's *current* stage and aliases. The plugin records every
 change as a :class:`RegistryEvent` and writes it into MLflow itself, as one model-version tag per
 event (``lineage.event.<time>-<id>``, so nothing is read, modified and written back), plus the
-currently held aliases and stage as ``lineage.aliases`` and ``lineage.stage`` tags. Events of a
-deleted version (its aliases go with it) are written on the registered model instead, because
-MLflow hides a deleted version's tags.
+currently held aliases and stage as ``lineage.aliases`` and ``lineage.stage`` tags. MLflow hides
+a deleted version's tags, so deleting a version moves its history onto the registered model: a
+copy of each of its event tags, the aliases it took along, a ``version_deleted`` event and the
+version's record (:mod:`lineage_plugin.deleted`). A rename is a ``model_renamed`` event on the
+model.
 
 This module only *plans* a change: given the registry's state before the call
 (:class:`RegistryState`), it returns the events and tag writes (:class:`Change`). The stores
@@ -14,6 +16,7 @@ apply the plan (see :mod:`lineage_plugin.store.recording`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import secrets
@@ -21,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lineage_plugin import tags as T
+from lineage_plugin.deleted import DeletedVersion
 from lineage_plugin.records import (
     SCHEMA_VERSION,
     DeltaInput,
@@ -30,17 +35,30 @@ from lineage_plugin.records import (
     to_json,
 )
 
-EVENT_PREFIX = "lineage.event."
-ALIASES_TAG = "lineage.aliases"
-STAGE_TAG = "lineage.stage"
+EVENT_PREFIX = T.EVENT_PREFIX
+ALIASES_TAG = T.ALIASES_TAG
+STAGE_TAG = T.STAGE_TAG
 
 STAGE_TRANSITION = "stage_transition"
 ALIAS_SET = "alias_set"
 ALIAS_DELETED = "alias_deleted"
 RESTORE = "restore"
 VERIFICATION = "verification"
+VERSION_DELETED = "version_deleted"
+MODEL_RENAMED = "model_renamed"
 #: Event kinds this version of the plugin writes.
-KINDS = (STAGE_TRANSITION, ALIAS_SET, ALIAS_DELETED, RESTORE, VERIFICATION)
+KINDS = (
+    STAGE_TRANSITION,
+    ALIAS_SET,
+    ALIAS_DELETED,
+    RESTORE,
+    VERIFICATION,
+    VERSION_DELETED,
+    MODEL_RENAMED,
+)
+#: Events about the registered model as a whole; their ``version`` is ``MODEL_LEVEL``.
+MODEL_KINDS = (MODEL_RENAMED,)
+MODEL_LEVEL = "0"
 
 ARCHIVED = "Archived"
 NO_STAGE = "None"
@@ -53,10 +71,11 @@ class RegistryEvent:
     Attributes:
         event_id: ``<13-digit epoch ms>-<8 hex>``; sorts in time order.
         kind: ``stage_transition``, ``alias_set``, ``alias_deleted``, ``restore`` (the
-            version's training tables were restored) or ``verification`` (it was retrained
-            and its predictions compared).
+            version's training tables were restored), ``verification`` (it was retrained
+            and its predictions compared), ``version_deleted`` or ``model_renamed``.
         name: Registered model name.
-        version: The model version the event is about.
+        version: The model version the event is about (``"0"``: the registered model itself,
+            for ``model_renamed``).
         time: Epoch milliseconds.
         user: Who made the change, when known.
         stage: The stage the version moved to (transitions).
@@ -70,6 +89,7 @@ class RegistryEvent:
         reason: Why the operator restored (restores).
         restores: The tables restored and the versions they got (restores).
         verification: The comparison of the retrained model with this one (verifications).
+        previous_name: The model's name before a rename (``model_renamed``).
         schema_version: Layout version of this record.
     """
 
@@ -89,6 +109,7 @@ class RegistryEvent:
     reason: str | None = None
     restores: tuple[TableRestore, ...] = ()
     verification: Verification | None = None
+    previous_name: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -116,6 +137,7 @@ class RegistryEvent:
             "reason": self.reason,
             "restores": [r.to_dict() for r in self.restores] or None,
             "verification": self.verification.to_dict() if self.verification else None,
+            "previous_name": self.previous_name,
         }
         return drop_nulls(data)
 
@@ -150,15 +172,24 @@ def new_event_id(time_ms: int, seq: int = 0) -> str:
     return f"{time_ms:013d}-{seq % 256:02x}{secrets.token_hex(3)}"
 
 
-def events_from_tags(tags: Mapping[str, str]) -> list[RegistryEvent]:
-    """The events written in ``lineage.event.*`` tags, in time order."""
+def events_from_tags(tags: Mapping[str, str], *, name: str | None = None) -> list[RegistryEvent]:
+    """The events written in ``lineage.event.*`` tags, in time order.
+
+    Args:
+        tags: The tags of a model version or registered model.
+        name: The model's name now: an event recorded before a rename names the old one.
+    """
     keys = sorted(k for k in tags if k.startswith(EVENT_PREFIX))
-    return [RegistryEvent.from_json(tags[k]) for k in keys]
+    events = [RegistryEvent.from_json(tags[k]) for k in keys]
+    if name is not None:
+        events = [e if e.name == name else dataclasses.replace(e, name=name) for e in events]
+    return events
 
 
 def collect_events(holders: Iterable[Any]) -> list[RegistryEvent]:
-    """The events in the tags of model versions and registered models, once each, in order."""
-    events = {e.event_id: e for h in holders for e in events_from_tags(h.tags or {})}
+    """The events in the tags of model versions and registered models, once each, in order
+    (named after the model that holds them now)."""
+    events = {e.event_id: e for h in holders for e in events_from_tags(h.tags or {}, name=h.name)}
     return sorted(events.values(), key=lambda e: e.event_id)
 
 
@@ -186,6 +217,28 @@ class RegistryState(Protocol):
 
     def versions_in_stage(self, stage: str) -> list[str]:
         """Every version currently in ``stage``."""
+
+    def registration(self, version: str) -> Registration:
+        """What a version was registered with (read before it is deleted)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Registration:
+    """A model version's registration, as a deletion must keep it.
+
+    Attributes:
+        created: Registration time (epoch ms).
+        source: The model source URI.
+        run_id: MLflow's run id of the version.
+        stage: Its current stage.
+        tags: Its ``lineage.*`` tags.
+    """
+
+    created: int | None = None
+    source: str | None = None
+    run_id: str | None = None
+    stage: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -324,14 +377,59 @@ def plan_transition(
 
 
 def plan_version_delete(
-    state: RegistryState, name: str, version: str, *, user: str | None, now: int
+    state: RegistryState,
+    name: str,
+    version: str,
+    *,
+    user: str | None,
+    now: int,
+    limit: int = 5000,
 ) -> Change:
-    """Plan ``delete_model_version``: the aliases it held are deleted with it."""
+    """Plan ``delete_model_version``: the aliases it held are deleted with it, and its history
+    moves to the registered model (see :mod:`lineage_plugin.deleted`).
+
+    Args:
+        limit: The longest registered-model tag value (``tags.registered_model_tag_value_limit``).
+            An event longer than that is copied without its ``tables`` (the deleted-version
+            record holds them, split over as many tags as it needs).
+    """
     p = _Planner(state, name, user, now)
     before = state.version(version)
-    for alias in sorted(before.aliases):
-        event = p.event(
-            ALIAS_DELETED, before, alias=alias, cause=f"delete_model_version: version {version}"
-        )
+    reg = state.registration(version)
+
+    def on_model(event: RegistryEvent) -> None:
+        if len(event.to_json()) > limit:
+            event = dataclasses.replace(event, tables=())
         p.change.model_tags[event.tag_key] = event.to_json()
+
+    for event in events_from_tags(reg.tags):
+        on_model(event)
+    for alias in sorted(before.aliases):
+        cause = f"delete_model_version: version {version}"
+        on_model(p.event(ALIAS_DELETED, before, alias=alias, cause=cause))
+    on_model(p.event(VERSION_DELETED, before, previous_stage=reg.stage))
+    record = DeletedVersion(
+        name=name,
+        version=version,
+        created=reg.created,
+        deleted=now,
+        user=user,
+        source=reg.source,
+        run_id=reg.tags.get(T.RUN_ID) or reg.run_id,
+        status=reg.tags.get(T.STATUS),
+        stage=reg.stage,
+        manifest=T.join_value(reg.tags, T.MANIFEST),
+    )
+    p.change.model_tags.update(record.tags(limit))
+    return p.change
+
+
+def plan_rename(
+    state: RegistryState, name: str, new_name: str, *, user: str | None, now: int
+) -> Change:
+    """Plan ``rename_registered_model(name, new_name)``: one ``model_renamed`` event, written
+    on the model under its new name."""
+    p = _Planner(state, new_name, user, now)
+    event = p.event(MODEL_RENAMED, VersionState(version=MODEL_LEVEL), previous_name=name)
+    p.change.model_tags[event.tag_key] = event.to_json()
     return p.change

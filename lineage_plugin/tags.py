@@ -48,6 +48,29 @@ CODE_FILES = "lineage.code.files"
 REPRODUCES_VERSION = "lineage.reproduces"
 VERIFICATION = "lineage.verification"
 
+#: Written by the plugin on model versions to hold the registry's history (see events.py and
+#: deleted.py): the events, what a version holds now, and the records of deleted versions.
+EVENT_PREFIX = "lineage.event."
+ALIASES_TAG = "lineage.aliases"
+STAGE_TAG = "lineage.stage"
+DELETED_PREFIX = "lineage.deleted."
+
+#: Keys the plugin writes (exactly, or as a prefix, with ``.parts``/``.partN`` when split).
+#: A caller may set them too: the caller's value is kept, with a warning.
+RESERVED_KEYS = (
+    STATUS,
+    REASON,
+    TABLES,
+    SCHEMA,
+    RUN_ID,
+    MANIFEST,
+    REPRODUCES_VERSION,
+    VERIFICATION,
+    ALIASES_TAG,
+    STAGE_TAG,
+)
+RESERVED_PREFIXES = (INPUT_PREFIX, ENV_PREFIX, CODE_PREFIX, EVENT_PREFIX, DELETED_PREFIX)
+
 COMPLETE = "complete"
 INCOMPLETE = "incomplete"
 MISSING = "missing"
@@ -63,6 +86,21 @@ def is_prompt_version(tags: Iterable[str]) -> bool:
     return any(k.startswith(PROMPT_TAG_PREFIX) for k in tags)
 
 
+def is_reserved(key: str) -> bool:
+    """Whether ``key`` is one the plugin writes (see :data:`RESERVED_KEYS`).
+
+    Example:
+        >>> is_reserved("lineage.status"), is_reserved("lineage.manifest.part1")
+        (True, True)
+        >>> is_reserved("lineage.protect"), is_reserved("team")
+        (False, False)
+    """
+    if key.startswith(RESERVED_PREFIXES):
+        return True
+    base = re.sub(r"\.(parts|part\d+)$", "", key)
+    return base in RESERVED_KEYS
+
+
 def run_tag_value_limit() -> int:
     """MLflow's maximum length of a run tag value (8000 in MLflow 3.x)."""
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
@@ -75,6 +113,18 @@ def model_version_tag_value_limit() -> int:
     from mlflow.utils import validation
 
     return getattr(validation, "MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH", run_tag_value_limit())
+
+
+def registered_model_tag_value_limit() -> int:
+    """The longest registered-model tag value every backend stores: MLflow's SQL column holds
+    5000 characters, fewer than its validation allows (longer values fail on PostgreSQL)."""
+    try:
+        from mlflow.store.model_registry.dbmodels.models import SqlRegisteredModelTag
+
+        length = SqlRegisteredModelTag.__table__.c.value.type.length
+    except Exception:  # an MLflow without SQL models: its validation limit is the limit
+        length = None
+    return min(model_version_tag_value_limit(), length or 5000)
 
 
 def split_value(key: str, value: str, limit: int) -> dict[str, str]:

@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "records": 1,
     "tags": 1,
     "events": 1,
+    "deleted": 1,
     "errors": 1,
     "settings": 1,
     "openlineage": 1,

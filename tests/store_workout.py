@@ -7,11 +7,18 @@ set aside: adding those is the plugin's job).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
+from mlflow.tracking._tracking_service.utils import _get_store
+
+from lineage_plugin.tags import is_reserved
+
+#: ``lineage.*`` keys the workout sets itself, as a caller: kept by lineage+ like any tag.
+CALLER_KEYS = frozenset({"lineage.note", "lineage.status", "lineage.team"})
 
 
 class _Ids:
@@ -22,9 +29,12 @@ class _Ids:
         return self.names.setdefault(value, f"<id{len(self.names)}>")
 
 
-def _tags(tags: dict[str, str]) -> dict[str, str]:
+def _tags(tags: dict[str, str], caller: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The tags, without those the plugin adds (reserved keys, unless the caller set them)."""
     return {
-        k: v for k, v in sorted(tags.items()) if not k.startswith("lineage.") and k != "mlflow.user"
+        k: v
+        for k, v in sorted(tags.items())
+        if (k in caller or not is_reserved(k)) and k != "mlflow.user"
     }
 
 
@@ -132,4 +142,77 @@ def workout(uri: str) -> dict[str, Any]:
     model = client.get_registered_model("workout-model")
     out["model"] = (_tags(model.tags), model.description, sorted(model.aliases))
     out["missing_version"] = _error(lambda: client.get_model_version("workout-model", "9"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lineage+ warns about the reserved lineage.status
+        out["lifecycle"] = _lifecycle(client, uri, exp_id, run_ids)
+    return out
+
+
+def _version(client: MlflowClient, name: str, version: str, ids: _Ids) -> dict[str, Any]:
+    v = client.get_model_version(name, version)
+    return {"stage": v.current_stage, "run": ids(v.run_id), "tags": _tags(v.tags, CALLER_KEYS)}
+
+
+def _lifecycle(client: MlflowClient, uri: str, exp_id: str, run_ids: list[str]) -> dict:
+    """Deletes, restores, hard deletes, copies, renames, and the caller's lineage.* tags."""
+    ids = _Ids()
+    out: dict[str, Any] = {}
+    store = _get_store(uri)
+    # runs: soft delete, restore, and removed for good (what `mlflow gc` calls)
+    hard = hasattr(store, "_hard_delete_run")  # not over REST: `mlflow gc` runs on the backend
+    client.delete_run(run_ids[4])
+    if hard:
+        store._hard_delete_run(run_ids[4])
+        out["hard_deleted_run"] = _error(lambda: client.get_run(run_ids[4]))
+    other = client.create_experiment("workout-side")
+    side = client.create_run(other, run_name="side").info.run_id
+    client.delete_experiment(other)
+    out["side_run_deleted"] = client.get_run(side).info.lifecycle_stage
+    client.restore_experiment(other)
+    out["side_run_restored"] = client.get_run(side).info.lifecycle_stage
+    client.delete_experiment(other)
+    if hard:
+        store._hard_delete_run(side)
+        store._hard_delete_experiment(other)
+        out["hard_deleted_experiment"] = _error(lambda: client.get_experiment(other))
+    # model versions with the caller's own lineage.* tags, one of them a reserved key
+    name = "workout-tags"
+    client.create_registered_model(name, tags={"lineage.team": "ml"})
+    tagged = {"lineage.note": "mine", "lineage.status": "audited", "plain": "x"}
+    for r in run_ids[:2]:
+        client.create_model_version(name, f"runs:/{r}/model", run_id=r, tags=tagged)
+    client.set_model_version_tag(name, "1", "lineage.note", "changed")
+    client.delete_model_version_tag(name, "2", "lineage.note")
+    client.set_registered_model_alias(name, "champion", "1")
+    client.transition_model_version_stage(name, "1", "Staging")
+    out["tagged"] = [_version(client, name, v, ids) for v in ("1", "2")]
+    # copy, delete, rename and delete a registered model
+    copy = client.copy_model_version(f"models:/{name}/1", "workout-copy")
+    out["copy"] = (copy.version, _version(client, "workout-copy", copy.version, ids))
+    client.delete_model_version(name, "1")
+    out["deleted_version"] = _error(lambda: client.get_model_version(name, "1"))
+    out["alias_gone"] = _error(lambda: client.get_model_version_by_alias(name, "champion"))
+    if uri.removeprefix("lineage+").startswith("file:"):
+        # MLflow's (deprecated) file store cannot rename a model whose versions have tags
+        # (its rename passes tag keys where tags are expected); lineage+ versions always do.
+        client.delete_registered_model(name)
+        client.create_registered_model(name)
+        client.create_model_version(name, f"runs:/{run_ids[0]}/model", run_id=run_ids[0])
+        name = "workout-renamed"
+        client.create_registered_model(name, tags={"lineage.team": "ml"})
+    else:
+        client.rename_registered_model(name, "workout-renamed")
+    renamed = client.get_registered_model("workout-renamed")
+    out["renamed"] = (renamed.name, _tags(renamed.tags, CALLER_KEYS))
+    out["renamed_versions"] = [
+        (v.version, _tags(v.tags, CALLER_KEYS))
+        for v in client.search_model_versions("name='workout-renamed'")
+    ]
+    out["old_name"] = _error(lambda: client.get_registered_model(name))
+    out["rename_taken"] = _error(
+        lambda: client.rename_registered_model("workout-renamed", "workout-copy")
+    )
+    client.delete_registered_model("workout-renamed")
+    out["deleted_model"] = _error(lambda: client.get_registered_model("workout-renamed"))
+    out["models"] = sorted(m.name for m in client.search_registered_models())
     return out

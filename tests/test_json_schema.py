@@ -217,6 +217,16 @@ def outputs(tmp_path_factory, _migrated_sqlite) -> dict[str, Any]:
     out["export"] = as_json("export", "-o", str(where / "lineage.tar.gz"))
     out["reindex"] = as_json("reindex")
     out["times"] = {"start": start, "champion_v2": champion_v2}
+    # last: the damaged version 2 and its run are deleted (the history stays)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    damaged_run = client.get_model_version("churn", "2").run_id
+    client.delete_model_version("churn", "2")
+    client.delete_run(damaged_run)
+    out["impact_deleted"] = as_json("impact", "customers", "--include-deleted")
+    out["show_deleted"] = as_json("show", "churn", "2")
+    out["timeline_deleted"] = as_json("timeline", "--model", "churn")
     return out
 
 
@@ -230,15 +240,18 @@ CASES = [
     ("diff", "diff", set()),
     ("timeline_model", "timeline", {"table", "since", "until", "warnings"}),  # logs readable
     ("timeline_table", "timeline", {"model", "warnings"}),
-    ("impact", "impact", set()),
+    ("impact", "impact", {"include_deleted"}),
+    ("impact_deleted", "impact", {"from_version", "to_version"}),
     ("check", "check", set()),
     ("restore_dry_run", "restore", {"event_id"}),  # nothing written, nothing recorded
     ("restore", "restore", set()),
     ("rollback_dry_run", "rollback", {"verified", "reproduce", "pointed", "previous_holder"}),
     ("rollback", "rollback", {"retrain"}),  # only a dry run says what it would retrain
-    ("show_good", "show", {"at", "held_at", "reproduces"}),  # no --at, not a reproduction
-    ("show_reproduction", "show", {"at", "held_at"}),
-    ("show_at", "show", {"reproduces"}),
+    ("show_good", "show", {"at", "held_at", "reproduces", "deleted_at"}),  # a plain version
+    ("show_reproduction", "show", {"at", "held_at", "deleted_at"}),
+    ("show_at", "show", {"reproduces", "deleted_at"}),
+    ("show_deleted", "show", {"at", "held_at", "reproduces", "stage"}),
+    ("timeline_deleted", "timeline", {"table", "since", "until", "warnings"}),
     ("export", "export", set()),
     ("reindex", "reindex", set()),
 ]

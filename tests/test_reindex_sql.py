@@ -115,9 +115,13 @@ def test_the_sql_path_builds_the_index_the_api_path_builds(lineage_tracking, mak
     assert by_sql == by_api
     assert lines[0].startswith("reading MLflow's tables directly")
     # ... and that index holds what was logged, so the comparison is not of two empty ones
-    indexed = {r[0]: r[-1] for r in by_sql["lineage_runs"]}
+    indexed = {r[0]: r[6] for r in by_sql["lineage_runs"]}
     assert set(indexed) == set(runs.values()) - {runs["no_lineage"]}  # the deleted run too
     assert indexed[runs["incomplete"]] == "incomplete"
+    deleted = {r[0] for r in by_sql["lineage_runs"] if r[7]}
+    assert deleted == {runs["deleted"]}
+    kept = {(r[0], r[1]): r[5] for r in by_sql["lineage_model_versions"]}
+    assert kept[("m", 3)] == 1  # the deleted version, from the record it left on its model
     names = {r[0]: r[2] for r in by_sql["lineage_runs"]}
     assert names[runs["latest"]] == mlflow.get_run(runs["latest"]).data.tags["mlflow.runName"]
     reads = {(r[0], r[1]): r for r in by_sql["lineage_reads"]}
@@ -126,6 +130,7 @@ def test_the_sql_path_builds_the_index_the_api_path_builds(lineage_tracking, mak
     assert [(r[0], r[1]) for r in by_sql["lineage_model_versions"]] == [
         ("m", 1),
         ("m", 2),
+        ("m", 3),  # deleted, kept from the record it left on its model
         ("n", 1),
     ]
     held = {(r[0], r[1], r[2], r[3]) for r in by_sql["lineage_holdings"]}
@@ -138,6 +143,7 @@ def test_the_sql_path_builds_the_index_the_api_path_builds(lineage_tracking, mak
     payloads = [RegistryEvent.from_json(r[-1]) for r in by_sql["lineage_events"]]
     deleted = [e for e in payloads if e.cause and e.cause.startswith("delete_model_version")]
     assert [(e.version, e.alias) for e in deleted] == [("3", "challenger")]
+    assert [e.version for e in payloads if e.kind == "version_deleted"] == ["3"]
     assert not [e for e in payloads if e.name == "greeting"]
 
 

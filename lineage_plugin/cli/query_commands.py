@@ -60,27 +60,39 @@ def diff(model: str, v1: str, v2: str, tracking_uri: str | None, as_json: bool) 
 @click.argument("table")
 @click.option("--from-version", type=click.IntRange(min=0), help="First table version (incl.).")
 @click.option("--to-version", type=click.IntRange(min=0), help="Last table version (incl.).")
+@click.option(
+    "--include-deleted",
+    is_flag=True,
+    help="Also list deleted runs and model versions (marked deleted).",
+)
 @common_options
 def impact(
     table: str,
     from_version: int | None,
     to_version: int | None,
+    include_deleted: bool,
     tracking_uri: str | None,
     as_json: bool,
 ) -> None:
     """List every run and model version that read TABLE, those in use first.
 
     TABLE is a path, URI or table name. This is the first question after a bad write.
+    Deleted runs and model versions are left out unless --include-deleted is given.
 
     \b
     Examples:
       mlflow-lineage impact /data/diabetes --from-version 4
       mlflow-lineage impact s3://lake/sales --from-version 10 --to-version 12 --json
+      mlflow-lineage impact sales --include-deleted
     """
     from lineage_plugin.queries import impact as query
 
     report = query(
-        table, from_version=from_version, to_version=to_version, tracking_uri=tracking_uri
+        table,
+        from_version=from_version,
+        to_version=to_version,
+        include_deleted=include_deleted,
+        tracking_uri=tracking_uri,
     )
     emit(as_json, report.to_dict(), render.impact)
 

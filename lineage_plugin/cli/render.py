@@ -204,7 +204,7 @@ def impact(report: dict[str, Any]) -> str:
             [
                 [
                     m["name"],
-                    m["version"],
+                    f"{m['version']} (deleted)" if m.get("deleted") else m["version"],
                     "yes" if m.get("in_use") else "no",
                     m.get("stage"),
                     ", ".join(m.get("aliases", [])),
@@ -224,7 +224,7 @@ def impact(report: dict[str, Any]) -> str:
             ["run", "name", "started", "read versions", "model versions"],
             [
                 [
-                    r["run_id"],
+                    f"{r['run_id']} (deleted)" if r.get("deleted") else r["run_id"],
                     r.get("run_name"),
                     format_time(r.get("start_time_ms")),
                     _read_versions(r),

@@ -6,7 +6,13 @@ import json
 from dataclasses import dataclass, field
 
 from lineage_plugin.errors import LineageError
-from lineage_plugin.events import ALIAS_DELETED, ALIAS_SET, NO_STAGE, STAGE_TRANSITION
+from lineage_plugin.events import (
+    ALIAS_DELETED,
+    ALIAS_SET,
+    NO_STAGE,
+    STAGE_TRANSITION,
+    VERSION_DELETED,
+)
 from lineage_plugin.events import RegistryEvent as Event
 from lineage_plugin.queries.times import format_time
 from lineage_plugin.queries.workspace import Workspace
@@ -34,6 +40,10 @@ class Held:
             del self.aliases[e.alias]
         elif e.kind == STAGE_TRANSITION and e.stage:
             self.stages[e.version] = e.stage
+        elif e.kind == VERSION_DELETED:  # a deleted version holds nothing from then on
+            self.stages.pop(e.version, None)
+            for alias in [a for a, v in self.aliases.items() if v == e.version]:
+                del self.aliases[alias]
 
 
 def model_events(ws: Workspace, name: str, *, until: int | None = None) -> list[Event]:

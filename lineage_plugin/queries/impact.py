@@ -30,6 +30,8 @@ class ImpactReport:
         model_versions: Affected model versions, those in use (a stage such as Production or
             Staging, or any alias) first.
         runs: Affected runs, those that produced a model version first, newest first.
+        include_deleted: Deleted runs and model versions are listed too (marked
+            ``deleted``); by default they are left out, as MLflow's ``ACTIVE_ONLY`` does.
     """
 
     table: str
@@ -38,6 +40,7 @@ class ImpactReport:
     to_version: int | None
     model_versions: tuple[dict[str, Any], ...]
     runs: tuple[dict[str, Any], ...]
+    include_deleted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON of ``impact --json`` (times as ISO strings with ``*_ms``)."""
@@ -50,6 +53,7 @@ class ImpactReport:
                     "to_version": self.to_version,
                     "model_versions": list(self.model_versions),
                     "runs": list(self.runs),
+                    "include_deleted": self.include_deleted or None,
                 }
             )
         )
@@ -97,6 +101,7 @@ def impact(
     *,
     from_version: int | None = None,
     to_version: int | None = None,
+    include_deleted: bool = False,
     tracking_uri: str | None = None,
 ) -> ImpactReport:
     """Every run and model version that read ``table`` between two versions.
@@ -110,6 +115,8 @@ def impact(
         table: The table's path, URI or name.
         from_version: First version of the range (inclusive); ``None`` for no lower bound.
         to_version: Last version of the range (inclusive); ``None`` for no upper bound.
+        include_deleted: Also list deleted runs and deleted model versions (marked
+            ``deleted``). A deleted model version is never in use.
         tracking_uri: Where MLflow is (default: MLflow's tracking URI).
 
     Returns:
@@ -153,6 +160,7 @@ def impact(
                 runs.c.experiment_id,
                 runs.c.start_time,
                 runs.c.user,
+                runs.c.deleted.label("run_deleted"),
                 mvs.c.name,
                 mvs.c.version.label("mv_version"),
                 mvs.c.created,
@@ -169,7 +177,7 @@ def impact(
             hq = select(holdings).where(holdings.c.name.in_(sorted(names)))
             for h in conn.execute(hq):
                 held.setdefault((h.name, h.version), []).append((h.kind, h.label))
-    return _report(table, uri, from_version, to_version, rows, held)
+    return _report(table, uri, from_version, to_version, rows, held, include_deleted)
 
 
 def _check_bounds(table: str, uri: str, from_version: int | None, to_version: int | None) -> None:
@@ -199,11 +207,14 @@ def _report(
     to_version: int | None,
     rows: list[Any],
     held: dict[tuple[str, int], list[tuple[str, str]]],
+    include_deleted: bool,
 ) -> ImpactReport:
     run_info: dict[str, dict[str, Any]] = {}
     model_versions: dict[tuple[str, int], dict[str, Any]] = {}
+    hidden: dict[str, dict[str, Any]] = {}  # deleted runs, still the source of live versions
     for r in rows:
-        run = run_info.setdefault(
+        runs_shown = run_info if include_deleted or not r.run_deleted else hidden
+        run = runs_shown.setdefault(
             r.run_id,
             {
                 "run_id": r.run_id,
@@ -215,12 +226,13 @@ def _report(
                 "table_versions": set(),
                 "restored_copies": {},
                 "model_versions": set(),
+                "deleted": bool(r.run_deleted) or None,
             },
         )
         run["table_versions"].add(r.version)
         if r.restored_from is not None:
             run["restored_copies"][str(r.version)] = r.restored_from
-        if r.name is None:
+        if r.name is None or (r.deleted and not include_deleted):
             continue
         key = (r.name, r.mv_version)
         run["model_versions"].add(f"{r.name}/{r.mv_version}")
@@ -237,7 +249,7 @@ def _report(
                 "_created": r.created or 0,
                 "stage": stage,
                 "aliases": aliases,
-                "in_use": bool(aliases) or stage in IN_USE_STAGES,
+                "in_use": not r.deleted and (bool(aliases) or stage in IN_USE_STAGES),
                 "deleted": bool(r.deleted) or None,
                 "table_versions": set(),
                 "restored_copies": {},
@@ -266,4 +278,5 @@ def _report(
         to_version=to_version,
         model_versions=tuple(drop_nulls(m) for m in ordered_mvs),
         runs=tuple(drop_nulls(r) for r in ordered_runs),
+        include_deleted=include_deleted,
     )

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin import tags as T
+from lineage_plugin.deleted import deleted_versions
 from lineage_plugin.errors import LineageError
 from lineage_plugin.events import RegistryEvent, collect_events, events_from_tags
 from lineage_plugin.progress import Advance, Progress, status_lines, tracked
@@ -100,8 +101,10 @@ def _from_api(ws: Workspace, say: Callable[[str], None]) -> dict[str, int]:
     index = ws.require_index()
     say("reading MLflow through its API (search_runs, search_model_versions)")
     runs = []
+    gone = ws.deleted_experiment_ids()
     for run in ws.lineage_runs():
-        runs.append((T.run_lineage_from_tags(run.info.run_id, run.data.tags), run_row(run.info)))
+        row = run_row(run.info, experiment_deleted=run.info.experiment_id in gone)
+        runs.append((T.run_lineage_from_tags(run.info.run_id, run.data.tags), row))
         if len(runs) % 10000 == 0:
             say(f"read {len(runs)} runs...")
     say(f"read {len(runs)} runs with lineage")
@@ -175,22 +178,31 @@ def _registry(
 ) -> tuple[list[dict], list[RegistryEvent], list[dict]]:
     """Index rows from registered models and model versions (MLflow's entities, or the
     records of :mod:`lineage_plugin.store.mlflow_tables`, which have the same fields)."""
-    from lineage_plugin.store.index_updates import model_version_row
+    from lineage_plugin.store.index_updates import deleted_version_row, model_version_row
 
     aliases: dict[tuple[str, str], list[str]] = {}  # search_model_versions leaves them out
     for rm in registered:
         for alias, version in (rm.aliases or {}).items():
             aliases.setdefault((rm.name, str(version)), []).append(alias)
     model_versions = list(model_versions)
+    live = {(mv.name, str(mv.version)) for mv in model_versions}
+    gone = [
+        deleted_version_row(rm.name, record)
+        for rm in registered
+        for number, record in sorted(deleted_versions(rm.tags or {}).items())
+        if (rm.name, number) not in live  # a live version wins over a stale record
+    ]
     holdings = [
         h
         for mv in model_versions
         for h in _holdings(
-            mv, aliases.get((mv.name, str(mv.version)), []), events_from_tags(mv.tags or {})
+            mv,
+            aliases.get((mv.name, str(mv.version)), []),
+            events_from_tags(mv.tags or {}, name=mv.name),
         )
     ]
     events = collect_events([*registered, *model_versions])
-    return [model_version_row(mv) for mv in model_versions], events, holdings
+    return [*(model_version_row(mv) for mv in model_versions), *gone], events, holdings
 
 
 def _holdings(mv: Any, aliases: list[str], events: list[RegistryEvent]) -> list[dict[str, Any]]:

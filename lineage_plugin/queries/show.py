@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lineage_plugin.deleted import DeletedVersion, deleted_versions
 from lineage_plugin.errors import LineageError
 from lineage_plugin.events import events_from_tags
 from lineage_plugin.queries.history import canonical_stage, model_events, replay, version_at
 from lineage_plugin.queries.times import json_output
-from lineage_plugin.queries.workspace import Workspace
+from lineage_plugin.queries.workspace import UnknownModelError, Workspace
 from lineage_plugin.records import ModelVersionLineage, drop_nulls
 
 
@@ -30,6 +31,8 @@ class ModelVersionReport:
         history: The version's events (stage transitions, alias changes), oldest first, each
             with ``role``: ``subject`` (the version changed) or ``replaced`` (another version
             took its alias or stage).
+        deleted_at: When the version was deleted (epoch ms), for a deleted version: its record
+            comes from what the deletion left on the registered model.
     """
 
     lineage: ModelVersionLineage
@@ -41,6 +44,7 @@ class ModelVersionReport:
     held_at: dict[str, Any] | None = None
     history: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     reproduces: dict[str, Any] | None = None
+    deleted_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON of ``show --json`` (times as ISO strings with ``*_ms``)."""
@@ -55,6 +59,7 @@ class ModelVersionReport:
                 "held_at": self.held_at,
                 "history": list(self.history),
                 "reproduces": self.reproduces,
+                "deleted_at": self.deleted_at,
             }
         )
         return json_output(drop_nulls(data))
@@ -114,8 +119,17 @@ def show(
 
     ws = Workspace(tracking_uri)
     number = resolve(ws, name, str(version), at)
-    mv = ws.model_version(name, number)
-    history = [{**e.to_dict(), "role": "subject"} for e in events_from_tags(dict(mv.tags))]
+    try:
+        mv = ws.model_version(name, number)
+        deleted = None
+        own = events_from_tags(dict(mv.tags), name=name)
+    except UnknownModelError:
+        deleted = deleted_versions(ws.registered_model(name).tags or {}).get(number)
+        if deleted is None:
+            raise
+        mv = _as_model_version(deleted, name)
+        own = [e for e in model_events(ws, name) if e.version == number]
+    history = [{**e.to_dict(), "role": "subject"} for e in own]
     # What this version lost: events of other versions that replaced it (from the index).
     history += [
         {**e.to_dict(), "role": "replaced"}
@@ -137,6 +151,22 @@ def show(
         held_at=held_at,
         history=tuple(history),
         reproduces=_reproduces(dict(mv.tags)),
+        deleted_at=deleted.deleted if deleted else None,
+    )
+
+
+def _as_model_version(record: DeletedVersion, name: str) -> Any:
+    """A deleted version's record, shaped like the ``ModelVersion`` it was."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        name=name,
+        version=record.version,
+        source=record.source,
+        tags=record.tag_view(),
+        creation_timestamp=record.created,
+        current_stage=None,
+        aliases=(),
     )
 
 

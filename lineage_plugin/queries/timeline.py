@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lineage_plugin.errors import LineageError
+from lineage_plugin.events import MODEL_KINDS
 from lineage_plugin.queries.impact import resolve_table
 from lineage_plugin.queries.times import iso_utc, json_output
 from lineage_plugin.queries.workspace import Workspace
@@ -243,6 +244,7 @@ def _run_entry(r: Any, **fields: Any) -> dict[str, Any]:
         experiment_id=r.experiment_id,
         user=r.user,
         status=r.status,
+        deleted=bool(r.deleted) or None,
         **fields,
     )
 
@@ -252,7 +254,8 @@ def _event_entry(event: dict[str, Any]) -> dict[str, Any]:
         event["kind"],
         event["time"],
         model=event["name"],
-        version=str(event["version"]),
+        version=None if event["kind"] in MODEL_KINDS else str(event["version"]),
+        previous_name=event.get("previous_name"),
         stage=event.get("stage"),
         previous_stage=event.get("previous_stage"),
         alias=event.get("alias"),

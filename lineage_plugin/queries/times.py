@@ -87,6 +87,7 @@ TIME_KEYS = frozenset(
         "at",
         "commit_timestamp",
         "created",
+        "deleted_at",
         "end_time",
         "since",
         "start_time",

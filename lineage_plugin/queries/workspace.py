@@ -164,6 +164,20 @@ class Workspace:
                 )
             )
 
+    def deleted_experiment_ids(self) -> set[str]:
+        """The experiments MLflow has soft-deleted (their runs count as deleted)."""
+        from mlflow.entities import ViewType
+
+        store = self.tracking_store
+        return {
+            e.experiment_id
+            for e in pages(
+                lambda token: store.search_experiments(
+                    view_type=ViewType.DELETED_ONLY, max_results=_PAGE, page_token=token
+                )
+            )
+        }
+
     def model_versions(self, model: str | None = None) -> Iterator[Any]:
         """Every model version (of ``model``, or of all models); prompt versions skipped."""
         from lineage_plugin import tags as T
@@ -190,11 +204,12 @@ class Workspace:
         MLflow's tag is the record; the index entry (skipped when the store indexed the tag
         already) only makes queries fast, so a failure there is a warning.
         """
-        from lineage_plugin.store.recording import failed
+        from lineage_plugin.store.recording import failed, own_tag_writes
 
-        self.registry_store.set_model_version_tag(
-            event.name, event.version, _tag(event.tag_key, event.to_json())
-        )
+        with own_tag_writes():
+            self.registry_store.set_model_version_tag(
+                event.name, event.version, _tag(event.tag_key, event.to_json())
+            )
         try:
             self.require_index().record_events([event])
         except Exception as exc:

@@ -265,11 +265,16 @@ def _register(
         location = ws.tracking_store.get_logged_model(model_id).artifact_location
         mv = store.create_model_version(name, location, run_id=run.info.run_id, model_id=model_id)
         registered = str(mv.version)
+    from lineage_plugin.store.recording import own_tag_writes
+
     verification = dataclasses.replace(verification, reproduced_version=registered)
-    store.set_model_version_tag(name, registered, ModelVersionTag(T.REPRODUCES_VERSION, version))
-    store.set_model_version_tag(
-        name, registered, ModelVersionTag(T.VERIFICATION, json.dumps(verification.to_dict()))
-    )
+    with own_tag_writes():
+        store.set_model_version_tag(
+            name, registered, ModelVersionTag(T.REPRODUCES_VERSION, version)
+        )
+        store.set_model_version_tag(
+            name, registered, ModelVersionTag(T.VERIFICATION, json.dumps(verification.to_dict()))
+        )
     return verification
 
 

@@ -14,6 +14,8 @@ from lineage_plugin.errors import CaptureError
 _logger = logging.getLogger(__name__)
 
 _LOGGED_MODEL_SOURCE = re.compile(r"^models:/(m-[0-9a-zA-Z]+)/?$")
+#: copy_model_version's source: ``models:/<name>/<version>``.
+_COPY_SOURCE = re.compile(r"^models:/[^/]+/\d+$")
 
 
 def _tags_as_dict(tags: Iterable[Any] | Mapping[str, str] | None) -> dict[str, str]:
@@ -99,11 +101,17 @@ def tags_for_new_model_version(
     given = _tags_as_dict(tags)
     if T.is_prompt_version(given):
         return [ModelVersionTag(k, v) for k, v in given.items()]
+    copy = bool(_COPY_SOURCE.match(source or ""))
+    if copy:
+        # copy_model_version passes the source version's tags: its lineage is the copy's, its
+        # registry history (events, what it holds) is not.
+        given = {k: v for k, v in given.items() if not _is_history(k)}
     from mlflow.tracking._tracking_service.utils import _get_store
 
     try:
         resolved_run = _source_run_id(_get_store(tracking_uri), source, run_id, model_id)
         if T.MANIFEST in given and given.get(T.RUN_ID) == resolved_run:
+            # Registered by a lineage+ client, or a copy: the lineage is there already.
             return [ModelVersionTag(k, v) for k, v in given.items()]
         lineage = lineage_tags_for_run(tracking_uri, resolved_run)
     except Exception as exc:  # never break a registration for lineage
@@ -111,6 +119,33 @@ def tags_for_new_model_version(
             raise CaptureError(f"Could not attach lineage to the new model version: {exc}") from exc
         _logger.warning("Could not attach lineage to the new model version: %s", exc)
         lineage = {T.STATUS: T.INCOMPLETE, T.REASON: f"Could not read the source run: {exc}"}
-    merged = {k: v for k, v in given.items() if not k.startswith(T.PREFIX)}
-    merged.update(lineage)
+    if not copy:
+        _warn_reserved(given)
+    merged = {**lineage, **given}  # the caller's own tags win, lineage.* ones too
     return [ModelVersionTag(k, v) for k, v in merged.items()]
+
+
+def _is_history(key: str) -> bool:
+    return key.startswith(T.EVENT_PREFIX) or key in (T.ALIASES_TAG, T.STAGE_TAG)
+
+
+def _warn_reserved(given: Mapping[str, str]) -> None:
+    reserved = sorted(k for k in given if T.is_reserved(k))
+    if reserved:
+        warn_reserved(reserved)
+
+
+def warn_reserved(keys: list[str]) -> None:
+    """Warn that a caller set tags the plugin writes (the caller's values are kept)."""
+    import warnings
+
+    from lineage_plugin.errors import LineageWarning
+
+    warnings.warn(
+        f"mlflow-delta-lineage: {', '.join(keys)} {'is a key' if len(keys) == 1 else 'are keys'} "
+        "the plugin writes (see 'Reserved tag keys' in the README). Your value is kept, and "
+        "the plugin's queries read it as lineage; pick a key outside the reserved ones to "
+        "keep your own data apart.",
+        LineageWarning,
+        stacklevel=4,
+    )

@@ -88,6 +88,7 @@ class RunRow:
     start_time: int | None = None
     end_time: int | None = None
     user: str | None = None
+    deleted: bool = False
 
 
 class LineageIndex:
@@ -285,6 +286,7 @@ def _run_values(record: RunLineage, row: RunRow) -> dict[str, Any]:
         "end_time": row.end_time,
         "user": row.user,
         "status": record.status,
+        "deleted": int(row.deleted),
     }
 
 

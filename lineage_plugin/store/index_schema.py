@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 #: The schema version this code reads and writes.
-INDEX_SCHEMA_VERSION = 3
+INDEX_SCHEMA_VERSION = 4
 SCHEMA_KEY = "schema_version"
 
 
@@ -53,6 +53,9 @@ def _define() -> dict[str, Table]:
         Column("end_time", BigInteger),
         Column("user", String(256)),
         Column("status", String(16), nullable=False),
+        # 1 when MLflow soft-deleted the run or its experiment (schema 4).
+        Column("deleted", Integer, default=0),
+        Index("lineage_runs_experiment", "experiment_id"),
     )
     reads = Table(
         "lineage_reads",
@@ -171,9 +174,27 @@ def _add_column(conn: Connection, table: Table, name: str) -> None:
     conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column}"))
 
 
+def _migrate_3_to_4(conn: Connection) -> None:
+    """Runs say whether MLflow deleted them (``deleted``), found by experiment.
+
+    Runs indexed before count as not deleted until ``mlflow-lineage reindex``.
+    """
+    from sqlalchemy import update
+
+    runs = tables()["runs"]
+    _add_column(conn, runs, "deleted")
+    conn.execute(update(runs).values(deleted=0))
+    for index in runs.indexes:
+        index.create(conn, checkfirst=True)
+
+
 #: Migrations from version N to N+1, applied in order. The current version is created by
 #: create_all; a test builds each older layout and migrates it.
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
+}
 
 
 def schema_version(conn: Connection) -> int | None:

@@ -9,19 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 from lineage_plugin import tags as T
+from lineage_plugin.deleted import DeletedVersion
 from lineage_plugin.events import EVENT_PREFIX, RegistryEvent
 from lineage_plugin.store.index import RunRow, index_for
 from lineage_plugin.store.recording import failed, writing_own_events
 
 
-def run_row(info: Any) -> RunRow:
-    """The index's row for an MLflow ``RunInfo``."""
+def run_row(info: Any, *, experiment_deleted: bool = False) -> RunRow:
+    """The index's row for an MLflow ``RunInfo`` (deleted with its experiment, if it was)."""
     return RunRow(
         experiment_id=info.experiment_id,
         run_name=info.run_name,
         start_time=info.start_time,
         end_time=info.end_time,
         user=info.user_id,
+        deleted=experiment_deleted or info.lifecycle_stage == "deleted",
     )
 
 
@@ -35,6 +37,19 @@ def model_version_row(mv: Any) -> dict[str, Any]:
         "created": mv.creation_timestamp,
         "status": tags.get(T.STATUS),
         "deleted": 0,
+    }
+
+
+def deleted_version_row(name: str, record: DeletedVersion) -> dict[str, Any]:
+    """The index's row for a deleted model version, from the record it left on its model
+    (the same values :func:`model_version_row` gave it while it lived)."""
+    return {
+        "name": name,
+        "version": int(record.version),
+        "run_id": record.run_id,
+        "created": record.created,
+        "status": record.status,
+        "deleted": 1,
     }
 
 
@@ -61,9 +76,18 @@ def index_model_version(store: Any, mv: Any) -> None:
 
 
 def index_deleted_version(store: Any, name: str, version: str) -> None:
-    """Mark a deleted model version in the index (its lineage stays queryable)."""
+    """Mark a deleted model version in the index (its lineage stays queryable), and index its
+    history as the deletion left it on the registered model (what ``reindex`` reads)."""
+    from lineage_plugin.events import events_from_tags
+    from lineage_plugin.store.index_lifecycle import replace_payloads
+
     try:
-        index_for(store).mark_deleted(name, version)
+        index = index_for(store)
+        index.mark_deleted(name, version)
+        tags = store.get_registered_model(name).tags or {}
+        moved = [e for e in events_from_tags(tags, name=name) if e.version == str(version)]
+        index.record_events(moved)
+        replace_payloads(index, moved)
     except Exception as exc:
         failed("a deleted model version in the lineage index", exc)
 
@@ -76,3 +100,60 @@ def index_event_tag(store: Any, key: str, value: str) -> None:
         index_for(store).record_events([RegistryEvent.from_json(value)])
     except Exception as exc:
         failed("a registry event in the lineage index", exc)
+
+
+def follow_lifecycle(store: Any, call: str, subject: str, new_name: str | None = None) -> None:
+    """Bring the index in line after a lifecycle call of MLflow's store succeeded.
+
+    Args:
+        store: The wrapped store the call went through.
+        call: The store method (``delete_run``, ``restore_run``, ``_hard_delete_run``,
+            ``delete_experiment``, ``restore_experiment``, ``_hard_delete_experiment``,
+            ``rename_registered_model``, ``delete_registered_model``).
+        subject: The run id, experiment id or registered model name it was called with.
+        new_name: The new name, for ``rename_registered_model``.
+    """
+    from lineage_plugin.store import index_lifecycle as life
+
+    try:
+        index = index_for(store)
+        if call in ("delete_run", "restore_run"):
+            life.mark_runs(index, [subject], deleted=call == "delete_run")
+        elif call == "_hard_delete_run":
+            life.forget_runs(index, [subject])
+        elif call == "delete_experiment":
+            life.mark_experiment(index, subject, deleted=True)
+        elif call == "restore_experiment":
+            life.mark_experiment(index, subject, deleted=False)
+            life.mark_runs(index, _deleted_lineage_runs(store, subject), deleted=True)
+        elif call == "_hard_delete_experiment":
+            life.forget_experiment(index, subject)
+        elif call == "rename_registered_model" and new_name is not None:
+            life.rename_model(index, subject, new_name)
+        elif call == "delete_registered_model":
+            life.forget_model(index, subject)
+        else:
+            raise ValueError(f"unknown lifecycle call {call}")
+    except Exception as exc:
+        failed(f"{call}({subject}) in the lineage index", exc)
+
+
+def _deleted_lineage_runs(store: Any, experiment_id: str) -> list[str]:
+    """Runs of a restored experiment that stay deleted (the file store restores the experiment
+    only; SQL stores restore its runs too)."""
+    from mlflow.entities import ViewType
+
+    found: list[str] = []
+    token = None
+    while True:
+        page = store.search_runs(
+            experiment_ids=[experiment_id],
+            filter_string=f"tags.`{T.STATUS}` LIKE '%'",
+            run_view_type=ViewType.DELETED_ONLY,
+            max_results=1000,
+            page_token=token,
+        )
+        found.extend(r.info.run_id for r in page)
+        token = page.token
+        if not token:
+            return found

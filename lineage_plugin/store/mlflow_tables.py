@@ -56,6 +56,8 @@ PAGE = 1000
 IS_PROMPT = "mlflow.prompt.is_prompt"
 RUN_NAME = "mlflow.runName"
 DELETED_VERSION = "Deleted_Internal"
+#: MLflow's lifecycle stage of a deleted run or experiment (``LifecycleStage.DELETED``).
+DELETED = "deleted"
 #: The model-version tags the index reads (model_version_row, events, prompt checks).
 _VERSION_KEYS = (T.RUN_ID, T.STATUS)
 
@@ -113,10 +115,14 @@ class MlflowTables:
         model_tags: dict[str, dict[str, str]] = {}
         query = select(tags.c.name, tags.c.key, tags.c.value).where(
             tags.c.workspace == self.workspace,
-            or_(tags.c.key.like(EVENT_PREFIX + "%"), tags.c.key == IS_PROMPT),
+            or_(
+                tags.c.key.like(EVENT_PREFIX + "%"),
+                tags.c.key.like(T.DELETED_PREFIX + "%"),
+                tags.c.key == IS_PROMPT,
+            ),
         )
         for name, key, value in self.conn.execute(query):
-            if key.startswith(EVENT_PREFIX) or key == IS_PROMPT:
+            if key.startswith((EVENT_PREFIX, T.DELETED_PREFIX)) or key == IS_PROMPT:
                 model_tags.setdefault(name, {})[key] = value
         held: dict[str, dict[str, int]] = {}
         query = select(aliases.c.name, aliases.c.alias, aliases.c.version).where(
@@ -215,8 +221,10 @@ class MlflowTables:
 
         t = _tables()
         runs, tags = t["runs"], t["tags"]
+        experiments = t["experiments"]
+        columns = [runs.c[c] for c in COLUMNS["runs"]]
         page_query = (
-            self._lineage_runs_query(*(runs.c[c] for c in COLUMNS["runs"][:6]))
+            self._lineage_runs_query(*columns, experiments.c.lifecycle_stage.label("exp_stage"))
             .where(runs.c.run_uuid > bindparam("after"))
             .order_by(runs.c.run_uuid)
             .limit(self.page)
@@ -240,7 +248,7 @@ class MlflowTables:
                 if run_id in wanted and key.startswith(T.PREFIX):
                     run_tags.setdefault(run_id, {})[key] = value
             names = self._run_names([row[0] for row in page if not row[2]])
-            for run_id, experiment_id, name, user, start, end in page:
+            for run_id, experiment_id, name, user, start, end, stage, exp_stage in page:
                 found = run_tags.get(run_id, {})
                 if found.get(T.STATUS) is None:
                     continue  # a case-insensitive match of another key
@@ -250,6 +258,7 @@ class MlflowTables:
                     start_time=start,
                     end_time=end,
                     user=user,
+                    deleted=DELETED in (stage, exp_stage),
                 )
                 yield T.run_lineage_from_tags(run_id, found), row
             if len(page) < self.page:

@@ -156,8 +156,7 @@ def _index_events(index: LineageIndex, events: list[RegistryEvent]) -> None:
 def _write_with_api(store: Any, name: str, change: Change) -> None:
     from mlflow.entities.model_registry import ModelVersionTag, RegisteredModelTag
 
-    token = _writing_events.set(True)
-    try:
+    with own_tag_writes():
         for version, tags in change.version_tags.items():
             for key, value in tags.items():
                 if value is None:
@@ -167,13 +166,33 @@ def _write_with_api(store: Any, name: str, change: Change) -> None:
                     store.set_model_version_tag(name, version, ModelVersionTag(key, value))
         for key, value in change.model_tags.items():
             store.set_registered_model_tag(name, RegisteredModelTag(key, value))
-    finally:
-        _writing_events.reset(token)
 
 
 def writing_own_events() -> bool:
     """Whether the current tag write is the plugin's own (already indexed) event write."""
     return _writing_events.get()
+
+
+@contextlib.contextmanager
+def own_tag_writes() -> Iterator[None]:
+    """Mark the tag writes inside the block as the plugin's own: they may use reserved keys
+    without a warning, and their events are indexed by the writer."""
+    token = _writing_events.set(True)
+    try:
+        yield
+    finally:
+        _writing_events.reset(token)
+
+
+def warn_if_reserved(key: str) -> None:
+    """Warn a caller (not the plugin, not a server serving a plugin client) who sets a tag key
+    the plugin writes; the caller's value is kept."""
+    from lineage_plugin import tags as T
+    from lineage_plugin.store.attach import warn_reserved
+    from lineage_plugin.store.request_context import in_server_request
+
+    if T.is_reserved(key) and not writing_own_events() and not in_server_request():
+        warn_reserved([key])
 
 
 def install_session_hook(store: Any) -> None:

@@ -9,7 +9,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin import tags as T
-from lineage_plugin.events import EVENT_PREFIX, Change, VersionState
+from lineage_plugin.events import EVENT_PREFIX, Change, Registration, VersionState
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -47,6 +47,16 @@ class ApiState:
     def stage_of(self, version: str) -> str:
         return self._mv(version).current_stage
 
+    def registration(self, version: str) -> Registration:
+        mv = self._mv(version)
+        return Registration(
+            created=mv.creation_timestamp,
+            source=mv.source,
+            run_id=mv.run_id,
+            stage=mv.current_stage,
+            tags=_lineage_tags(mv.tags or {}),
+        )
+
     def alias_holder(self, alias: str) -> str | None:
         from mlflow.exceptions import MlflowException
 
@@ -67,6 +77,10 @@ class ApiState:
             token = page.token
             if not token:
                 return found
+
+
+def _lineage_tags(tags: dict[str, str] | Any) -> dict[str, str]:
+    return {k: v for k, v in dict(tags).items() if k.startswith(T.PREFIX)}
 
 
 class _RegistrationCache(collections.OrderedDict):
@@ -102,6 +116,13 @@ def forget_registration(store: Any, name: str, version: str) -> None:
     registration_cache(store).pop((name, str(version)), None)
 
 
+def forget_model(store: Any, name: str) -> None:
+    """Drop every version of a model from the cache (renamed or deleted)."""
+    cache = registration_cache(store)
+    for key in [k for k in cache if k[0] == name]:
+        cache.pop(key, None)
+
+
 class MissingVersion(Exception):
     """The model version does not exist (MLflow raises its own error for it next)."""
 
@@ -131,6 +152,12 @@ def _statements() -> dict[str, Any]:
             or_(tags.c.key == bindparam("run_key"), tags.c.key.like(bindparam("manifest"))),
         ),
         "stage": select(versions.c.current_stage).where(of_version(versions)),
+        "registration": select(
+            versions.c.creation_time, versions.c.source, versions.c.run_id, versions.c.current_stage
+        ).where(of_version(versions)),
+        "lineage_tags": select(tags.c.key, tags.c.value).where(
+            of_version(tags), tags.c.key.like(bindparam("prefix"))
+        ),
         "in_stage": select(versions.c.version).where(
             of_model(versions), versions.c.current_stage == bindparam("stage")
         ),
@@ -182,6 +209,18 @@ class SqlState:
 
     def alias_holder(self, alias: str) -> str | None:
         return self._alias_map().get(alias)
+
+    def registration(self, version: str) -> Registration:
+        params = {**self.key, "version": int(version)}
+        row = self.conn.execute(self.sql["registration"], params).first()
+        if row is None:
+            raise MissingVersion(version)
+        found = self.conn.execute(
+            self.sql["lineage_tags"], {**params, "prefix": T.PREFIX + "%"}
+        ).all()
+        return Registration(
+            created=row[0], source=row[1], run_id=row[2], stage=row[3], tags=_lineage_tags(found)
+        )
 
     def versions_in_stage(self, stage: str) -> list[str]:
         rows = self.conn.execute(self.sql["in_stage"], {**self.key, "stage": stage})

@@ -45,6 +45,11 @@ def _flask_request() -> Any:
     return flask.request
 
 
+def in_server_request() -> bool:
+    """Whether this code runs inside a request served by ``mlflow server``."""
+    return _flask_request() is not None
+
+
 def client_records_events() -> bool:
     """Whether the request being served comes from a client that records its own events."""
     request = _flask_request()

@@ -54,6 +54,38 @@ class LineageTrackingStoreMixin(LineageStoreMixin):
             index_run_tags(self, run_id, [t.key for t in tags])
         return result
 
+    # MLflow's lifecycle: each call is MLflow's own, then the index follows it.
+    def delete_run(self, run_id: str) -> Any:
+        return _then_follow(self, super().delete_run(run_id), "delete_run", run_id)  # type: ignore[misc]
+
+    def restore_run(self, run_id: str) -> Any:
+        return _then_follow(self, super().restore_run(run_id), "restore_run", run_id)  # type: ignore[misc]
+
+    def _hard_delete_run(self, run_id: str) -> Any:  # what `mlflow gc` calls
+        result = super()._hard_delete_run(run_id)  # type: ignore[misc]
+        return _then_follow(self, result, "_hard_delete_run", run_id)
+
+    def delete_experiment(self, experiment_id: str) -> Any:
+        result = super().delete_experiment(experiment_id)  # type: ignore[misc]
+        return _then_follow(self, result, "delete_experiment", experiment_id)
+
+    def restore_experiment(self, experiment_id: str) -> Any:
+        result = super().restore_experiment(experiment_id)  # type: ignore[misc]
+        return _then_follow(self, result, "restore_experiment", experiment_id)
+
+    def _hard_delete_experiment(self, experiment_id: str) -> Any:
+        result = super()._hard_delete_experiment(experiment_id)  # type: ignore[misc]
+        return _then_follow(self, result, "_hard_delete_experiment", experiment_id)
+
+
+def _then_follow(
+    store: Any, result: Any, call: str, subject: str, new_name: str | None = None
+) -> Any:
+    from lineage_plugin.store.index_updates import follow_lifecycle
+
+    follow_lifecycle(store, call, subject, new_name)
+    return result
+
 
 class LineageRegistryStoreMixin(LineageStoreMixin):
     """Registry-store side.
@@ -77,6 +109,7 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
         model_id: str | None = None,
     ) -> Any:
         from lineage_plugin.store.attach import tags_for_new_model_version
+        from lineage_plugin.store.recording import own_tag_writes
 
         tags = tags_for_new_model_version(
             # Runs live in the same backend as the registry (MLflow's default and the server's
@@ -87,16 +120,17 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
             model_id=model_id,
             tags=tags,
         )
-        mv = super().create_model_version(  # type: ignore[misc]
-            name,
-            source,
-            run_id,
-            tags,
-            run_link,
-            description,
-            local_model_path=local_model_path,
-            model_id=model_id,
-        )
+        with own_tag_writes():  # the file store sets them one by one; warned about above
+            mv = super().create_model_version(  # type: ignore[misc]
+                name,
+                source,
+                run_id,
+                tags,
+                run_link,
+                description,
+                local_model_path=local_model_path,
+                model_id=model_id,
+            )
         from lineage_plugin.store.index_updates import index_model_version
         from lineage_plugin.store.registry_state import remember_registration
 
@@ -154,8 +188,10 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
         from lineage_plugin.store.recording import record_change
         from lineage_plugin.store.registry_state import forget_registration
 
+        limit = T.registered_model_tag_value_limit()
+
         def plan(state: Any, user: str | None, now: int) -> Any:
-            return plan_version_delete(state, name, str(version), user=user, now=now)
+            return plan_version_delete(state, name, str(version), user=user, now=now, limit=limit)
 
         call = functools.partial(super().delete_model_version, name, version)
         result = record_change(self, name, plan, call)
@@ -163,10 +199,33 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
         forget_registration(self, name, str(version))
         return result
 
+    def rename_registered_model(self, name: str, new_name: str) -> Any:
+        from lineage_plugin.events import plan_rename
+        from lineage_plugin.store.recording import record_change
+        from lineage_plugin.store.registry_state import forget_model
+
+        def plan(state: Any, user: str | None, now: int) -> Any:
+            return plan_rename(state, name, new_name, user=user, now=now)
+
+        call = functools.partial(super().rename_registered_model, name, new_name)
+        result = record_change(self, new_name, plan, call)
+        forget_model(self, name)
+        return _then_follow(self, result, "rename_registered_model", name, new_name)
+
+    def delete_registered_model(self, name: str) -> Any:
+        from lineage_plugin.store.registry_state import forget_model
+
+        result = super().delete_registered_model(name)  # type: ignore[misc]
+        forget_model(self, name)
+        return _then_follow(self, result, "delete_registered_model", name)
+
     def set_model_version_tag(self, name: str, version: Any, tag: Any) -> Any:
-        result = super().set_model_version_tag(name, version, tag)  # type: ignore[misc]
         from lineage_plugin.store.index_updates import index_event_tag
+        from lineage_plugin.store.recording import warn_if_reserved
         from lineage_plugin.store.registry_state import forget_registration
+
+        warn_if_reserved(tag.key)
+        result = super().set_model_version_tag(name, version, tag)  # type: ignore[misc]
 
         if tag.key.startswith((T.RUN_ID, T.MANIFEST)):
             forget_registration(self, name, str(version))

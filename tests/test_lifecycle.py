@@ -1,0 +1,367 @@
+"""The record follows MLflow's whole lifecycle (issue 13): deleted, restored and purged runs and
+experiments, deleted and copied model versions, renamed and deleted registered models, and the
+caller's own ``lineage.*`` tags. After each step the live index is what ``reindex`` rebuilds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import warnings
+from typing import Any
+
+import mlflow
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from mlflow import MlflowClient
+from postgres import on_backends
+
+import lineage_plugin as lp
+from lineage_plugin.errors import LineageError, LineageWarning
+from lineage_plugin.queries import impact, reindex, show, timeline
+from lineage_plugin.store.index import LineageIndex, index_url
+from lineage_plugin.store.index_schema import tables
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # stages: deprecated, used
+
+
+def _now() -> int:
+    time.sleep(0.01)
+    moment = int(time.time() * 1000)
+    time.sleep(0.01)
+    return moment
+
+
+def index_rows(uri: str) -> dict[str, set[tuple]]:
+    """Every row of every index table (the columns the live index keeps current)."""
+    volatile = {"runs": {"end_time"}, "holdings": {"since"}}
+    engine = sa.create_engine(index_url(uri))
+    out: dict[str, set[tuple]] = {}
+    with engine.connect() as conn:
+        for key in ("runs", "reads", "model_versions", "events", "holdings"):
+            table = tables()[key]
+            columns = [c for c in table.columns if c.name not in volatile.get(key, ())]
+            out[key] = {tuple(r) for r in conn.execute(sa.select(*columns))}
+    engine.dispose()
+    return out
+
+
+def assert_index_is_what_reindex_builds(uri: str) -> dict[str, set[tuple]]:
+    """The live index equals a fresh ``reindex`` of MLflow, table by table."""
+    live = index_rows(uri)
+    reindex(tracking_uri=uri)
+    rebuilt = index_rows(uri)
+    for key in live:
+        assert live[key] == rebuilt[key], (
+            key,
+            sorted(live[key] - rebuilt[key]),
+            sorted(rebuilt[key] - live[key]),
+        )
+    return rebuilt
+
+
+@pytest.fixture
+def sales(tmp_path) -> str:
+    """A real Delta table with versions 0, 1 and 2."""
+    from deltalake import write_deltalake
+
+    path = str(tmp_path / "sales")
+    for n in range(3):
+        frame = pd.DataFrame({"id": [n], "amount": [10.0 * n]})
+        write_deltalake(path, frame, mode="append")
+    return path
+
+
+def _reader(path: str, version: int, name: str | None = None) -> str:
+    with mlflow.start_run(run_name=name) as run:
+        lp.log_delta_input(path, version=version)
+    return run.info.run_id
+
+
+def _registered(client: MlflowClient, model: str, run_id: str, **kwargs: Any) -> str:
+    if not client.search_registered_models(f"name='{model}'"):
+        client.create_registered_model(model)
+    mv = client.create_model_version(model, f"runs:/{run_id}/model", run_id=run_id, **kwargs)
+    return str(mv.version)
+
+
+def _readers(report: Any) -> dict[str, bool]:
+    return {r["run_id"]: bool(r.get("deleted")) for r in report.runs}
+
+
+def _versions(report: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(m["name"], m["version"]): m for m in report.model_versions}
+
+
+@on_backends("sqlite", "postgresql")
+def test_deleted_runs_leave_impact_come_back_restored_and_gc_removes_them(
+    lineage_tracking, sales, tmp_path
+):
+    uri = lineage_tracking
+    client = MlflowClient()
+    kept, dropped = _reader(sales, 2, "kept"), _reader(sales, 2, "dropped")
+    assert set(_readers(impact(sales, from_version=2))) == {kept, dropped}
+
+    client.delete_run(dropped)
+    assert _readers(impact(sales, from_version=2)) == {kept: False}
+    assert _readers(impact(sales, from_version=2, include_deleted=True)) == {
+        kept: False,
+        dropped: True,
+    }
+    assert impact(sales, include_deleted=True).to_dict()["include_deleted"] is True
+    assert_index_is_what_reindex_builds(uri)
+
+    client.restore_run(dropped)
+    assert _readers(impact(sales, from_version=2)) == {kept: False, dropped: False}
+    assert_index_is_what_reindex_builds(uri)
+
+    # `mlflow gc` through the lineage+ URI, as an operator runs it: the run leaves the index
+    client.delete_run(dropped)
+    gc = subprocess.run(
+        [sys.executable, "-m", "mlflow", "gc", "--backend-store-uri", uri],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        cwd=tmp_path,
+    )
+    assert gc.returncode == 0, gc.stderr
+    assert _readers(impact(sales, from_version=2, include_deleted=True)) == {kept: False}
+    assert dropped not in {r[0] for r in index_rows(uri)["runs"]}
+    assert dropped not in {r[0] for r in index_rows(uri)["reads"]}
+    assert_index_is_what_reindex_builds(uri)
+
+
+@on_backends("sqlite", "postgresql")
+def test_a_deleted_experiment_hides_its_runs_until_restored_and_gc_removes_them(
+    lineage_tracking, sales
+):
+    uri = lineage_tracking
+    client = MlflowClient()
+    main = _reader(sales, 1, "main")
+    other = client.create_experiment("side-project")
+    with mlflow.start_run(experiment_id=other) as run:
+        lp.log_delta_input(sales, version=1)
+    side = run.info.run_id
+
+    client.delete_experiment(other)
+    assert _readers(impact(sales, from_version=1)) == {main: False}
+    assert _readers(impact(sales, from_version=1, include_deleted=True))[side] is True
+    assert_index_is_what_reindex_builds(uri)
+
+    client.restore_experiment(other)
+    assert set(_readers(impact(sales, from_version=1))) == {main, side}
+    assert_index_is_what_reindex_builds(uri)
+
+    client.delete_experiment(other)
+    store = mlflow.tracking._tracking_service.utils._get_store(uri)
+    store._hard_delete_run(side)  # what `mlflow gc` does, run by run, then the experiment
+    store._hard_delete_experiment(other)
+    assert _readers(impact(sales, from_version=1, include_deleted=True)) == {main: False}
+    assert_index_is_what_reindex_builds(uri)
+
+
+@on_backends("sqlite", "postgresql")
+def test_a_deleted_model_version_leaves_impact_and_its_history_stays(lineage_tracking, sales):
+    uri = lineage_tracking
+    client = MlflowClient()
+    first = _registered(client, "m", _reader(sales, 0))
+    second_run = _reader(sales, 1)
+    second = _registered(client, "m", second_run)
+    client.set_registered_model_alias("m", "champion", second)
+    client.transition_model_version_stage("m", second, "Production")
+    while_second = _now()
+    third = _registered(client, "m", _reader(sales, 2))
+    # The version as a number: stock MLflow 3.17 on psycopg 3 fails to archive when given the
+    # version string (mlflow/mlflow#24592).
+    client.transition_model_version_stage("m", int(third), "Production", True)
+    client.set_registered_model_alias("m", "champion", third)
+    before_delete = _now()
+    client.set_registered_model_alias("m", "fallback", second)
+
+    client.delete_model_version("m", second)
+
+    # impact: never in use, gone unless asked for, then marked
+    assert ("m", second) not in _versions(impact(sales, from_version=1, to_version=1))
+    with_deleted = _versions(impact(sales, from_version=1, to_version=1, include_deleted=True))
+    assert with_deleted[("m", second)]["deleted"] is True
+    assert with_deleted[("m", second)]["in_use"] is False
+    assert set(_readers(impact(sales, from_version=1, to_version=1))) == {second_run}
+
+    def answers() -> None:
+        # what held Production and @champion while version 2 did, and on which data
+        for label in ("Production", "champion", "@champion"):
+            held = show("m", label, at=while_second)
+            assert held.lineage.version == second
+            assert [(i.uri.rsplit("/", 1)[-1], i.version) for i in held.lineage.inputs] == [
+                ("sales", 1)
+            ]
+            assert held.deleted_at is not None and held.deleted_at > before_delete
+            assert held.held_at == {"stage": "Production", "aliases": ["champion"]}
+            kinds = [e["kind"] for e in held.history if e["role"] == "subject"]
+            assert kinds[-1] == "version_deleted"
+            assert {"alias_set", "stage_transition", "alias_deleted"} <= set(kinds)
+        # after the deletion, Production and @fallback are not version 2 any more
+        assert show("m", "Production", at=_now()).lineage.version == third
+        with pytest.raises(LineageError, match="fallback"):
+            show("m", "fallback", at=_now())
+        entries = timeline(model="m").entries
+        registrations = {
+            e["version"]: e.get("deleted") for e in entries if e["kind"] == "registration"
+        }
+        assert registrations == {first: None, second: True, third: None}
+        kinds = [(e["kind"], e.get("version")) for e in entries if e["kind"] != "commit"]
+        assert ("version_deleted", second) in kinds
+        assert ("alias_deleted", second) in kinds  # @fallback went with it
+        assert ("stage_transition", second) in kinds
+
+    answers()
+    assert_index_is_what_reindex_builds(uri)
+    answers()  # the same answers from the rebuilt index
+    reindex(tracking_uri=uri, source="api")
+    answers()
+
+
+@on_backends("sqlite", "postgresql")
+def test_a_rename_moves_the_index_and_history_and_is_an_event(lineage_tracking, sales):
+    uri = lineage_tracking
+    client = MlflowClient()
+    version = _registered(client, "old-name", _reader(sales, 1))
+    client.set_registered_model_alias("old-name", "champion", version)
+    held = _now()
+    gone = _registered(client, "old-name", _reader(sales, 2))
+    client.delete_model_version("old-name", gone)
+
+    client.rename_registered_model("old-name", "new-name")
+
+    assert set(_versions(impact(sales, from_version=1))) == {("new-name", version)}
+    entries = timeline(model="new-name").entries
+    kinds = [e["kind"] for e in entries]
+    assert {"registration", "alias_set", "version_deleted", "model_renamed"} <= set(kinds)
+    [renamed] = [e for e in entries if e["kind"] == "model_renamed"]
+    assert renamed["previous_name"] == "old-name" and "version" not in renamed
+    assert all(e.get("model", "new-name") == "new-name" for e in entries)
+    assert show("new-name", "champion", at=held).lineage.version == version
+    assert show("new-name", gone).deleted_at is not None  # the deleted version moved too
+    with pytest.raises(LineageError, match="no registered model 'old-name'"):
+        timeline(model="old-name")
+    assert_index_is_what_reindex_builds(uri)
+    assert [e["kind"] for e in timeline(model="new-name").entries] == kinds
+
+
+@on_backends("sqlite", "postgresql")
+def test_deleting_a_registered_model_removes_it_from_the_index(lineage_tracking, sales):
+    uri = lineage_tracking
+    client = MlflowClient()
+    run_id = _reader(sales, 1)
+    version = _registered(client, "doomed", run_id)
+    client.set_registered_model_alias("doomed", "champion", version)
+    client.delete_registered_model("doomed")
+    rows = index_rows(uri)
+    assert not [r for key in ("model_versions", "events", "holdings") for r in rows[key]]
+    assert _readers(impact(sales, from_version=1)) == {run_id: False}  # the run stays
+    assert_index_is_what_reindex_builds(uri)
+
+
+@on_backends("sqlite", "postgresql")
+def test_a_callers_own_lineage_tags_are_kept_and_reserved_ones_warn(lineage_tracking, sales):
+    uri = lineage_tracking
+    client = MlflowClient()
+    run_id = _reader(sales, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LineageWarning)
+        version = _registered(client, "tagged", run_id, tags={"lineage.note": "mine"})
+    tags = client.get_model_version("tagged", version).tags
+    assert tags["lineage.note"] == "mine"
+    assert tags["lineage.run_id"] == run_id  # and the lineage is attached as always
+
+    with pytest.warns(LineageWarning, match=r"lineage\.status is a key the plugin writes"):
+        reserved = _registered(client, "tagged", run_id, tags={"lineage.status": "audited"})
+    assert client.get_model_version("tagged", reserved).tags["lineage.status"] == "audited"
+    with pytest.warns(LineageWarning, match=r"lineage\.stage"):
+        client.set_model_version_tag("tagged", version, "lineage.stage", "mine")
+    assert client.get_model_version("tagged", version).tags["lineage.stage"] == "mine"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LineageWarning)
+        client.set_model_version_tag("tagged", version, "lineage.protect", "true")
+    assert_index_is_what_reindex_builds(uri)
+
+
+@on_backends("sqlite", "postgresql")
+def test_a_copied_version_has_the_lineage_but_not_the_source_history(lineage_tracking, sales):
+    uri = lineage_tracking
+    client = MlflowClient()
+    run_id = _reader(sales, 1)
+    version = _registered(client, "source-model", run_id)
+    client.set_registered_model_alias("source-model", "champion", version)
+    client.transition_model_version_stage("source-model", version, "Staging")
+    src = client.get_model_version("source-model", version)
+    copy = client.copy_model_version(f"models:/source-model/{version}", "copied-model")
+    tags = client.get_model_version("copied-model", copy.version).tags
+    assert tags["lineage.run_id"] == run_id and "lineage.manifest" in tags
+    assert not [k for k in tags if k.startswith("lineage.event.")]
+    assert "lineage.aliases" not in tags and "lineage.stage" not in tags
+    assert [k for k in src.tags if k.startswith("lineage.event.")]  # the source keeps its own
+    assert ("copied-model", str(copy.version)) in _versions(impact(sales, from_version=1))
+    kinds = {e["kind"] for e in timeline(model="copied-model").entries}
+    assert kinds == {"commit", "run", "registration"}  # no alias or stage of the source
+    assert_index_is_what_reindex_builds(uri)
+
+
+def test_an_index_from_before_keeps_working_after_the_migration(lineage_tracking, sales):
+    """Schema 3 -> 4: runs gain ``deleted``; an index migrated in place answers as before."""
+    uri = lineage_tracking
+    run_id = _reader(sales, 1)
+    engine = sa.create_engine(index_url(uri))
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE lineage_runs DROP COLUMN deleted"))
+        conn.execute(sa.text("DROP INDEX lineage_runs_experiment"))
+        conn.execute(sa.text("UPDATE lineage_index_meta SET value = '3'"))
+    LineageIndex(index_url(uri)).ensure()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT deleted FROM lineage_runs")).scalar() == 0
+        assert conn.execute(sa.text("SELECT value FROM lineage_index_meta")).scalar() == "4"
+    engine.dispose()
+    assert _readers(impact(sales, from_version=1)) == {run_id: False}
+
+
+@pytest.mark.slow
+def test_over_http_the_server_and_the_client_index_follow_the_lifecycle_once(
+    tmp_path, _migrated_sqlite, sales, monkeypatch
+):
+    """A lineage+http client and a lineage+ server: each event once in MLflow, and both the
+    server's index and the client's own index are what reindex builds."""
+    import shutil
+
+    from helpers import tracking_at
+    from server import mlflow_server
+
+    from lineage_plugin.events import EVENT_PREFIX, RegistryEvent
+
+    monkeypatch.setenv("MLFLOW_LINEAGE_HOME", str(tmp_path / "client-index"))
+    shutil.copyfile(_migrated_sqlite, tmp_path / "mlflow.db")
+    server_uri = f"lineage+sqlite:///{tmp_path / 'mlflow.db'}"
+    with mlflow_server(server_uri, tmp_path) as url, tracking_at(f"lineage+{url}"):
+        client = MlflowClient()
+        kept, dropped = _reader(sales, 1), _reader(sales, 2)
+        first = _registered(client, "web", kept)
+        second = _registered(client, "web", dropped)
+        client.set_registered_model_alias("web", "champion", second)
+        client.delete_model_version("web", second)
+        client.delete_run(dropped)
+        client.rename_registered_model("web", "web-renamed")
+        model_tags = MlflowClient(url, url).get_registered_model("web-renamed").tags
+        events = [
+            RegistryEvent.from_json(v) for k, v in model_tags.items() if k.startswith(EVENT_PREFIX)
+        ]
+        kinds = sorted(e.kind for e in events)
+        assert kinds == sorted(
+            ["alias_set", "alias_deleted", "version_deleted", "model_renamed"]
+        ), kinds  # once each: the client recorded them, the server did not again
+        assert set(_versions(impact(sales))) == {("web-renamed", first)}
+        assert _readers(impact(sales, include_deleted=True)) == {kept: False, dropped: True}
+        assert_index_is_what_reindex_builds(f"lineage+{url}")  # the client's own index
+    assert_index_is_what_reindex_builds(server_uri)  # the server's
