@@ -259,3 +259,55 @@ def test_every_ignored_column_is_a_column_with_a_reason():
     for table, columns in IGNORED.items():
         for column, reason in columns.items():
             assert column in tables()[table].c and len(reason) > 20
+
+
+def test_every_column_but_the_ignored_ones_is_compared(lineage_tracking, make_table):
+    """Derived from the table definitions: a change to any one column of any table is
+    reported as that column, and a change to an ignored column is not."""
+    from lineage_plugin.store.index_schema import tables
+
+    workflow(make_table)
+    engine = sa.create_engine(lineage_tracking.removeprefix("lineage+"))
+    checked = []
+    for name in ("runs", "reads", "model_versions", "events", "holdings"):
+        table = tables()[name]
+        keys = [c.name for c in table.primary_key.columns]
+        for column in (c for c in table.columns if c.name not in keys):
+            with engine.begin() as conn:
+                row = conn.execute(sa.select(table).order_by(*table.primary_key)).first()
+                old = getattr(row, column.name)
+                new = (old or 0) + 1 if column.type.python_type is int else f"{old or ''}x"
+                where = sa.and_(*(table.c[k] == getattr(row, k) for k in keys))
+                conn.execute(table.update().where(where).values({column.name: new}))
+            report = check_index(tracking_uri=lineage_tracking)
+            found = {t.table: t for t in report.tables if not t.in_sync}
+            if column.name in IGNORED.get(name, {}):
+                assert found == {}, (name, column.name)
+            else:
+                assert list(found) == [name], (name, column.name)
+                assert found[name].different_rows[0]["columns"] == [column.name]
+                assert found[name].differing_columns == {column.name: 1}
+                checked.append(f"{name}.{column.name}")
+            with engine.begin() as conn:
+                conn.execute(table.update().where(where).values({column.name: old}))
+    engine.dispose()
+    assert {"runs.run_name", "reads.version", "events.payload", "holdings.since"} <= set(checked)
+
+
+def test_an_index_in_another_database_is_checked(
+    lineage_tracking, make_table, tmp_path, monkeypatch
+):
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere' / 'index.db'}"
+    monkeypatch.setenv("MLFLOW_LINEAGE_INDEX_URI", elsewhere)
+    workflow(make_table)
+    report = as_json(lineage_tracking, code=0)
+    assert report["index_url"] == elsewhere and report["index_exists"]
+    assert index_contents(lineage_tracking.removeprefix("lineage+")) == {}  # none in MLflow's
+    engine = sa.create_engine(elsewhere)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM lineage_holdings WHERE kind = 'alias'"))
+    engine.dispose()
+    holdings = drift(as_json(lineage_tracking, code=1))["holdings"]
+    assert holdings["missing_keys"] == [
+        {"name": "sales_model", "kind": "alias", "label": "champion", "version": "2"}
+    ]
