@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -163,25 +164,91 @@ def check(model: str, version: str, tracking_uri: str | None, as_json: bool) -> 
     help="Read MLflow's SQL tables directly (sql), through its API (api), or sql when the "
     "backend has a SQL database (auto).",
 )
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Compare the index with MLflow without writing anything; exit 1 if they differ.",
+)
 @common_options
-def reindex(source: str, tracking_uri: str | None, as_json: bool) -> None:
+def reindex(source: str, check_only: bool, tracking_uri: str | None, as_json: bool) -> None:
     """Rebuild the lineage index from MLflow (runs, model versions, event tags).
 
     The index is a cache; MLflow's tags are the record. Safe to run at any time. On SQL
     backends it reads MLflow's own tables directly (read-only, page by page); file: and
-    http(s): backends are read through MLflow's API.
+    http(s): backends are read through MLflow's API. With --check nothing is written: the
+    index is compared with what a rebuild would write (runs, reads, model versions, events,
+    holdings), and any difference is listed, with exit code 1.
 
     \b
     Examples:
       mlflow-lineage reindex
       mlflow-lineage reindex --tracking-uri sqlite:///mlflow.db
       mlflow-lineage reindex --source api --json
+      mlflow-lineage reindex --check
     """
+    progress = terminal_progress(as_json)
+    if check_only:
+        from lineage_plugin.queries.index_check import check_index
+
+        report = check_index(tracking_uri=tracking_uri, source=source, progress=progress)
+        emit(as_json, report.to_dict(), _index_check)
+        if not report.in_sync:
+            sys.exit(1)
+        return
     from lineage_plugin.queries import reindex as query
 
-    progress = terminal_progress(as_json)
     summary = query(tracking_uri=tracking_uri, progress=progress, source=source).to_dict()
     emit(as_json, summary, lambda d: render.summary("Rebuilt the lineage index:", d))
+
+
+def _index_check(report: dict[str, Any]) -> str:
+    """Text for ``reindex --check``: the tables that differ, with a few keys each."""
+    how = "its tables, read directly" if report["source"] == "sql" else "its API"
+    drifted = [t for t in report["tables"] if t["missing"] or t["extra"] or t["different"]]
+    out = [] if report["index_exists"] else [f"There is no lineage index at {report['index_url']}."]
+    if drifted:
+        out.append(f"The lineage index differs from MLflow ({how}):")
+    else:
+        counts = ", ".join(f"{t['in_mlflow']} {t['table']}" for t in report["tables"])
+        out.append(f"The lineage index is in sync with MLflow ({how}): {counts}.")
+    for t in drifted:
+        said = [f"{t[k]} {k} ({why})" for k, why in _DRIFT if t[k]]
+        if t["different"]:
+            where = ", ".join(f"{c} in {n}" for c, n in t["differing_columns"].items())
+            said.append(f"{t['different']} different ({where})")
+        out.append(
+            f"  {t['table']}: {t['in_mlflow']} in MLflow, {t['indexed']} indexed; "
+            + ", ".join(said)
+        )
+        for kind in ("missing", "extra"):
+            keys = t[f"{kind}_keys"]
+            out += [f"    {kind}: {_key_text(k)}" for k in keys] + _more(t[kind], len(keys))
+        rows = t["different_rows"]
+        out += [f"    different: {_key_text(r['key'])} ({', '.join(r['columns'])})" for r in rows]
+        out += _more(t["different"], len(rows))
+    in_sync = [t["table"] for t in report["tables"] if t not in drifted]
+    if drifted and in_sync:
+        out.append(f"  {', '.join(in_sync)}: in sync")
+    out.append(f"  index: {report['index_url']}")
+    if report["ignored"]:
+        out.append(
+            f"  not compared (the index does not keep it current): {', '.join(report['ignored'])}"
+        )
+    if drifted:
+        out.append("Run `mlflow-lineage reindex` to repair it.")
+    return "\n".join(out)
+
+
+_DRIFT = (("missing", "in MLflow, not in the index"), ("extra", "in the index, not in MLflow"))
+
+
+def _key_text(key: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in key.items())
+
+
+def _more(total: int, shown: int) -> list[str]:
+    return [f"    ... and {total - shown} more"] if total > shown else []
 
 
 @click.command()

@@ -27,7 +27,7 @@ from lineage_plugin.queries.workspace import Workspace
 
 if TYPE_CHECKING:
     from lineage_plugin.records import RunLineage
-    from lineage_plugin.store.index import RunRow
+    from lineage_plugin.store.index import LineageIndex, RunRow
 
 #: The values of ``reindex(source=...)``.
 SOURCES = ("auto", "api", "sql")
@@ -55,6 +55,7 @@ def reindex(
     tracking_uri: str | None = None,
     progress: Callable[[str], None] | None = None,
     source: str = "auto",
+    into: LineageIndex | None = None,
 ) -> ReindexSummary:
     """Rebuild the lineage index from MLflow's runs, model versions and event tags.
 
@@ -63,6 +64,8 @@ def reindex(
         progress: Called with a status line as each phase finishes.
         source: ``"sql"`` reads MLflow's tables directly (SQL backends only), ``"api"``
             reads through MLflow's store API, ``"auto"`` takes ``"sql"`` when it can.
+        into: Build this index instead of the tracking URI's (``reindex --check`` builds a
+            scratch one to compare with); MLflow is read the same way.
 
     Returns:
         A :class:`ReindexSummary`.
@@ -87,18 +90,28 @@ def reindex(
             f"reindex(source='sql') reads MLflow's SQL database, and {ws.tracking_uri} has "
             "none. Use source='api' (--source api) or 'auto' for file: and http(s): tracking URIs."
         )
-    counts = _from_tables(ws, url, progress) if url else _from_api(ws, say)
+    target = (lambda: _ensured(into)) if into is not None else ws.require_index
+    counts = _from_tables(url, target, progress) if url else _from_api(ws, target, say)
+    written = into if into is not None else ws.index
     summary = ReindexSummary(
-        index_url=ws.index.url, **counts, seconds=round(time.perf_counter() - started, 3)
+        index_url=written.url, **counts, seconds=round(time.perf_counter() - started, 3)
     )
-    say(f"wrote the index at {safe_url(ws.index.url)}")
+    if into is None:
+        say(f"wrote the index at {safe_url(written.url)}")
     return summary
 
 
-def _from_api(ws: Workspace, say: Callable[[str], None]) -> dict[str, int]:
+def _ensured(index: LineageIndex) -> LineageIndex:
+    index.ensure()
+    return index
+
+
+def _from_api(
+    ws: Workspace, target: Callable[[], LineageIndex], say: Callable[[str], None]
+) -> dict[str, int]:
     from lineage_plugin.store.index_updates import run_row
 
-    index = ws.require_index()
+    index = target()
     say("reading MLflow through its API (search_runs, search_model_versions)")
     runs = []
     gone = ws.deleted_experiment_ids()
@@ -114,13 +127,15 @@ def _from_api(ws: Workspace, say: Callable[[str], None]) -> dict[str, int]:
     return _counts(len(runs), sum(len(r.inputs) for r, _ in runs), versions, events, holdings)
 
 
-def _from_tables(ws: Workspace, url: str, progress: Progress | None) -> dict[str, int]:
+def _from_tables(
+    url: str, target: Callable[[], LineageIndex], progress: Progress | None
+) -> dict[str, int]:
     from lineage_plugin.store.mlflow_database import MlflowDatabase
 
     say = status_lines(progress)
     database = MlflowDatabase(url)
     database.check()  # before the index is made: not in a database that is not MLflow's
-    index = ws.require_index()
+    index = target()
     say(f"reading MLflow's tables directly in {database.safe_url}")
     with database.rebuilding(index) as (tables, conn):
         versions, events, holdings = _registry(tables.registered_models(), tables.model_versions())
