@@ -30,6 +30,19 @@ def mark_runs(index: LineageIndex, run_ids: Iterable[str], *, deleted: bool) -> 
             c.execute(runs.update().where(runs.c.run_id.in_(batch)).values(deleted=int(deleted)))
 
 
+def update_run(
+    index: LineageIndex, run_id: str, *, run_name: str | None, end_time: int | None
+) -> None:
+    """Change an indexed run's name and end time (nothing when the run is not indexed)."""
+    runs = tables()["runs"]
+    with index.begin() as c:
+        c.execute(
+            runs.update()
+            .where(runs.c.run_id == run_id)
+            .values(run_name=run_name, end_time=end_time)
+        )
+
+
 def mark_experiment(index: LineageIndex, experiment_id: str, *, deleted: bool) -> None:
     """Mark every run of an experiment soft-deleted (or restored)."""
     runs = tables()["runs"]

@@ -14,6 +14,9 @@ from lineage_plugin.events import EVENT_PREFIX, RegistryEvent
 from lineage_plugin.store.index import RunRow, index_for
 from lineage_plugin.store.recording import failed, writing_own_events
 
+#: MLflow's run-name tag (``mlflow.utils.mlflow_tags.MLFLOW_RUN_NAME``).
+RUN_NAME_TAG = "mlflow.runName"
+
 
 def run_row(info: Any, *, experiment_deleted: bool = False) -> RunRow:
     """The index's row for an MLflow ``RunInfo`` (deleted with its experiment, if it was)."""
@@ -54,13 +57,28 @@ def deleted_version_row(name: str, record: DeletedVersion) -> dict[str, Any]:
 
 
 def index_run_tags(store: Any, run_id: str, keys: list[str]) -> None:
-    """Index a run again when a tag write touched its lineage (``lineage.input.*``)."""
-    if not any(k.startswith(T.INPUT_PREFIX) or k == T.STATUS for k in keys):
+    """Index a run again when a tag write touched its lineage (``lineage.input.*``) or its
+    name (``mlflow.runName``)."""
+    if not any(k.startswith(T.INPUT_PREFIX) or k in (T.STATUS, RUN_NAME_TAG) for k in keys):
         return
     try:
         run = store.get_run(run_id)
+        if T.STATUS not in run.data.tags:
+            return  # no lineage (yet): reindex leaves such runs out too
         record = T.run_lineage_from_tags(run_id, run.data.tags)
         index_for(store).record_run(record, run_row(run.info))
+    except Exception as exc:
+        failed("a run in the lineage index", exc)
+
+
+def index_run_info(store: Any, run_id: str, info: Any) -> None:
+    """Keep an indexed run's name and end time as ``update_run_info`` left them."""
+    from lineage_plugin.store.index_lifecycle import update_run
+
+    if info is None or not hasattr(info, "end_time"):
+        return
+    try:
+        update_run(index_for(store), run_id, run_name=info.run_name, end_time=info.end_time)
     except Exception as exc:
         failed("a run in the lineage index", exc)
 

@@ -54,6 +54,20 @@ class LineageTrackingStoreMixin(LineageStoreMixin):
             index_run_tags(self, run_id, [t.key for t in tags])
         return result
 
+    def set_tag(self, run_id: str, tag: Any) -> Any:
+        result = super().set_tag(run_id, tag)  # type: ignore[misc]
+        from lineage_plugin.store.index_updates import index_run_tags
+
+        index_run_tags(self, run_id, [tag.key])
+        return result
+
+    def update_run_info(self, run_id: str, run_status: Any, end_time: Any, run_name: Any) -> Any:
+        info = super().update_run_info(run_id, run_status, end_time, run_name)  # type: ignore[misc]
+        from lineage_plugin.store.index_updates import index_run_info
+
+        index_run_info(self, run_id, info)
+        return info
+
     # MLflow's lifecycle: each call is MLflow's own, then the index follows it.
     def delete_run(self, run_id: str) -> Any:
         return _then_follow(self, super().delete_run(run_id), "delete_run", run_id)  # type: ignore[misc]
