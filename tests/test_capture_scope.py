@@ -7,7 +7,9 @@ store and never called ``autolog()``), on real SQLite stores and a real Delta ta
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 from helpers import run_python
@@ -37,6 +39,11 @@ def read(version):
 runs = {}
 for which in order:
     mlflow.set_tracking_uri(lineage_uri if which == "lineage" else plain_uri)
+    if which == "explicit":  # an explicit log_delta_input, not a hooked read
+        with mlflow.start_run() as run:
+            lp.log_delta_input(table, version=1)
+        runs[which] = run.info.run_id
+        continue
     if which == "plain":
         read(3)  # outside any run: waits for the next run only when captured now
     with mlflow.start_run() as run:
@@ -135,9 +142,13 @@ def test_a_loaded_lineage_store_leaves_runs_on_a_plain_uri_untouched(child, stor
 
 def test_a_plain_run_after_a_lineage_run_is_untouched(child, stores, table):
     _, lineage_backend, plain_uri = stores
-    runs = child("store", "lineage", "plain")
+    runs = child("store", "lineage", "plain", "explicit")
     assert_captured(lineage_backend, runs["lineage"], table)
     assert_untouched(plain_uri, runs["plain"], table)
+    # log_delta_input is an explicit call: it records on the plain URI too.
+    tags = lineage_tags(plain_uri, runs["explicit"])
+    assert tags["lineage.tables"] == "sales@v1"
+    assert json.loads(tags["lineage.input.000"])["engine"] == "manual"
 
 
 def test_autolog_captures_runs_on_a_plain_uri(child, stores, table):
@@ -159,3 +170,46 @@ def test_autolog_disable_captures_nothing_even_on_a_lineage_store(child, stores,
     runs = child("disable", "lineage", "plain")
     assert_untouched(lineage_backend, runs["lineage"], table)
     assert_untouched(plain_uri, runs["plain"], table)
+
+
+#: The Spark child: load a lineage+ store, then on each URI read a table Spark wrote, let a
+#: commit land, and count again: a pinned DataFrame keeps reading the version it was read at.
+SPARK_SCRIPT = """
+import json, sys
+import mlflow
+from spark_session import start_session
+
+lineage_uri, plain_uri, warehouse, table = sys.argv[1:]
+mlflow.MlflowClient(lineage_uri).search_experiments()  # loads the lineage+ store
+spark = start_session(warehouse)
+spark.range(3).write.format("delta").save(table)
+out = {}
+for which, uri in (("plain", plain_uri), ("lineage", lineage_uri)):
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run() as run:
+        frame = spark.read.format("delta").load(table)
+        before = frame.count()
+        spark.range(1).write.format("delta").mode("append").save(table)
+        out[which] = {"run": run.info.run_id, "counts": [before, frame.count()]}
+spark.stop()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_spark_reads_on_a_plain_uri_are_neither_pinned_nor_recorded(tmp_path, stores):
+    lineage_uri, lineage_backend, plain_uri = stores
+    script = tmp_path / "spark_child.py"
+    script.write_text(SPARK_SCRIPT)
+    path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    table = str(tmp_path / "events")
+    args = (str(script), lineage_uri, plain_uri, str(tmp_path / "warehouse"), table)
+    result = run_python(*args, cwd=tmp_path, timeout=600, PYTHONPATH=path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    # Plain URI: stock Spark, the DataFrame reads the latest version on every action.
+    assert out["plain"]["counts"] == [3, 4]
+    assert lineage_tags(plain_uri, out["plain"]["run"]) == {}
+    # lineage+ URI: pinned to the version read (v1: 4 rows), and recorded.
+    assert out["lineage"]["counts"] == [4, 4]
+    assert lineage_tags(lineage_backend, out["lineage"]["run"])["lineage.tables"] == "events@v1"
