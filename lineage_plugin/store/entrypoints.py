@@ -43,8 +43,9 @@ def workspace_store(workspace_uri: str) -> Any:
 
 
 if autolog_requested_by_env():
-    # Contract: MLFLOW_LINEAGE_AUTOLOG=true turns capture on in every MLflow process. This only
-    # registers post-import hooks; deltalake and polars are patched when the user imports them.
+    # Contract: MLFLOW_LINEAGE_AUTOLOG=true turns capture on for every run of every MLflow
+    # process, whatever its tracking URI (as lineage_plugin.autolog() does). This only registers
+    # post-import hooks; deltalake and polars are patched when the user imports them.
     from lineage_plugin.tracking.autolog import autolog
 
     autolog()

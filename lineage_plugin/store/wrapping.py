@@ -355,7 +355,8 @@ def build_registry_store(store_uri: str, tracking_uri: str | None = None) -> Reg
 
 
 def _enable_capture() -> None:
-    # Contract: capture is on whenever a lineage+ store is loaded.
-    from lineage_plugin.tracking.autolog import autolog
+    # Contract: loading a lineage+ store turns capture on for the runs tracked through lineage+
+    # stores; runs on a plain URI in the same process stay untouched (unless autolog() was asked).
+    from lineage_plugin.tracking.autolog import enable_for_lineage_stores
 
-    autolog()
+    enable_for_lineage_stores()

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 from lineage_plugin.delta import log as delta_log
 from lineage_plugin.records import DeltaInput
 from lineage_plugin.tracking.capture import capture_read, current_read_context, session
-from lineage_plugin.tracking.patching import ReadDetails, after_hook, bound_arguments, patch
+from lineage_plugin.tracking.patching import (
+    ReadDetails,
+    after_hook,
+    bound_arguments,
+    bypassed,
+    patch,
+)
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -102,6 +108,8 @@ def _pinned_load_cdf(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def load_cdf(self: DeltaTable, *args: Any, **kwargs: Any) -> Any:
+        if bypassed():
+            return original(self, *args, **kwargs)
         try:
             a = bound_arguments(signature, (self, *args), kwargs)
         except TypeError:  # a bad call: let deltalake say what is wrong
@@ -175,5 +183,5 @@ def install(module: Any = None) -> None:
     patch(DeltaTable, "load_cdf", _pinned_load_cdf)
     patch(DeltaTable, "__datafusion_table_provider__", lambda f: after_hook(f, _after_provider))
     # register() is not a read; it only remembers which snapshot a query name stands for.
-    patch(QueryBuilder, "register", lambda f: after_hook(f, _after_register))
+    patch(QueryBuilder, "register", lambda f: after_hook(f, _after_register, always=True))
     patch(QueryBuilder, "execute", lambda f: after_hook(f, _after_execute))

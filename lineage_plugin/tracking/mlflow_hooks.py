@@ -6,6 +6,10 @@
   a ``DeltaDatasetSource`` is recorded as a lineage input of that run.
 - ``DeltaDatasetSource.to_dict``: MLflow drops ``delta_table_version`` when it is 0; the patch
   keeps it, so version 0 is recorded (and shown) as 0.
+
+Each hook acts only on runs capture applies to (:mod:`lineage_plugin.tracking.scope`): for the
+run hooks, the runs of a client whose tracking URI is a ``lineage+`` URI, unless capture was
+asked for every run.
 """
 
 from __future__ import annotations
@@ -18,13 +22,25 @@ from lineage_plugin.errors import CaptureError
 from lineage_plugin.records import DeltaInput
 from lineage_plugin.tracking.capture import is_plugin_writing, session
 from lineage_plugin.tracking.patching import patch
+from lineage_plugin.tracking.scope import capture_applies
 from lineage_plugin.tracking.writer import DELTA_SOURCE_TYPE
 
 ENGINE = "mlflow"
 
 
+def _client_uri(client: Any) -> str | None:
+    """The tracking URI an ``MlflowClient`` tracks through (``None``: MLflow's current one)."""
+    tracking = getattr(client, "_tracking_client", None)
+    return getattr(tracking, "tracking_uri", None)
+
+
+def _captured(a: dict[str, Any]) -> bool:
+    """Whether the client call in ``a`` is the user's, on a run capture applies to."""
+    return not is_plugin_writing() and capture_applies(_client_uri(a["self"]))
+
+
 def _after_create_run(run: Any, a: dict[str, Any]) -> None:
-    if not is_plugin_writing():
+    if _captured(a):
         session().run_started(run.info.run_id, run.data.tags)
 
 
@@ -52,7 +68,7 @@ def describe_dataset_source(source: dict[str, Any], context: str) -> DeltaInput:
 
 
 def _after_log_inputs(result: Any, a: dict[str, Any]) -> None:
-    if is_plugin_writing():
+    if not _captured(a):
         return
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -81,7 +97,7 @@ def _after_log_inputs(result: Any, a: dict[str, Any]) -> None:
 def _keep_version_zero(original: Any) -> Any:
     def to_dict(self: Any) -> dict[Any, Any]:
         info = original(self)
-        if getattr(self, "_delta_table_version", None) == 0:
+        if getattr(self, "_delta_table_version", None) == 0 and capture_applies():
             info["delta_table_version"] = 0
         return info
 
@@ -96,6 +112,7 @@ def install(module: Any = None) -> None:
 
     from lineage_plugin.tracking.patching import after_hook
 
-    patch(MlflowClient, "create_run", lambda f: after_hook(f, _after_create_run))
-    patch(MlflowClient, "log_inputs", lambda f: after_hook(f, _after_log_inputs))
+    # always: these hooks ask about the URI of the client they were called on, not the global one.
+    patch(MlflowClient, "create_run", lambda f: after_hook(f, _after_create_run, always=True))
+    patch(MlflowClient, "log_inputs", lambda f: after_hook(f, _after_log_inputs, always=True))
     patch(DeltaDatasetSource, "to_dict", _keep_version_zero)

@@ -3,6 +3,10 @@
 A hooked read that calls other hooked reads (``to_pandas`` -> ``to_pyarrow_table`` ->
 ``to_pyarrow_dataset``, or polars' scan -> ``DeltaTable.file_uris``) is recorded once, by the
 outermost call, which knows best what was read (engine, columns, filters).
+
+Every hook first asks :func:`bypassed`: inside another hooked read, or when capture does not
+apply to the current run (a plain tracking URI in a process that only loaded a ``lineage+``
+store), the patched method runs exactly as the original.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from lineage_plugin.delta.own_reads import in_read, not_recorded
 from lineage_plugin.errors import LineageError, LineageWarning
+from lineage_plugin.tracking.scope import capture_applies
 
 _originals: dict[tuple[type, str], Any] = {}
 _lock = threading.Lock()
@@ -41,20 +46,31 @@ def bound_arguments(
     return dict(bound.arguments)
 
 
+def bypassed() -> bool:
+    """Whether a hooked call runs as the original: inside another hooked read (or the plugin's
+    own), or capture does not apply to the current tracking URI."""
+    return in_read() or not capture_applies()
+
+
 def after_hook(
-    original: Callable[..., Any], after: Callable[[Any, dict[str, Any]], None]
+    original: Callable[..., Any],
+    after: Callable[[Any, dict[str, Any]], None],
+    *,
+    always: bool = False,
 ) -> Callable[..., Any]:
     """Wrap a method: run it, then ``after(result, arguments)``; for reads, once per read.
 
     ``arguments`` maps every parameter name of ``original`` (``self`` included) to its value,
-    defaults applied. ``after`` runs only when the call succeeded and only for the outermost
-    hooked call.
+    defaults applied. ``after`` runs only when the call succeeded, only for the outermost
+    hooked call, and only when capture applies to the current tracking URI, unless ``always``
+    (hooks that only remember state, or that check the URI of their own client).
     """
     signature = inspect.signature(original)
+    skip = in_read if always else bypassed
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if in_read():
+        if skip():
             return original(*args, **kwargs)
         with not_recorded():
             result = original(*args, **kwargs)

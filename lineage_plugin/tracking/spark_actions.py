@@ -16,9 +16,10 @@ from typing import Any
 
 from lineage_plugin.delta import log as delta_log
 from lineage_plugin.delta import spark as delta_spark
-from lineage_plugin.delta.own_reads import in_read, not_recorded
+from lineage_plugin.delta.own_reads import not_recorded
 from lineage_plugin.records import DeltaInput
 from lineage_plugin.tracking.capture import capture_read, current_read_context, session
+from lineage_plugin.tracking.patching import bypassed
 
 ENGINE = "spark"
 
@@ -77,7 +78,7 @@ def around_action(
 
     @functools.wraps(original)
     def action(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if in_read():
+        if bypassed():
             return original(self, *args, **kwargs)
         frame = frame_of(self)
         try:
@@ -154,7 +155,7 @@ def around_connect_action(
 
     @functools.wraps(original)
     def action(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if in_read():
+        if bypassed():
             return original(self, *args, **kwargs)
         try:
             sql = runs_sql(plan_of(self))

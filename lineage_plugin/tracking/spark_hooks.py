@@ -32,9 +32,9 @@ from typing import Any
 
 from lineage_plugin.delta import log as delta_log
 from lineage_plugin.delta import spark as delta_spark
-from lineage_plugin.delta.own_reads import in_read, not_recorded
+from lineage_plugin.delta.own_reads import not_recorded
 from lineage_plugin.tracking.capture import session
-from lineage_plugin.tracking.patching import after_hook, bound_arguments, patch
+from lineage_plugin.tracking.patching import after_hook, bound_arguments, bypassed, patch
 from lineage_plugin.tracking.reproducing import pinned_version
 from lineage_plugin.tracking.spark_actions import (
     CONNECT_ADVICE,
@@ -121,7 +121,7 @@ def _pinned_read(original: Callable[..., Any], kind: str) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def read(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if in_read():
+        if bypassed():
             return original(self, *args, **kwargs)
         try:
             a = bound_arguments(signature, (self, *args), kwargs)
@@ -185,7 +185,7 @@ def _session_table(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def table(self: Any, tableName: str) -> Any:  # noqa: N803 (PySpark's parameter name)
-        if in_read() or not isinstance(tableName, str):
+        if bypassed() or not isinstance(tableName, str):
             return original(self, tableName)
         return self.read.table(tableName)
 
@@ -232,7 +232,7 @@ def _delta_table_to_df(
 
     @functools.wraps(original)
     def to_df(self: Any) -> Any:
-        if in_read():
+        if bypassed():
             return original(self)
         source = source_of(self)
         if source is None:
@@ -266,9 +266,9 @@ def install(module: Any = None) -> None:
     from pyspark.sql.classic.dataframe import DataFrame
     from pyspark.sql.readwriter import DataFrameReader, DataFrameWriter
 
-    patch(DataFrameReader, "format", lambda f: after_hook(f, _remember_format))
-    patch(DataFrameReader, "option", lambda f: after_hook(f, _remember_option))
-    patch(DataFrameReader, "options", lambda f: after_hook(f, _remember_options))
+    patch(DataFrameReader, "format", lambda f: after_hook(f, _remember_format, always=True))
+    patch(DataFrameReader, "option", lambda f: after_hook(f, _remember_option, always=True))
+    patch(DataFrameReader, "options", lambda f: after_hook(f, _remember_options, always=True))
     patch(DataFrameReader, "load", lambda f: _pinned_read(f, "load"))
     patch(DataFrameReader, "table", lambda f: _pinned_read(f, "table"))
     patch(_owner(SparkSession, "table"), "table", _session_table)
@@ -297,7 +297,7 @@ def install_delta_tables(module: Any = None) -> None:
         patch(
             DeltaTable,
             name,
-            lambda f, k=kind: classmethod(after_hook(f.__func__, _remember_source(k))),
+            lambda f, k=kind: classmethod(after_hook(f.__func__, _remember_source(k), always=True)),
         )
     patch(DeltaTable, "toDF", lambda f: _delta_table_to_df(f, _classic_source))
 
