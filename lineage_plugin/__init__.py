@@ -27,6 +27,7 @@ _EXPORTS = {
     "timeline": "lineage_plugin.queries",
     "check": "lineage_plugin.queries",
     "reindex": "lineage_plugin.queries",
+    "check_index": "lineage_plugin.queries",
     "export": "lineage_plugin.queries.export",
     "RegistryEvent": "lineage_plugin.events",
     "plan_restore": "lineage_plugin.recovery.plan",
@@ -62,6 +63,7 @@ __all__ = [
     "rollback",
     "RegistryEvent",
     "check",
+    "check_index",
     "diff",
     "export",
     "impact",
@@ -98,7 +100,15 @@ if TYPE_CHECKING:
         VerificationError,
     )
     from lineage_plugin.events import RegistryEvent
-    from lineage_plugin.queries import check, diff, impact, reindex, show, timeline
+    from lineage_plugin.queries import (
+        check,
+        check_index,
+        diff,
+        impact,
+        reindex,
+        show,
+        timeline,
+    )
     from lineage_plugin.queries.export import export
     from lineage_plugin.records import (
         CodeVersion,

@@ -1,11 +1,13 @@
 """Lineage queries: ``show``, ``diff``, ``impact``, ``timeline``, ``check``, ``export``,
-``reindex``. Each returns a typed report whose ``to_dict()`` is the documented ``--json``."""
+``reindex`` and ``check_index`` (``reindex --check``). Each returns a typed report whose
+``to_dict()`` is the documented ``--json``."""
 
 from __future__ import annotations
 
 from lineage_plugin.queries.check import CheckReport, check
 from lineage_plugin.queries.diff import DiffReport, diff
 from lineage_plugin.queries.impact import ImpactReport, UnknownTableError, impact
+from lineage_plugin.queries.index_check import IndexCheck, check_index
 from lineage_plugin.queries.reindex import ReindexSummary, reindex
 from lineage_plugin.queries.show import ModelVersionReport, show
 from lineage_plugin.queries.timeline import Timeline, timeline
@@ -16,6 +18,7 @@ __all__ = [
     "CheckReport",
     "DiffReport",
     "ImpactReport",
+    "IndexCheck",
     "ModelVersionReport",
     "ReindexSummary",
     "TimeFormatError",
@@ -24,6 +27,7 @@ __all__ = [
     "UnknownTableError",
     "Workspace",
     "check",
+    "check_index",
     "diff",
     "impact",
     "parse_time",
