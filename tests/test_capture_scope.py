@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 from helpers import run_python
 from mlflow import MlflowClient
+from postgres import fresh_database
 
 #: The child: optionally autolog() / autolog(disable=True), load a lineage+ store for one URI,
 #: then runs that read the table (deltalake, polars, mlflow.log_input) on the URIs given.
@@ -58,13 +58,15 @@ print(json.dumps(runs))
 
 
 @pytest.fixture
-def stores(tmp_path, _migrated_sqlite):
-    """``(lineage+ URI, its backend URI, a plain URI)``: two real, migrated SQLite stores."""
-    uris = []
-    for name in ("lineage.db", "plain.db"):
-        shutil.copyfile(_migrated_sqlite, tmp_path / name)
-        uris.append(f"sqlite:///{tmp_path / name}")
-    return f"lineage+{uris[0]}", uris[0], uris[1]
+def stores(request):
+    """``(lineage+ URI, its backend URI, a plain URI)``: two real, migrated MLflow databases,
+    SQLite unless parametrized (indirectly) with ``postgresql``."""
+    dialect = getattr(request, "param", "sqlite")
+    with (
+        fresh_database(request, dialect, "lineage.db") as lineage,
+        fresh_database(request, dialect, "plain.db") as plain,
+    ):
+        yield f"lineage+{lineage}", lineage, plain
 
 
 @pytest.fixture
@@ -131,6 +133,7 @@ def assert_captured(uri: str, run_id: str, table: str, *, waiting_read: bool = F
     assert {"delta_table_version": 0, "path": table} in logged_sources(uri, run_id)
 
 
+@pytest.mark.parametrize("stores", ["sqlite", "postgresql"], indirect=True)
 def test_a_loaded_lineage_store_leaves_runs_on_a_plain_uri_untouched(child, stores, table):
     _, lineage_backend, plain_uri = stores
     runs = child("store", "plain", "lineage")

@@ -368,3 +368,35 @@ def test_over_http_the_server_and_the_client_index_follow_the_lifecycle_once(
         assert _readers(impact(sales, include_deleted=True)) == {kept: False, dropped: True}
         assert_index_is_what_reindex_builds(f"lineage+{url}")  # the client's own index
     assert_index_is_what_reindex_builds(server_uri)  # the server's
+
+
+@on_backends("sqlite", "postgresql")
+def test_a_version_trained_on_many_tables_is_deleted_whole(lineage_tracking, tmp_path, caplog):
+    """Its events and record are longer than a registered-model tag holds (5000 characters in
+    MLflow's SQL column): the copies on the model drop their tables (the record, split over
+    several tags, keeps them) and nothing fails, on PostgreSQL too."""
+    from deltalake import write_deltalake
+
+    uri = lineage_tracking
+    client = MlflowClient()
+    wide = str(tmp_path / "wide")
+    for n in range(30):
+        write_deltalake(wide, pd.DataFrame({"id": [n]}), mode="append")
+    with mlflow.start_run() as run:
+        for n in range(30):
+            lp.log_delta_input(wide, version=n)
+    version = _registered(client, "wide-model", run.info.run_id)
+    client.set_registered_model_alias("wide-model", "champion", version)
+    held = _now()
+    tags = client.get_model_version("wide-model", version).tags
+    [alias_set] = [v for k, v in tags.items() if k.startswith("lineage.event.")]
+    assert len(alias_set) > 5000  # too long for the registered model's tag column
+    client.delete_model_version("wide-model", version)
+
+    assert "could not record" not in caplog.text
+    model_tags = client.get_registered_model("wide-model").tags
+    assert max(len(v) for v in model_tags.values()) <= 5000
+    assert f"lineage.deleted.{version}.parts" in model_tags  # the record, split
+    report = show("wide-model", "champion", at=held)
+    assert sorted(i.version for i in report.lineage.inputs) == list(range(30))
+    assert_index_is_what_reindex_builds(uri)

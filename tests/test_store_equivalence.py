@@ -44,7 +44,11 @@ def test_file_and_http_stores_keep_their_types(tmp_path, allow_file_store):
     uri = (tmp_path / "mlruns").as_uri()
     assert isinstance(tracking_store(f"lineage+{uri}"), FileStore)
     assert isinstance(registry_store(f"lineage+{uri}"), RegistryFileStore)
-    assert isinstance(tracking_store("lineage+http://127.0.0.1:1"), RestStore)
+    rest = tracking_store("lineage+http://127.0.0.1:1")
+    assert isinstance(rest, RestStore)
+    # `mlflow gc` checks for hard deletes: a REST store must not seem to have them
+    assert not hasattr(rest, "_hard_delete_run") and not hasattr(rest, "_hard_delete_experiment")
+    assert hasattr(tracking_store(f"lineage+{uri}"), "_hard_delete_run")
 
 
 @on_backends()

@@ -75,10 +75,6 @@ class LineageTrackingStoreMixin(LineageStoreMixin):
     def restore_run(self, run_id: str) -> Any:
         return _then_follow(self, super().restore_run(run_id), "restore_run", run_id)  # type: ignore[misc]
 
-    def _hard_delete_run(self, run_id: str) -> Any:  # what `mlflow gc` calls
-        result = super()._hard_delete_run(run_id)  # type: ignore[misc]
-        return _then_follow(self, result, "_hard_delete_run", run_id)
-
     def delete_experiment(self, experiment_id: str) -> Any:
         result = super().delete_experiment(experiment_id)  # type: ignore[misc]
         return _then_follow(self, result, "delete_experiment", experiment_id)
@@ -86,6 +82,18 @@ class LineageTrackingStoreMixin(LineageStoreMixin):
     def restore_experiment(self, experiment_id: str) -> Any:
         result = super().restore_experiment(experiment_id)  # type: ignore[misc]
         return _then_follow(self, result, "restore_experiment", experiment_id)
+
+
+class LineageGcTrackingStoreMixin(LineageTrackingStoreMixin):
+    """The tracking side for stores that delete for good (``mlflow gc``): SQL and file stores.
+
+    A separate class, so a store without hard deletes (REST) does not seem to have them: ``mlflow
+    gc`` checks for these methods.
+    """
+
+    def _hard_delete_run(self, run_id: str) -> Any:
+        result = super()._hard_delete_run(run_id)  # type: ignore[misc]
+        return _then_follow(self, result, "_hard_delete_run", run_id)
 
     def _hard_delete_experiment(self, experiment_id: str) -> Any:
         result = super()._hard_delete_experiment(experiment_id)  # type: ignore[misc]
@@ -292,9 +300,9 @@ def build_tracking_store(store_uri: str, artifact_uri: str | None = None) -> Tra
 
     backend = inner_uri(store_uri)
     builder = _tracking_store_registry.get_store_builder(backend)
-    store = _with_mixin(
-        builder(store_uri=backend, artifact_uri=artifact_uri), LineageTrackingStoreMixin
-    )
+    store = builder(store_uri=backend, artifact_uri=artifact_uri)
+    gc = hasattr(store, "_hard_delete_run") and hasattr(store, "_hard_delete_experiment")
+    store = _with_mixin(store, LineageGcTrackingStoreMixin if gc else LineageTrackingStoreMixin)
     store.lineage_uri = store_uri
     store.backend_uri = backend
     _enable_capture()
