@@ -7,8 +7,6 @@ store and never called ``autolog()``), on real SQLite stores and a real Delta ta
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from helpers import run_python
@@ -175,41 +173,44 @@ def test_autolog_disable_captures_nothing_even_on_a_lineage_store(child, stores,
     assert_untouched(plain_uri, runs["plain"], table)
 
 
-#: The Spark child: load a lineage+ store, then on each URI read a table Spark wrote, let a
-#: commit land, and count again: a pinned DataFrame keeps reading the version it was read at.
-SPARK_SCRIPT = """
-import json, sys
-import mlflow
-from spark_session import start_session
+@pytest.fixture
+def only_lineage_stores():
+    """Capture as a process that loaded a lineage+ store and never called ``autolog()`` has it
+    (the test session turned it on for every run), restored after the test."""
+    import lineage_plugin
+    from lineage_plugin.tracking import scope
 
-lineage_uri, plain_uri, warehouse, table = sys.argv[1:]
-mlflow.MlflowClient(lineage_uri).search_experiments()  # loads the lineage+ store
-spark = start_session(warehouse)
-spark.range(3).write.format("delta").save(table)
-out = {}
-for which, uri in (("plain", plain_uri), ("lineage", lineage_uri)):
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run() as run:
-        frame = spark.read.format("delta").load(table)
-        before = frame.count()
-        spark.range(1).write.format("delta").mode("append").save(table)
-        out[which] = {"run": run.info.run_id, "counts": [before, frame.count()]}
-spark.stop()
-print(json.dumps(out))
-"""
+    before = (scope.hooks_on(), scope.explicit(), scope.disabled_by_user())
+    lineage_plugin.autolog()  # the hooks, installed as the session installs them
+    scope.set_scope(hooks=True, explicit=False)
+    yield
+    scope.set_scope(hooks=before[0], explicit=before[1], disabled=before[2])
 
 
 @pytest.mark.slow
-def test_spark_reads_on_a_plain_uri_are_neither_pinned_nor_recorded(tmp_path, stores):
+def test_spark_reads_on_a_plain_uri_are_neither_pinned_nor_recorded(
+    spark, stores, tmp_path, only_lineage_stores
+):
+    import mlflow
+
+    from lineage_plugin.tracking.capture import reset_session
+
     lineage_uri, lineage_backend, plain_uri = stores
-    script = tmp_path / "spark_child.py"
-    script.write_text(SPARK_SCRIPT)
-    path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
     table = str(tmp_path / "events")
-    args = (str(script), lineage_uri, plain_uri, str(tmp_path / "warehouse"), table)
-    result = run_python(*args, cwd=tmp_path, timeout=600, PYTHONPATH=path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    spark.range(3).write.format("delta").save(table)
+    out = {}
+    reset_session()
+    try:
+        for which, uri in (("plain", plain_uri), ("lineage", lineage_uri)):
+            mlflow.set_tracking_uri(uri)
+            with mlflow.start_run() as run:
+                frame = spark.read.format("delta").load(table)
+                before = frame.count()
+                spark.range(1).write.format("delta").mode("append").save(table)
+                out[which] = {"run": run.info.run_id, "counts": [before, frame.count()]}
+    finally:
+        mlflow.set_tracking_uri(None)
+        reset_session()
     # Plain URI: stock Spark, the DataFrame reads the latest version on every action.
     assert out["plain"]["counts"] == [3, 4]
     assert lineage_tags(plain_uri, out["plain"]["run"]) == {}

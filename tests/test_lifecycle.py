@@ -400,3 +400,37 @@ def test_a_version_trained_on_many_tables_is_deleted_whole(lineage_tracking, tmp
     report = show("wide-model", "champion", at=held)
     assert sorted(i.version for i in report.lineage.inputs) == list(range(30))
     assert_index_is_what_reindex_builds(uri)
+
+
+def test_on_a_file_store_the_index_follows_too(tmp_path, sales, monkeypatch):
+    """The file store keeps a deleted experiment's runs active (SQL stores mark them): the
+    index marks them deleted with their experiment either way, as reindex does."""
+    from helpers import tracking_at
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3.17 deprecates it
+    uri = "lineage+" + (tmp_path / "mlruns").as_uri()
+    with tracking_at(uri):
+        client = MlflowClient()
+        kept = _reader(sales, 1)
+        other = client.create_experiment("side")
+        with mlflow.start_run(experiment_id=other) as run:
+            lp.log_delta_input(sales, version=1)
+        side = run.info.run_id
+        alone = _reader(sales, 1)
+        version = _registered(client, "filed", kept)
+        client.set_registered_model_alias("filed", "champion", version)
+        client.delete_run(alone)
+        client.delete_experiment(other)
+        assert _readers(impact(sales)) == {kept: False}
+        assert_index_is_what_reindex_builds(uri)
+        client.restore_experiment(other)
+        assert _readers(impact(sales, include_deleted=True)) == {
+            kept: False,
+            side: False,
+            alone: True,
+        }
+        assert_index_is_what_reindex_builds(uri)
+        client.delete_model_version("filed", version)
+        assert _versions(impact(sales)) == {}
+        assert show("filed", version).deleted_at is not None
+        assert_index_is_what_reindex_builds(uri)

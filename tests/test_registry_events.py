@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from postgres import SQL_BACKENDS, fresh_database, on_backends
 from server import mlflow_server
 
-from lineage_plugin.errors import LineageError
+from lineage_plugin.errors import LineageError, LineageWarning
 from lineage_plugin.events import EVENT_PREFIX, RegistryEvent
 from lineage_plugin.store.index import LineageIndex, index_url
 from lineage_plugin.store.index_schema import INDEX_SCHEMA_VERSION
@@ -283,7 +283,8 @@ def test_lineage_tags_changed_after_registration_are_what_later_events_carry(lin
     manifest = json.dumps(
         {"run_id": "r9", "status": "complete", "inputs": [json.loads(SALES_V7) | {"version": 9}]}
     )
-    client.set_model_version_tag("retagged", "1", "lineage.manifest", manifest)
+    with pytest.warns(LineageWarning, match="lineage.manifest is a key the plugin writes"):
+        client.set_model_version_tag("retagged", "1", "lineage.manifest", manifest)
     client.set_registered_model_alias("retagged", "fixed", "1")
     last = events_in_mlflow(client, "retagged")[-1]
     assert (last.alias, [t.version for t in last.tables]) == ("fixed", [9])
