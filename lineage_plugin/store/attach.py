@@ -10,6 +10,7 @@ from typing import Any
 from lineage_plugin import settings
 from lineage_plugin import tags as T
 from lineage_plugin.errors import CaptureError
+from lineage_plugin.store.request_context import in_server_request
 
 _logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def tags_for_new_model_version(
             raise CaptureError(f"Could not attach lineage to the new model version: {exc}") from exc
         _logger.warning("Could not attach lineage to the new model version: %s", exc)
         lineage = {T.STATUS: T.INCOMPLETE, T.REASON: f"Could not read the source run: {exc}"}
-    if not copy:
+    if not copy and not in_server_request():  # a plugin client's own tags reach the server
         _warn_reserved(given)
     merged = {**lineage, **given}  # the caller's own tags win, lineage.* ones too
     return [ModelVersionTag(k, v) for k, v in merged.items()]
