@@ -497,3 +497,113 @@ def _synthesize_commits(
             DeltaTable(str(root)).create_checkpoint()
         if (v + 1) % step == 0:
             log(f"[setup]   {v + 1}/{commits} commits ({time.perf_counter() - start:.0f} s)")
+
+
+# --------------------------------------------------------------------------- in-process A/B
+
+
+def interleave(
+    arms: Sequence[str],
+    steps: Sequence[tuple[str | None, Callable[[str, int], Callable[[], object] | None]]],
+    reps: int,
+    warmup: int,
+) -> dict[str, dict[str, list[float]]]:
+    """Time the same calls on several arms (stores), interleaved, in this process.
+
+    Each round ``rep`` (``-warmup`` .. ``reps - 1``) runs every step in order, and each step on
+    every arm before the next step, the arm order alternating from round to round. A step is
+    ``(op, prepare)``: ``prepare(arm, rep)`` does the untimed set-up and returns the call to
+    time (or None: nothing to time); ``op`` None marks a step that is never timed.
+
+    Returns:
+        Per timed op and arm, the seconds of each call of the measured rounds, in order.
+    """
+    times: dict[str, dict[str, list[float]]] = {
+        op: {arm: [] for arm in arms} for op, _ in steps if op is not None
+    }
+    perf = time.perf_counter
+    for rep in range(-warmup, reps):
+        order = list(arms) if rep % 2 == 0 else list(arms)[::-1]
+        for op, prepare in steps:
+            for arm in order:
+                call = prepare(arm, rep)
+                if call is None:
+                    continue
+                t0 = perf()
+                call()
+                dt = perf() - t0
+                if op is not None and rep >= 0:
+                    times[op][arm].append(dt)
+    return times
+
+
+def print_comparison(
+    ops: Sequence[tuple[str, str]],
+    times: dict[str, dict[str, list[float]]],
+    target: float,
+    *,
+    base: str = "stock",
+    other: str = "plugin",
+) -> list[tuple[str, float]]:
+    """Print median ms per call of ``base`` and ``other``, their IQRs, the difference, the ratio
+    ``other/base`` and PASS/MISS against ``target``; then the first and last quarter's medians
+    (does a call get slower as the database fills?).
+
+    Args:
+        ops: ``(op, label)`` pairs, in the order to print; ``times[op][arm]`` in seconds.
+        times: What :func:`interleave` returned.
+        target: The highest ratio that passes.
+        base: The baseline arm.
+        other: The arm compared with it.
+
+    Returns:
+        ``(label, ratio)`` for each op.
+    """
+    rows, ratios, growth = [], [], []
+    for op, label in ops:
+        b_ms = [t * 1000 for t in times[op][base]]
+        o_ms = [t * 1000 for t in times[op][other]]
+        b_med, o_med = median(b_ms), median(o_ms)
+        (bq1, bq3), (oq1, oq3) = quartiles(b_ms), quartiles(o_ms)
+        r = ratio(o_med, b_med)
+        ratios.append((label, r))
+        rows.append(
+            [
+                label,
+                b_med,
+                f"{bq1:.2f}-{bq3:.2f}",
+                o_med,
+                f"{oq1:.2f}-{oq3:.2f}",
+                o_med - b_med,
+                r,
+                verdict(r <= target),
+            ]
+        )
+        quarter = max(1, len(b_ms) // 4)
+        growth.append(
+            [
+                label,
+                median(b_ms[:quarter]),
+                median(b_ms[-quarter:]),
+                median(o_ms[:quarter]),
+                median(o_ms[-quarter:]),
+            ]
+        )
+    print_table(
+        [
+            "call",
+            f"{base} ms",
+            f"{base} IQR",
+            f"{other} ms",
+            f"{other} IQR",
+            "added ms",
+            f"{other}/{base}",
+            f"<= {target}",
+        ],
+        rows,
+    )
+    print(f"  first vs last quarter of the calls (median ms; {quarter} calls each):")
+    print_table(
+        ["  call", f"{base} first", f"{base} last", f"{other} first", f"{other} last"], growth
+    )
+    return ratios
