@@ -434,3 +434,18 @@ def test_on_a_file_store_the_index_follows_too(tmp_path, sales, monkeypatch):
         assert _versions(impact(sales)) == {}
         assert show("filed", version).deleted_at is not None
         assert_index_is_what_reindex_builds(uri)
+
+
+@on_backends("sqlite", "postgresql")
+def test_a_renamed_or_finished_run_is_renamed_and_finished_in_the_index(lineage_tracking, sales):
+    uri = lineage_tracking
+    client = MlflowClient()
+    with mlflow.start_run(run_name="first-name") as run:
+        lp.log_delta_input(sales, version=1)
+        assert_index_is_what_reindex_builds(uri)  # running: no end time on either side
+    run_id = run.info.run_id
+    client.set_tag(run_id, "mlflow.runName", "second-name")  # as the UI renames a run
+    assert [r["run_name"] for r in impact(sales).runs] == ["second-name"]
+    client.update_run(run_id, name="third-name")
+    assert [r["run_name"] for r in impact(sales).runs] == ["third-name"]
+    assert_index_is_what_reindex_builds(uri)  # end_time too

@@ -15,6 +15,8 @@ from lineage_plugin.events import RegistryEvent
 from lineage_plugin.store.index_schema import tables
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from lineage_plugin.store.index import LineageIndex
 
 
@@ -41,6 +43,13 @@ def update_run(
             .where(runs.c.run_id == run_id)
             .values(run_name=run_name, end_time=end_time)
         )
+
+
+def rename_run(index: LineageIndex, run_id: str, name: str) -> None:
+    """Change an indexed run's name (nothing when the run is not indexed)."""
+    runs = tables()["runs"]
+    with index.begin() as c:
+        c.execute(runs.update().where(runs.c.run_id == run_id).values(run_name=name))
 
 
 def mark_experiment(index: LineageIndex, experiment_id: str, *, deleted: bool) -> None:
@@ -79,9 +88,10 @@ def forget_experiment(index: LineageIndex, experiment_id: str) -> None:
 def rename_model(index: LineageIndex, name: str, new_name: str) -> None:
     """Move a registered model's versions, events and holdings to its new name.
 
-    Event payloads name the model too: they are rewritten, so every query sees one name.
+    Event payloads name the model too: they are rewritten (one statement for all), so every
+    query sees one name.
     """
-    from sqlalchemy import select
+    from sqlalchemy import bindparam, select
 
     t = tables()
     events = t["events"]
@@ -89,37 +99,49 @@ def rename_model(index: LineageIndex, name: str, new_name: str) -> None:
         for key in ("model_versions", "holdings"):
             table = t[key]
             c.execute(table.update().where(table.c.name == name).values(name=new_name))
-        rows = c.execute(
-            select(events.c.event_id, events.c.version, events.c.payload).where(
-                events.c.name == name
-            )
-        ).all()
-        for event_id, version, payload in rows:
-            data = json.loads(payload)
-            data["name"] = new_name
-            moved = RegistryEvent.from_dict(data)
-            c.execute(
-                events.update()
-                .where(
-                    (events.c.name == name)
-                    & (events.c.version == version)
-                    & (events.c.event_id == event_id)
+        rows = [
+            {
+                "b_version": version,
+                "b_id": event_id,
+                "b_payload": RegistryEvent.from_dict({**json.loads(p), "name": new_name}).to_json(),
+            }
+            for version, event_id, p in c.execute(
+                select(events.c.version, events.c.event_id, events.c.payload).where(
+                    events.c.name == name
                 )
-                .values(name=new_name, payload=moved.to_json())
             )
-
-
-def replace_payloads(index: LineageIndex, events: Iterable[RegistryEvent]) -> None:
-    """Store these events' payloads as MLflow now holds them (a copy may lack its tables)."""
-    events_table = tables()["events"]
-    with index.begin() as c:
-        for e in events:
+        ]
+        if rows:
             key = (
-                (events_table.c.name == e.name)
-                & (events_table.c.version == int(e.version))
-                & (events_table.c.event_id == e.event_id)
+                (events.c.name == name)
+                & (events.c.version == bindparam("b_version"))
+                & (events.c.event_id == bindparam("b_id"))
             )
-            c.execute(events_table.update().where(key).values(payload=e.to_json()))
+            move = events.update().where(key).values(name=new_name, payload=bindparam("b_payload"))
+            c.execute(move, rows)
+
+
+def replace_payloads(conn: Connection, events: Iterable[RegistryEvent]) -> None:
+    """Store these events' payloads as MLflow now holds them (a copy may lack its tables)."""
+    from sqlalchemy import bindparam
+
+    table = tables()["events"]
+    rows = [
+        {
+            "b_name": e.name,
+            "b_version": int(e.version),
+            "b_id": e.event_id,
+            "b_payload": e.to_json(),
+        }
+        for e in events
+    ]
+    if rows:
+        key = (
+            (table.c.name == bindparam("b_name"))
+            & (table.c.version == bindparam("b_version"))
+            & (table.c.event_id == bindparam("b_id"))
+        )
+        conn.execute(table.update().where(key).values(payload=bindparam("b_payload")), rows)
 
 
 def forget_model(index: LineageIndex, name: str) -> None:

@@ -56,10 +56,12 @@ def deleted_version_row(name: str, record: DeletedVersion) -> dict[str, Any]:
     }
 
 
-def index_run_tags(store: Any, run_id: str, keys: list[str]) -> None:
-    """Index a run again when a tag write touched its lineage (``lineage.input.*``) or its
-    name (``mlflow.runName``)."""
-    if not any(k.startswith(T.INPUT_PREFIX) or k in (T.STATUS, RUN_NAME_TAG) for k in keys):
+def index_run_tags(store: Any, run_id: str, tags: dict[str, str]) -> None:
+    """Index a run again when a tag write touched its lineage (``lineage.input.*``), or rename
+    it when the write set its name (``mlflow.runName``)."""
+    if not any(k.startswith(T.INPUT_PREFIX) or k == T.STATUS for k in tags):
+        if RUN_NAME_TAG in tags:
+            _rename_run(store, run_id, tags[RUN_NAME_TAG])
         return
     try:
         run = store.get_run(run_id)
@@ -67,6 +69,15 @@ def index_run_tags(store: Any, run_id: str, keys: list[str]) -> None:
             return  # no lineage (yet): reindex leaves such runs out too
         record = T.run_lineage_from_tags(run_id, run.data.tags)
         index_for(store).record_run(record, run_row(run.info))
+    except Exception as exc:
+        failed("a run in the lineage index", exc)
+
+
+def _rename_run(store: Any, run_id: str, name: str) -> None:
+    from lineage_plugin.store.index_lifecycle import rename_run
+
+    try:
+        rename_run(index_for(store), run_id, name)
     except Exception as exc:
         failed("a run in the lineage index", exc)
 
@@ -95,17 +106,19 @@ def index_model_version(store: Any, mv: Any) -> None:
 
 def index_deleted_version(store: Any, name: str, version: str) -> None:
     """Mark a deleted model version in the index (its lineage stays queryable), and index its
-    history as the deletion left it on the registered model (what ``reindex`` reads)."""
+    history as the deletion left it on the registered model (what ``reindex`` reads), in one
+    transaction."""
     from lineage_plugin.events import events_from_tags
     from lineage_plugin.store.index_lifecycle import replace_payloads
 
     try:
-        index = index_for(store)
-        index.mark_deleted(name, version)
         tags = store.get_registered_model(name).tags or {}
         moved = [e for e in events_from_tags(tags, name=name) if e.version == str(version)]
-        index.record_events(moved)
-        replace_payloads(index, moved)
+        index = index_for(store)
+        with index.begin() as conn:
+            index.mark_deleted(name, version, conn=conn)
+            index.record_events(moved, conn=conn)
+            replace_payloads(conn, moved)
     except Exception as exc:
         failed("a deleted model version in the lineage index", exc)
 

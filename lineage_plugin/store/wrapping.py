@@ -51,14 +51,14 @@ class LineageTrackingStoreMixin(LineageStoreMixin):
         if tags:
             from lineage_plugin.store.index_updates import index_run_tags
 
-            index_run_tags(self, run_id, [t.key for t in tags])
+            index_run_tags(self, run_id, {t.key: t.value for t in tags})
         return result
 
     def set_tag(self, run_id: str, tag: Any) -> Any:
         result = super().set_tag(run_id, tag)  # type: ignore[misc]
         from lineage_plugin.store.index_updates import index_run_tags
 
-        index_run_tags(self, run_id, [tag.key])
+        index_run_tags(self, run_id, {tag.key: tag.value})
         return result
 
     def update_run_info(self, run_id: str, run_status: Any, end_time: Any, run_name: Any) -> Any:
