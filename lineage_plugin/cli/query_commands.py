@@ -204,9 +204,12 @@ def reindex(source: str, check_only: bool, tracking_uri: str | None, as_json: bo
 
 def _index_check(report: dict[str, Any]) -> str:
     """Text for ``reindex --check``: the tables that differ, with a few keys each."""
+    from lineage_plugin.store.mlflow_database import safe_url
+
     how = "its tables, read directly" if report["source"] == "sql" else "its API"
+    index_at = safe_url(report["index_url"])  # no password in the text
     drifted = [t for t in report["tables"] if t["missing"] or t["extra"] or t["different"]]
-    out = [] if report["index_exists"] else [f"There is no lineage index at {report['index_url']}."]
+    out = [] if report["index_exists"] else [f"There is no lineage index at {index_at}."]
     if drifted:
         out.append(f"The lineage index differs from MLflow ({how}):")
     else:
@@ -230,7 +233,7 @@ def _index_check(report: dict[str, Any]) -> str:
     in_sync = [t["table"] for t in report["tables"] if t not in drifted]
     if drifted and in_sync:
         out.append(f"  {', '.join(in_sync)}: in sync")
-    out.append(f"  index: {report['index_url']}")
+    out.append(f"  index: {index_at}")
     if report["ignored"]:
         out.append(
             f"  not compared (the index does not keep it current): {', '.join(report['ignored'])}"
