@@ -1,0 +1,40 @@
+"""Which registered models the current request may see.
+
+The ``lineage`` app shows everything (like the stock server without auth); the
+``lineage-basic-auth`` app installs a :class:`ModelAccess` that asks MLflow's permissions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+
+class ModelAccess(Protocol):
+    """Decides, inside a request, whether its user may READ a registered model."""
+
+    def may_read(self, name: str) -> bool:
+        """Whether the request's user may read registered model ``name``."""
+        ...
+
+
+class _Everything:
+    def may_read(self, name: str) -> bool:
+        return True
+
+
+#: No restriction (the ``lineage`` app).
+EVERYTHING: ModelAccess = _Everything()
+
+
+def current() -> ModelAccess:
+    """The access rule of the app serving the current request."""
+    from flask import current_app
+
+    return current_app.extensions.get("lineage", {}).get("access", EVERYTHING)
+
+
+def readable(names: Iterable[str]) -> set[str]:
+    """The names among ``names`` the current request may read."""
+    access = current()
+    return {n for n in set(names) if access.may_read(n)}

@@ -1,0 +1,109 @@
+"""The lineage pages (server-rendered with Jinja2): models, a model, a version, a table."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from lineage_plugin.ui.routes import (
+    int_arg,
+    name_arg,
+    require_model,
+    time_arg,
+    tracking_uri,
+    version_arg,
+    workspace,
+)
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+
+def models_page() -> str:
+    """``/lineage/models``: every registered model, with its versions in use (``?q=`` filters)."""
+    from flask import render_template, request
+    from lineage_plugin.ui.access import readable
+    from lineage_plugin.ui.model_pages import models
+
+    ws = workspace()
+    query = request.args.get("q", "")[:200]
+    names = readable(m.name for m in ws.registered_models())
+    return render_template("lineage/models.html", models=models(ws, names, query), q=query)
+
+
+def model_page(name: str) -> str:
+    """``/lineage/models/<name>[?at=TIME]``: versions, data, and the stage/alias history."""
+    from flask import render_template
+    from lineage_plugin.ui import filters
+    from lineage_plugin.ui.model_pages import HISTORY_ROWS, model
+    from lineage_plugin.ui.picture import picture
+
+    name = name_arg(name)
+    require_model(name)
+    at = time_arg("at")
+    page = model(workspace(), name, at)
+    labels = {str(r.version): filters.data_label(list(r.tables)) for r in page.rows}
+    now = int(time.time() * 1000)
+    drawn = picture(page.events, labels, now=now, at=at)
+    history = page.data["history"]
+    show_all = _flag("history")
+    return render_template(
+        "lineage/model.html",
+        m=page.data,
+        picture=drawn,
+        history=history if show_all else history[:HISTORY_ROWS],
+        hidden=0 if show_all else max(len(history) - HISTORY_ROWS, 0),
+        at=at,
+    )
+
+
+def version_page(name: str, version: str) -> str:
+    """``/lineage/models/<name>/versions/<version>[?diff=OTHER]``: the full record."""
+    from flask import render_template, request
+    from lineage_plugin.ui.version_page import version_page as data
+
+    name, version = name_arg(name), version_arg(version)
+    require_model(name)
+    other = request.args.get("diff", "").strip()
+    other = version_arg(other) if other else None
+    page = data(tracking_uri(), name, version, other)
+    return render_template("lineage/version.html", name=name, version=version, p=page)
+
+
+def table_page(ref: str) -> str:
+    """``/lineage/tables/<table id or name>[?before=N][&version=N]``: history and readers."""
+    from flask import render_template
+    from lineage_plugin.ui.access import current
+    from lineage_plugin.ui.table_page import table_page as data
+    from lineage_plugin.ui.table_page import visible_impact
+
+    ref = name_arg(ref)
+    chosen = int_arg("version")
+    page = data(workspace(), ref, before=int_arg("before"), may_read=current().may_read)
+    impact = None
+    if chosen is not None:
+        uri = page["table"]["uri"]
+        impact = visible_impact(uri, tracking_uri(), current().may_read, from_version=chosen)
+    return render_template("lineage/table.html", t=page, ref=ref, chosen=chosen, impact=impact)
+
+
+def _flag(name: str) -> bool:
+    from flask import request
+
+    return request.args.get(name, "") == "all"
+
+
+def index() -> Any:
+    """``/lineage/``: the models page."""
+    from flask import redirect, url_for
+
+    return redirect(url_for("lineage.models"))
+
+
+def register(bp: Blueprint) -> None:
+    """Add the pages to the blueprint."""
+    bp.add_url_rule("/", "index", index)
+    bp.add_url_rule("/models", "models", models_page)
+    bp.add_url_rule("/models/<name>", "model", model_page)
+    bp.add_url_rule("/models/<name>/versions/<version>", "version", version_page)
+    bp.add_url_rule("/tables/<ref>", "table", table_page)
