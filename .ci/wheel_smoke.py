@@ -3,10 +3,11 @@
 Installs the wheel with its ``demo`` extra from PyPI into a new venv in a temporary directory,
 then, from a temporary working directory and with the source tree not on ``sys.path``:
 imports every name in ``lineage_plugin.__all__``, runs ``--help`` of ``mlflow-lineage`` and of
-every command of its click group (found from the group, so new commands are covered), and
-runs the demo notebook end to end (``demo_notebooks/run_demo.py``, data in the temporary
-directory). Also checks that a ``ui_extension/`` in the source tree is in the wheel as
-``lineage_plugin/ui/``.
+every command of its click group (found from the group, so new commands are covered), loads
+the ``mlflow.app`` entry points, serves a few UI requests from the installed
+``lineage_plugin.ui`` (its templates and static files), and runs the demo notebook end to end
+(``demo_notebooks/run_demo.py``, data in the temporary directory). Also checks that every file
+of ``ui_extension/`` in the source tree is in the wheel under ``lineage_plugin/ui/``.
 
 Usage:
     python .ci/wheel_smoke.py DIST_DIR   (the directory ``python -m build`` wrote to)
@@ -122,8 +123,8 @@ def smoke(wheel: Path, tmp: Path) -> None:
     print(
         f"wheel smoke: lineage_plugin from {report['location']}\n"
         f"wheel smoke: {report['names']} names of lineage_plugin.__all__ imported, "
-        f"{report['helps']} --help runs OK (mlflow-lineage and {report['helps'] - 1} commands) "
-        f"in {checked - installed:.0f}s",
+        f"{report['helps']} --help runs OK (mlflow-lineage and {report['helps'] - 1} commands), "
+        f"{report['ui_pages']} UI requests OK in {checked - installed:.0f}s",
         flush=True,
     )
 
@@ -151,6 +152,38 @@ def smoke(wheel: Path, tmp: Path) -> None:
         f"wheel smoke: demo OK in {done - checked:.0f}s{unchanged}; total {done - started:.0f}s",
         flush=True,
     )
+
+
+def check_ui_app() -> int:
+    """The installed ``mlflow.app`` entry points load, and the installed UI serves its files
+    and renders a page (its templates and static files came with the wheel); how many routes."""
+    from importlib import import_module
+    from importlib.metadata import entry_points
+
+    apps = {e.name: e.value for e in entry_points(group="mlflow.app")}
+    for name in ("lineage", "lineage-basic-auth"):
+        assert name in apps, f"no mlflow.app entry point {name!r}: {sorted(apps)}"
+        module, attr = apps[name].split(":")
+        assert callable(getattr(import_module(module), attr)), apps[name]
+    store = Path(tempfile.mkdtemp(prefix="wheel-smoke-ui-")) / "mlflow.db"
+    os.environ["_MLFLOW_SERVER_FILE_STORE"] = f"lineage+sqlite:///{store}"
+    from lineage_plugin.ui.app import install
+    from mlflow.server import app
+
+    client = install(app).test_client()
+    checks = {
+        "/lineage/static/lineage.css": (200, "--header"),
+        "/lineage/static/lineage.js": (200, "use strict"),
+        "/lineage/models": (200, "Registered models"),
+        "/lineage/models/nothing-here": (404, "no registered model"),
+    }
+    for path, (status, text) in checks.items():
+        response = client.get(path)
+        body = response.get_data(as_text=True)
+        assert response.status_code == status and text.lower() in body.lower(), (
+            f"GET {path}: {response.status_code}\n{body[:2000]}"
+        )
+    return len(checks)
 
 
 def command_paths(group: click.Group, ctx: click.Context, prefix: list[str]) -> list[list[str]]:
@@ -198,6 +231,8 @@ def inside() -> None:
             f"{result.stdout}{result.stderr}"
         )
 
+    ui_pages = check_ui_app()
+
     # The demo's kernel must run this venv's Python ("python" in a kernelspec means the
     # launching interpreter, the venv's).
     from jupyter_client.kernelspec import KernelSpecManager
@@ -209,7 +244,12 @@ def inside() -> None:
         f"the python3 kernel runs {kernel}, not this venv's Python"
     )
 
-    report = {"location": str(location), "names": len(lineage_plugin.__all__), "helps": len(paths)}
+    report = {
+        "location": str(location),
+        "names": len(lineage_plugin.__all__),
+        "helps": len(paths),
+        "ui_pages": ui_pages,
+    }
     print(json.dumps(report))
 
 
