@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 
-from lineage_plugin.events import RegistryEvent
 from lineage_plugin.ui.picture import LEFT, RIGHT, WIDTH, picture, spans
+
+from lineage_plugin.events import RegistryEvent
 
 _ids = itertools.count()
 
@@ -69,7 +70,7 @@ def test_the_layout_puts_overlapping_spans_on_their_own_rows_inside_the_picture(
     assert production.height == 2 * (rows[1] - rows[0])
     for lane in drawn.lanes:
         for bar in lane.bars:
-            assert LEFT <= bar.x and bar.x + bar.width <= WIDTH - RIGHT + 0.5
+            assert bar.x >= LEFT and bar.x + bar.width <= WIDTH - RIGHT + 0.5
     champion = {bar.span.version: bar for bar in lanes["alias", "champion"].bars}
     assert champion["1"].text == "v1 · sales@v0"
     assert champion["1"].x + champion["1"].width <= champion["2"].x + 0.5

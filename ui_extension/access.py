@@ -6,7 +6,6 @@ The ``lineage`` app shows everything (like the stock server without auth); the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Protocol
 
 
@@ -32,9 +31,3 @@ def current() -> ModelAccess:
     from flask import current_app
 
     return current_app.extensions.get("lineage", {}).get("access", EVERYTHING)
-
-
-def readable(names: Iterable[str]) -> set[str]:
-    """The names among ``names`` the current request may read."""
-    access = current()
-    return {n for n in set(names) if access.may_read(n)}

@@ -37,12 +37,11 @@ if TYPE_CHECKING:
 
 def models() -> Response:
     from flask import request
-    from lineage_plugin.ui.access import readable
+    from lineage_plugin.ui.access import current
     from lineage_plugin.ui.model_pages import models as query
 
-    ws = workspace()
-    names = readable(m.name for m in ws.registered_models())
-    return json_response({"models": query(ws, names, request.args.get("q", "")[:200])})
+    found = query(workspace(), current().may_read, request.args.get("q", "")[:200])
+    return json_response({"models": found})
 
 
 def model(name: str) -> Response:

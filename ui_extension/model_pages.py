@@ -6,7 +6,7 @@ the registry store of the server they run in; neither opens a Delta table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,12 +76,12 @@ def holdings(conn: Any, names: Iterable[str]) -> dict[str, dict[int, list[tuple[
     return out
 
 
-def models(ws: Workspace, readable: set[str] | None, query: str = "") -> list[dict[str, Any]]:
-    """Every registered model (that the user may read), with its versions in use.
+def models(ws: Workspace, may_read: Callable[[str], bool], query: str = "") -> list[dict[str, Any]]:
+    """Every registered model that the user may read, with its versions in use.
 
     Args:
         ws: The server's stores.
-        readable: The model names the user may read; ``None`` for all.
+        may_read: Whether the user may read a registered model.
         query: Only models whose name contains this text (case-insensitive).
 
     Returns:
@@ -97,8 +97,8 @@ def models(ws: Workspace, readable: set[str] | None, query: str = "") -> list[di
         m
         for m in ws.registered_models()
         if not T.is_prompt_version(m.tags or {})
-        and (readable is None or m.name in readable)
         and query.casefold() in m.name.casefold()
+        and may_read(m.name)
     ]
     names = [m.name for m in found]
     mvs = _index_tables()["model_versions"]

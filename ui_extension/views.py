@@ -22,13 +22,12 @@ if TYPE_CHECKING:
 def models_page() -> str:
     """``/lineage/models``: every registered model, with its versions in use (``?q=`` filters)."""
     from flask import render_template, request
-    from lineage_plugin.ui.access import readable
+    from lineage_plugin.ui.access import current
     from lineage_plugin.ui.model_pages import models
 
-    ws = workspace()
     query = request.args.get("q", "")[:200]
-    names = readable(m.name for m in ws.registered_models())
-    return render_template("lineage/models.html", models=models(ws, names, query), q=query)
+    found = models(workspace(), current().may_read, query)
+    return render_template("lineage/models.html", models=found, q=query)
 
 
 def model_page(name: str) -> str:
