@@ -8,21 +8,14 @@ the description is the user's, and the plugin does not watch ``update_model_vers
 description that is exactly the plugin's line for *another* version (``copy_model_version``
 copies the source's) is written again for the new version.
 
-The version number is known only once MLflow creates the version:
-
-- SQL stores: the description is set on MLflow's ``SqlModelVersion`` row as it is inserted (a
-  SQLAlchemy ``before_insert`` hook, active only inside this plugin's ``create_model_version``),
-  so it is the same ``INSERT``, with no statement added.
-- Other stores (``file:``, ``http(s):``): ``update_model_version`` right after the creation.
-
-Neither path records a registry event or touches the lineage index (the index keeps no
-description), so ``reindex --check`` stays in sync. A failure is logged; the registration goes on.
+The version number is known only once MLflow creates the version, so the description is set
+with ``update_model_version`` right after the creation, on every backend. That records no
+registry event and does not touch the lineage index (the index keeps no description), so
+``reindex --check`` stays in sync. A failure is logged; the registration goes on.
 """
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -39,11 +32,6 @@ _SENTENCE = "This link was added by mlflow-delta-lineage."
 #: The plugin's own line, for any base, model and version.
 _OWN_LINE = re.compile(
     r"\[" + re.escape(LINK_TEXT) + r"\]\((?P<url>https?://[^\s()<>]+)\)\. " + re.escape(_SENTENCE)
-)
-
-#: The base URL while this plugin's create_model_version runs on a SQL store, else None.
-_inserting: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "lineage_description_link", default=None
 )
 
 
@@ -100,45 +88,10 @@ def create_with_link(store: Any, tag_keys: Iterable[str], create: Callable[[], A
     base = settings.lineage_ui_url()
     if base is None or T.is_prompt_version(tag_keys):
         return create()
-    token = _inserting.set(base) if _hook_installed(store) else None
-    try:
-        mv = create()
-    finally:
-        if token is not None:
-            _inserting.reset(token)
+    mv = create()
     if needs_link(mv.description, mv.name, mv.version):
         _update(store, mv, base)
     return mv
-
-
-def _hook_installed(store: Any) -> bool:
-    if not hasattr(store, "ManagedSessionMaker"):
-        return False
-    try:
-        _install_insert_hook()
-    except Exception as exc:  # update_model_version does it then
-        _logger.debug("mlflow-delta-lineage: no insert hook for the description link: %s", exc)
-        return False
-    return True
-
-
-@functools.cache
-def _install_insert_hook() -> None:
-    from mlflow.store.model_registry.dbmodels.models import SqlModelVersion
-    from sqlalchemy import event
-
-    event.listen(SqlModelVersion, "before_insert", _fill_description)
-
-
-def _fill_description(mapper: Any, connection: Any, row: Any) -> None:
-    base = _inserting.get()
-    if base is None:
-        return  # not inside this plugin's create_model_version
-    try:
-        if needs_link(row.description, row.name, row.version):
-            row.description = link_description(base, row.name, row.version)
-    except Exception as exc:  # never fail MLflow's INSERT; update_model_version follows
-        _logger.warning("mlflow-delta-lineage could not link the description: %s", exc)
 
 
 def _update(store: Any, mv: Any, base: str) -> None:
