@@ -9,8 +9,14 @@ __version__ = "0.1.0"
 
 AUTOLOG_ENV = "MLFLOW_LINEAGE_AUTOLOG"
 STRICT_ENV = "MLFLOW_LINEAGE_STRICT"
+#: Base URL of the server that serves the lineage pages (``mlflow server --app-name lineage``).
+UI_URL_ENV = "MLFLOW_LINEAGE_UI_URL"
 
 _TRUE = {"1", "true", "yes", "on"}
+#: Characters a base URL may not hold: they would end or break the Markdown link it goes in.
+_UNSAFE_IN_URL = frozenset(' ()<>"`\\')
+#: The invalid ``MLFLOW_LINEAGE_UI_URL`` values warned about already (each once per process).
+_warned_ui_urls: set[str] = set()
 
 
 def _flag(name: str) -> bool:
@@ -25,3 +31,64 @@ def autolog_requested_by_env() -> bool:
 def strict() -> bool:
     """Whether ``MLFLOW_LINEAGE_STRICT`` turns capture failures into errors."""
     return _flag(STRICT_ENV)
+
+
+def lineage_ui_url() -> str | None:
+    """The base URL of the lineage pages, from ``MLFLOW_LINEAGE_UI_URL``, or ``None`` (off).
+
+    The value is an ``http(s)://host[:port][/path]`` URL, such as ``http://mlflow.example:5000``;
+    a trailing slash is dropped. An empty or unset variable turns the links off. Any other value
+    (another scheme, no host, credentials, a query or fragment, spaces or Markdown punctuation)
+    is ignored, with one :class:`~lineage_plugin.errors.LineageWarning` per value and process.
+
+    Returns:
+        The normalised base URL (no trailing slash), or ``None``.
+
+    Example:
+        >>> import os
+        >>> os.environ[UI_URL_ENV] = "http://mlflow.example:5000/"
+        >>> lineage_ui_url()
+        'http://mlflow.example:5000'
+        >>> del os.environ[UI_URL_ENV]
+    """
+    raw = os.environ.get(UI_URL_ENV, "").strip()
+    if not raw:
+        return None
+    problem = _ui_url_problem(raw)
+    if problem is None:
+        return raw.rstrip("/")
+    if raw not in _warned_ui_urls:
+        import warnings
+
+        from lineage_plugin.errors import LineageWarning
+
+        _warned_ui_urls.add(raw)
+        warnings.warn(
+            f"mlflow-delta-lineage: ignoring {UI_URL_ENV}={raw!r}: {problem}. Set it to the "
+            "http(s) base URL of the server that serves the lineage pages, such as "
+            "http://mlflow.example:5000, or unset it; until then no lineage links are added.",
+            LineageWarning,
+            stacklevel=2,
+        )
+    return None
+
+
+def _ui_url_problem(raw: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        return f"it is not a valid URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "only http:// and https:// URLs are accepted"
+    if any(c in _UNSAFE_IN_URL or not c.isprintable() for c in raw):
+        return "it holds spaces, parentheses, angle brackets, quotes or control characters"
+    if not parts.hostname:
+        return "it names no host"
+    if parts.username is not None or parts.password is not None:
+        return "it holds credentials, which every reader of the registry would see"
+    if parts.query or parts.fragment or raw.endswith(("?", "#")):
+        return "a base URL takes no query or fragment"
+    return None

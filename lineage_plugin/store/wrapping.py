@@ -131,6 +131,7 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
         model_id: str | None = None,
     ) -> Any:
         from lineage_plugin.store.attach import tags_for_new_model_version
+        from lineage_plugin.store.description_link import create_with_link
         from lineage_plugin.store.recording import own_tag_writes
 
         tags = tags_for_new_model_version(
@@ -142,17 +143,19 @@ class LineageRegistryStoreMixin(LineageStoreMixin):
             model_id=model_id,
             tags=tags,
         )
+        create = functools.partial(
+            super().create_model_version,  # type: ignore[misc]
+            name,
+            source,
+            run_id,
+            tags,
+            run_link,
+            description,
+            local_model_path=local_model_path,
+            model_id=model_id,
+        )
         with own_tag_writes():  # the file store sets them one by one; warned about above
-            mv = super().create_model_version(  # type: ignore[misc]
-                name,
-                source,
-                run_id,
-                tags,
-                run_link,
-                description,
-                local_model_path=local_model_path,
-                model_id=model_id,
-            )
+            mv = create_with_link(self, (t.key for t in tags), create)  # description: a link
         from lineage_plugin.store.index_updates import index_model_version
         from lineage_plugin.store.registry_state import remember_registration
 
