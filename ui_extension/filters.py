@@ -42,7 +42,7 @@ def table_ref(t: dict[str, Any]) -> str:
 
 def register(bp: Blueprint) -> None:
     """Make the filters and the stock-UI link builder available to the templates."""
-    from lineage_plugin.ui.routes import stock_url
+    from lineage_plugin.ui.routes import stock_file, stock_url
 
     @bp.app_template_filter("when")
     def _when(value: Any) -> str:
@@ -58,4 +58,4 @@ def register(bp: Blueprint) -> None:
 
     @bp.app_context_processor
     def _globals() -> dict[str, Any]:
-        return {"stock_url": stock_url, "iso_input": iso_input}
+        return {"stock_url": stock_url, "stock_file": stock_file, "iso_input": iso_input}

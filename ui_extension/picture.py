@@ -21,7 +21,8 @@ from lineage_plugin.events import RegistryEvent as Event
 
 WIDTH = 960
 LEFT = 150  # room for the lane labels
-RIGHT = 12
+RIGHT = 36  # room for half the last tick's label
+CHAR_WIDTH = 6.2  # px of an 11 px span label's character, about: longer labels are cut
 ROW_HEIGHT = 24
 TICKS = 5
 
@@ -143,6 +144,15 @@ def _tick_format(span_ms: int) -> str:
     return "%H:%M:%S"
 
 
+def fitted(text: str, width: float) -> str:
+    """``text`` cut (with an ellipsis) to what fits a bar ``width`` px wide; the bar's title
+    keeps all of it."""
+    room = int((width - 8) / CHAR_WIDTH)
+    if len(text) <= room:
+        return text
+    return text[: room - 1] + "…" if room >= 2 else ""
+
+
 def picture(
     events: Iterable[Event],
     data: dict[str, str],
@@ -186,13 +196,14 @@ def picture(
             end = s.end if s.end is not None else t1
             text = f"v{s.version}" + (f" · {data[s.version]}" if data.get(s.version) else "")
             until = _utc(s.end) if s.end is not None else "now"
+            width = round(max(x(end) - x(s.start), 2.0), 1)
             lane.bars.append(
                 Bar(
                     span=s,
                     x=x(s.start),
                     y=y + row * ROW_HEIGHT + 2,
-                    width=round(max(x(end) - x(s.start), 2.0), 1),
-                    text=text,
+                    width=width,
+                    text=fitted(text, width),
                     title=f"{label}: version {s.version} from {_utc(s.start)} to {until}. {text}",
                 )
             )

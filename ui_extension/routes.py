@@ -93,27 +93,57 @@ def time_arg(name: str) -> int | None:
         text += "T00:00:00+00:00" if len(text) == 10 else "+00:00"
     try:
         return parse_time(text[:100])
-    except TimeFormatError as exc:
-        raise BadRequestError(str(exc)) from None
+    except TimeFormatError:
+        raise BadRequestError(
+            f"Cannot read the time '{text[:100]}'. Use an ISO 8601 date or time such as "
+            "2026-11-17 or 2026-11-17T09:30 (UTC unless an offset like +02:00 is given), epoch "
+            "milliseconds, a relative time such as 12h or 7d (ago), or now/today/yesterday."
+        ) from None
     except (ValueError, OverflowError, OSError):  # a date Python cannot represent
         raise BadRequestError(f"Cannot read the time '{text[:100]}'.") from None
 
 
+class UnknownModelPageError(LineageNotFoundError):
+    """No registered model of that name (a 404)."""
+
+
 def require_model(name: str) -> None:
-    """Stop (403) when the request's user may not read registered model ``name``."""
+    """Stop (403) when the request's user may not read registered model ``name``, and (404)
+    when there is none.
+
+    The 404 says only that: the CLI's message for it names the tracking URI (a database URL
+    may hold a password) and other models (some the user may not read).
+    """
     from flask import abort
     from lineage_plugin.ui.access import current
+    from mlflow.exceptions import MlflowException
 
     if not current().may_read(name):
         abort(403)
+    try:
+        workspace().registry_store.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise UnknownModelPageError(
+            f"There is no registered model '{name}'. The models page lists those you may read."
+        ) from None
+
+
+def _stock_prefix() -> str:
+    from mlflow.server.handlers import STATIC_PREFIX_ENV_VAR
+
+    return os.environ.get(STATIC_PREFIX_ENV_VAR, "").rstrip("/")
 
 
 def stock_url(*parts: str) -> str:
     """A link to a page of the stock MLflow UI (``stock_url("models", "m", "versions", "2")``)."""
-    from mlflow.server.handlers import STATIC_PREFIX_ENV_VAR
+    return f"{_stock_prefix()}/#/" + "/".join(quote(str(p), safe="") for p in parts)
 
-    prefix = os.environ.get(STATIC_PREFIX_ENV_VAR, "").rstrip("/")
-    return f"{prefix}/#/" + "/".join(quote(str(p), safe="") for p in parts)
+
+def stock_file(path: str) -> str:
+    """A file the stock MLflow UI serves, such as its icon (``stock_file("favicon.ico")``)."""
+    return f"{_stock_prefix()}/static-files/{quote(path)}"
 
 
 def _status(exc: BaseException) -> int:
