@@ -10,12 +10,12 @@ import shutil
 
 import mlflow
 import pytest
+from browser import chromium
 from deltalake import DeltaTable
 from helpers import read_pandas, tracking_at
 from mlflow import MlflowClient
 from server import mlflow_server
 
-CHROMIUM = "/usr/bin/chromium"
 LINEAGE_UI = "http://mlflow.example:5000"
 pytestmark = pytest.mark.slow
 
@@ -24,24 +24,8 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture(scope="module")
 def browser():
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
