@@ -30,6 +30,8 @@ _VERSION = re.compile(r"[0-9]{1,10}")
 # A date or date-time without an offset: the UI shows UTC, so its URLs mean UTC too.
 _NAIVE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?")
 _MAX_NAME = 1000
+# The password of a URL in a message (``postgresql://user:secret@host/db``): never shown.
+_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
 
 
 class BadRequestError(LineageError):
@@ -100,12 +102,23 @@ def time_arg(name: str) -> int | None:
 
 
 def require_model(name: str) -> None:
-    """Stop (403) when the request's user may not read registered model ``name``."""
+    """Stop (403) when the request's user may not read registered model ``name``, and (404)
+    when there is no such model, with a message that names neither the server's backend nor
+    its other models (the CLI's names both)."""
     from flask import abort
     from lineage_plugin.ui.access import current
 
+    from lineage_plugin.queries.workspace import UnknownModelError
+
     if not current().may_read(name):
         abort(403)
+    try:
+        workspace().registered_model(name)
+    except UnknownModelError:
+        raise UnknownModelError(
+            f"There is no registered model '{name[:200]}'. The models page lists the models "
+            "you may read."
+        ) from None
 
 
 def stock_url(*parts: str) -> str:
@@ -137,7 +150,7 @@ def _message(exc: BaseException, status: int) -> str:
         return exc.description or exc.name
     if status == 500:
         return "The lineage page failed; the server's log has the details."
-    return str(exc)
+    return _PASSWORD.sub(r"\1***@", str(exc))
 
 
 def error_response(exc: BaseException) -> Any:
