@@ -150,3 +150,39 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     session = start_session(tmp_path_factory.mktemp("spark-warehouse"))
     yield session
     session.stop()
+
+
+# --- The registry UI in this process ---------------------------------------------------------
+# MLflow's Flask app is a process-wide singleton: the lineage pages are installed on it once;
+# each module that serves a registry from it points `mlflow server`'s variable at that registry.
+
+
+@pytest.fixture(scope="session")
+def lineage_flask_app() -> object:
+    """MLflow's Flask app (``mlflow.server.app``) with the lineage pages installed."""
+    from lineage_plugin.ui.app import install
+    from mlflow.server import app
+
+    return install(app)
+
+
+@pytest.fixture(scope="module")
+def hostile_registry(
+    tmp_path_factory: pytest.TempPathFactory, _migrated_sqlite: Path, lineage_flask_app: object
+) -> Iterator[dict[str, object]]:
+    """``tests/hostile_registry.py``'s registry, served by ``lineage_flask_app`` for the module
+    (``_MLFLOW_SERVER_FILE_STORE``, as ``mlflow server`` sets it); adds ``client``, a Flask
+    test client."""
+    from hostile_registry import build
+    from mlflow.server.constants import BACKEND_STORE_URI_ENV_VAR
+
+    built = build(tmp_path_factory.mktemp("ui"), _migrated_sqlite)
+    before = os.environ.get(BACKEND_STORE_URI_ENV_VAR)
+    os.environ[BACKEND_STORE_URI_ENV_VAR] = built["uri"]
+    try:
+        yield {**built, "client": lineage_flask_app.test_client()}
+    finally:
+        if before is None:
+            os.environ.pop(BACKEND_STORE_URI_ENV_VAR, None)
+        else:
+            os.environ[BACKEND_STORE_URI_ENV_VAR] = before

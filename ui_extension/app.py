@@ -60,7 +60,19 @@ def blueprint() -> Blueprint:
         static_url_path="/static",
     )
     bp.register_error_handler(Exception, error_response)
-    bp.after_request(security_headers)
+    prefix = url_prefix()
+
+    def lineage_headers(response: Any) -> Any:
+        # Every answer under the prefix, also those routing gives (404, 405) before the
+        # blueprint is known.
+        from flask import request
+
+        path = request.path
+        if request.blueprint == "lineage" or path == prefix or path.startswith(prefix + "/"):
+            return security_headers(response)
+        return response
+
+    bp.after_app_request(lineage_headers)
     filters.register(bp)
     views.register(bp)
     api.register(bp)

@@ -30,6 +30,8 @@ _VERSION = re.compile(r"[0-9]{1,10}")
 # A date or date-time without an offset: the UI shows UTC, so its URLs mean UTC too.
 _NAIVE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?")
 _MAX_NAME = 1000
+# The password of a URL in a message (``postgresql://user:secret@host/db``): never shown.
+_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
 
 
 class BadRequestError(LineageError):
@@ -126,7 +128,8 @@ def require_model(name: str) -> None:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
         raise UnknownModelPageError(
-            f"There is no registered model '{name}'. The models page lists those you may read."
+            f"There is no registered model '{name[:200]}'. The models page lists those you may "
+            "read."
         ) from None
 
 
@@ -167,7 +170,7 @@ def _message(exc: BaseException, status: int) -> str:
         return exc.description or exc.name
     if status == 500:
         return "The lineage page failed; the server's log has the details."
-    return str(exc)
+    return _PASSWORD.sub(r"\1***@", str(exc))
 
 
 def error_response(exc: BaseException) -> Any:
