@@ -45,3 +45,19 @@ def test_pages_read_a_file_backend_through_its_index(tmp_path, make_table, clien
                for v in table["versions"]}  # fmt: skip
     assert readers == {1: ["2"], 0: ["1"]}
     assert client.get("/lineage/models/no-such-model").status_code == 404
+
+
+def test_an_index_that_cannot_be_opened_is_a_503_without_its_password(
+    tmp_path, client, monkeypatch, sqlite_uri
+):
+    monkeypatch.setenv("_MLFLOW_SERVER_FILE_STORE", f"lineage+{sqlite_uri}")
+    uri = f"lineage+{sqlite_uri}"
+    MlflowClient(uri, registry_uri=uri).create_registered_model("m")
+    # A PostgreSQL URL nobody listens on, with a password in it.
+    monkeypatch.setenv("MLFLOW_LINEAGE_INDEX_URI", "postgresql://u:s3cret@127.0.0.1:9/none")
+    for path in ("/lineage/models/m", "/lineage/api/models/m"):
+        answer = client.get(path)
+        body = answer.get_data(as_text=True)
+        assert answer.status_code == 503, body
+        assert "Cannot open the lineage index" in body
+        assert "s3cret" not in body and "Traceback" not in body

@@ -40,6 +40,13 @@ def table_ref(t: dict[str, Any]) -> str:
     return str(t.get("table_id") or t.get("name") or "")
 
 
+def shell_join(words: list[str]) -> str:
+    """A command line to copy: each word shell-quoted (``mlflow-lineage restore 'my model' 1``)."""
+    import shlex
+
+    return shlex.join(str(w) for w in words)
+
+
 def register(bp: Blueprint) -> None:
     """Make the filters and the stock-UI link builder available to the templates."""
     from lineage_plugin.ui.routes import stock_file, stock_url
@@ -55,6 +62,10 @@ def register(bp: Blueprint) -> None:
     @bp.app_template_filter("table_ref")
     def _table_ref(t: dict[str, Any]) -> str:
         return table_ref(t)
+
+    @bp.app_template_filter("shell_join")
+    def _shell_join(words: list[str]) -> str:
+        return shell_join(words)
 
     @bp.app_context_processor
     def _globals() -> dict[str, Any]:

@@ -153,11 +153,14 @@ def _status(exc: BaseException) -> int:
     from werkzeug.exceptions import HTTPException
 
     from lineage_plugin.queries.impact import UnknownTableError
+    from lineage_plugin.queries.workspace import IndexUnavailableError
 
     if isinstance(exc, HTTPException):
         return exc.code or 500
     if isinstance(exc, (LineageNotFoundError, UnknownTableError)):
         return 404
+    if isinstance(exc, IndexUnavailableError):
+        return 503
     if isinstance(exc, LineageError):
         return 400
     return 500

@@ -37,6 +37,10 @@ class UnknownModelError(LineageNotFoundError):
     """The registered model or model version does not exist."""
 
 
+class IndexUnavailableError(LineageError):
+    """The lineage index database cannot be opened (a server-side fault, not bad input)."""
+
+
 class Workspace:
     """The MLflow stores and lineage index behind one tracking URI.
 
@@ -219,14 +223,15 @@ class Workspace:
         """The index, created if needed.
 
         Raises:
-            LineageError: The index database cannot be opened.
+            IndexUnavailableError: The index database cannot be opened.
+            LineageError: The index cannot be used (e.g. a newer schema).
         """
         try:
             self.index.ensure()
         except LineageError:
             raise
         except Exception as exc:
-            raise LineageError(
+            raise IndexUnavailableError(
                 f"Cannot open the lineage index at {self.index.url}: {exc}. Check "
                 "MLFLOW_LINEAGE_INDEX_URI, or rebuild it with: mlflow-lineage reindex."
             ) from exc
