@@ -1,13 +1,15 @@
 """``mlflow server --app-name lineage-basic-auth``: the lineage pages behind MLflow's basic auth.
 
 Real servers over ``tests/ui_registry.py``'s registry, each with its own auth database where
-the default permission is NO_PERMISSIONS and ``rita`` may READ ``churn`` only:
+the default permission is NO_PERMISSIONS, ``rita`` may READ ``churn`` and the experiment of
+every run, and ``nora`` may READ ``churn`` only:
 
 - uvicorn (the ASGI app) with ``MLFLOW_BASIC_AUTH_FAIL_CLOSED`` as MLflow 3.17 ships it (on);
 - gunicorn (the Flask app) with it off.
 
 Without credentials every lineage path (pages, JSON, static files, unknown paths) is a 401;
-``rita`` sees ``churn`` and nothing of the other models, anywhere; the admin sees everything;
+``rita`` sees ``churn`` and nothing of the other models, anywhere; ``nora`` sees no run either;
+the admin sees everything;
 MLflow's own routes stay guarded as before. Last, a reviewer signs in with Chromium.
 """
 
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.slow
 
 ADMIN = ("admin", "admin-password-1234")
 RITA = ("rita", "rita-password-1234")
+NORA = ("nora", "nora-password-1234")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 
 
@@ -53,18 +56,20 @@ def _auth_env(workdir: Path, fail_closed: bool) -> dict[str, str]:
     }
 
 
-def _add_reader(url: str) -> None:
-    """``rita``, who may READ ``churn`` (and, by the default permission, nothing else)."""
+def _add_user(url: str, user: tuple[str, str], grants: dict[str, str]) -> None:
+    """A user with READ on ``grants`` (resource type: id) and, by the default permission,
+    nothing else."""
     from mlflow.server.auth.routes import CREATE_USER, GRANT_USER_PERMISSION
 
-    user = {"username": RITA[0], "password": RITA[1]}
-    created = requests.post(url + CREATE_USER, json=user, auth=ADMIN)
+    login = {"username": user[0], "password": user[1]}
+    created = requests.post(url + CREATE_USER, json=login, auth=ADMIN)
     assert created.status_code == 200, created.text
-    grant = {"username": RITA[0], "resource_type": "registered_model", "resource_id": "churn"}
-    granted = requests.post(
-        url + GRANT_USER_PERMISSION, json={**grant, "permission": "READ"}, auth=ADMIN
-    )
-    assert granted.status_code == 200, granted.text
+    for resource_type, resource_id in grants.items():
+        grant = {"resource_type": resource_type, "resource_id": resource_id, "permission": "READ"}
+        granted = requests.post(
+            url + GRANT_USER_PERMISSION, json={"username": user[0], **grant}, auth=ADMIN
+        )
+        assert granted.status_code == 200, granted.text
 
 
 @pytest.fixture(scope="module", params=["uvicorn-fail-closed", "gunicorn-fail-open"])
@@ -78,7 +83,8 @@ def server(request: pytest.FixtureRequest, registry: Registry) -> Iterator[tuple
         extra += ("--gunicorn-opts", "--workers 1")
     env = _auth_env(workdir, fail_closed)
     with mlflow_server(registry.tracking_uri, workdir, *extra, env=env) as url:
-        _add_reader(url)
+        _add_user(url, RITA, {"registered_model": "churn", "experiment": registry.experiment_id})
+        _add_user(url, NORA, {"registered_model": "churn"})
         yield url, fail_closed
 
 
@@ -158,6 +164,34 @@ def test_a_reader_sees_only_the_models_they_may_read(
     assert stores.status_code == 200 and "churn v" in stores.text and "forecast" not in stores.text
     impact = f"/lineage/api/tables/{registry.stores.table_id}/impact?from_version=0"
     assert {m["name"] for m in get(url, impact, RITA).json()["model_versions"]} == {"churn"}
+    timeline = get(url, f"/lineage/api/tables/{registry.sales.table_id}/timeline", RITA).json()
+    kinds = {e["kind"] for e in timeline["entries"]}
+    assert {"commit", "run", "registration"} <= kinds, kinds
+    assert {e["model"] for e in timeline["entries"] if "model" in e} == {"churn"}
+
+
+def test_runs_of_experiments_a_user_may_not_read_are_left_out(
+    server: tuple[str, bool], registry: Registry
+) -> None:
+    url, _ = server
+    sales = registry.sales.table_id
+    # nora may read churn, but not the experiment its runs are in.
+    assert get(url, "/lineage/models/churn", NORA).status_code == 200
+    page = get(url, f"/lineage/api/tables/{sales}", NORA).json()
+    assert page["versions"] and all(v["readers"] == [] for v in page["versions"])
+    html = get(url, f"/lineage/tables/{sales}", NORA).text
+    assert "train " not in html and "run " not in html  # no run names
+    impact = get(url, f"/lineage/api/tables/{sales}/impact?from_version=0", NORA).json()
+    assert impact["runs"] == [] and {m["name"] for m in impact["model_versions"]} == {"churn"}
+    timeline = get(url, f"/lineage/api/tables/{sales}/timeline", NORA).json()
+    assert "run" not in {e["kind"] for e in timeline["entries"]}
+    assert {"commit", "registration"} <= {e["kind"] for e in timeline["entries"]}
+    # rita, who may read the experiment, sees the same runs as the admin.
+    runs = [
+        get(url, f"/lineage/api/tables/{sales}/impact?from_version=0", who).json()["runs"]
+        for who in (RITA, ADMIN)
+    ]
+    assert runs[0] == runs[1] and len(runs[0]) >= 5
 
 
 def test_an_admin_sees_every_model(server: tuple[str, bool], registry: Registry) -> None:

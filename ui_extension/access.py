@@ -1,4 +1,4 @@
-"""Which registered models the current request may see.
+"""Which registered models and experiments the current request may see.
 
 The ``lineage`` app shows everything (like the stock server without auth); the
 ``lineage-basic-auth`` app installs a :class:`ModelAccess` that asks MLflow's permissions.
@@ -10,15 +10,23 @@ from typing import Protocol
 
 
 class ModelAccess(Protocol):
-    """Decides, inside a request, whether its user may READ a registered model."""
+    """Decides, inside a request, whether its user may READ a registered model or the runs of
+    an experiment."""
 
     def may_read(self, name: str) -> bool:
         """Whether the request's user may read registered model ``name``."""
         ...
 
+    def may_read_experiment(self, experiment_id: str) -> bool:
+        """Whether the request's user may read the runs of experiment ``experiment_id``."""
+        ...
+
 
 class _Everything:
     def may_read(self, name: str) -> bool:
+        return True
+
+    def may_read_experiment(self, experiment_id: str) -> bool:
         return True
 
 

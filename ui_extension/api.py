@@ -98,9 +98,7 @@ def table(ref: str) -> Response:
     from lineage_plugin.ui.access import current
     from lineage_plugin.ui.table_page import table_page
 
-    page = table_page(
-        workspace(), name_arg(ref), before=int_arg("before"), may_read=current().may_read
-    )
+    page = table_page(workspace(), name_arg(ref), before=int_arg("before"), access=current())
     return json_response(page)
 
 
@@ -112,12 +110,15 @@ def _recorded_uri(ref: str) -> str:
 
 
 def table_timeline(ref: str) -> Response:
+    from lineage_plugin.ui import visible
+    from lineage_plugin.ui.access import current
+
     from lineage_plugin.queries.timeline import timeline
 
     uri = _recorded_uri(ref)
     since, until = time_arg("since"), time_arg("until")
     report = timeline(table=uri, since=since, until=until, tracking_uri=tracking_uri())
-    return json_response(report.to_dict())
+    return json_response(visible.timeline(report.to_dict(), current()))
 
 
 def table_impact(ref: str) -> Response:
@@ -127,7 +128,7 @@ def table_impact(ref: str) -> Response:
     report = visible_impact(
         _recorded_uri(ref),
         tracking_uri(),
-        current().may_read,
+        current(),
         from_version=int_arg("from_version"),
         to_version=int_arg("to_version"),
         include_deleted=_true("include_deleted"),

@@ -13,7 +13,7 @@ keyed by URL rule (:func:`validators`), following MLflow's pattern:
 - a route with a ``<name>``: MLflow's ``validate_can_read_registered_model`` (READ on it), else a
   403 lineage error page that says who can grant it;
 - the other routes (models list, tables, static files): any signed-in user; what they list is
-  filtered to the models the user may READ (:class:`Permissions`);
+  filtered to the models, and the runs of experiments, the user may READ (:class:`Permissions`);
 - a path under ``/lineage/`` that no route matches: 403 for non-admins when fail-closed is on,
   else the lineage 404.
 
@@ -34,32 +34,37 @@ Validator = Callable[[], bool]
 
 
 class Permissions:
-    """The signed-in user's READ permission on registered models, asked of MLflow's auth.
+    """The signed-in user's READ permission on registered models and experiments, asked of
+    MLflow's auth.
 
-    Computed once per request (MLflow's own predicate for filtering registered-model searches),
-    so listing many models costs one permission lookup, not one per model.
+    Each is computed once per request (MLflow's own predicates for filtering its searches), so
+    listing many models or runs costs one permission lookup, not one per row.
     """
 
     def may_read(self, name: str) -> bool:
         """Whether the request's user may read registered model ``name``."""
-        from flask import g
+        return _predicate("registered_model")(name)
 
-        check = g.get("lineage_may_read")
-        if check is None:
-            check = g.lineage_may_read = _read_predicate()
-        return check(name)
+    def may_read_experiment(self, experiment_id: str) -> bool:
+        """Whether the request's user may read the runs of experiment ``experiment_id``."""
+        return _predicate("experiment")(str(experiment_id))
 
 
-def _read_predicate() -> Callable[[str], bool]:
+def _predicate(resource_type: str) -> Callable[[str], bool]:
+    """The request's READ predicate for ``resource_type``, made once per request."""
     from flask import g
     from mlflow.server import auth
 
-    username = g.get("mlflow_authenticated_user") or auth.authenticate_request().username
-    if auth.store.get_user(username).is_admin:
-        return lambda name: True
-    # MLflow's predicate behind its filtered registered-model searches (roles, grants,
-    # workspaces, the default permission): the same answer as its model pages.
-    return auth._role_based_read_predicate(username, "registered_model")
+    made = g.setdefault("lineage_may_read", {})
+    if resource_type not in made:
+        username = g.get("mlflow_authenticated_user") or auth.authenticate_request().username
+        if auth.store.get_user(username).is_admin:
+            made[resource_type] = lambda resource_id: True
+        else:
+            # MLflow's predicate behind its filtered searches (roles, grants, workspaces, the
+            # default permission): the same answer as its own pages.
+            made[resource_type] = auth._role_based_read_predicate(username, resource_type)
+    return made[resource_type]
 
 
 def _signed_in() -> bool:

@@ -7,8 +7,9 @@ No path or URI from a request ever opens a table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from lineage_plugin.ui import visible
 
 from lineage_plugin.errors import LineageError
 from lineage_plugin.queries.history import SERVING_STAGES
@@ -16,6 +17,9 @@ from lineage_plugin.queries.impact import UnknownTableError
 from lineage_plugin.queries.times import json_output
 from lineage_plugin.queries.workspace import Workspace
 from lineage_plugin.records import drop_nulls
+
+if TYPE_CHECKING:
+    from lineage_plugin.ui.access import ModelAccess
 
 #: Table versions per page.
 PER_PAGE = 50
@@ -73,10 +77,11 @@ def _latest_version(uri: str) -> int:
 
 
 def _readers(
-    conn: Any, uri: str, low: int, high: int, may_read: Callable[[str], bool]
+    conn: Any, uri: str, low: int, high: int, access: ModelAccess
 ) -> dict[int, list[dict[str, Any]]]:
-    """Per table version in ``[low, high]``: the runs that read it, each with its model versions
-    (those of models the user may read) and whether they are in use."""
+    """Per table version in ``[low, high]``: the runs that read it (those the user may read),
+    each with its model versions (those of models the user may read) and whether they are in
+    use."""
     from sqlalchemy import select
 
     from lineage_plugin.store.index_schema import tables
@@ -102,7 +107,7 @@ def _readers(
             holding.setdefault((h.name, h.version), []).append(h.label)
     by_run: dict[str, list[dict[str, Any]]] = {}
     for v in versions:
-        if not may_read(v.name):
+        if not access.may_read(v.name):
             continue
         holds = sorted(holding.get((v.name, v.version), []))
         by_run.setdefault(v.run_id, []).append(
@@ -118,6 +123,8 @@ def _readers(
         )
     out: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
+        if not visible.run_visible({"experiment_id": r.experiment_id}, access):
+            continue
         model_versions = by_run.get(r.run_id, [])
         out.setdefault(r.version, []).append(
             drop_nulls(
@@ -140,7 +147,7 @@ def _readers(
 
 
 def table_page(
-    ws: Workspace, ref: str, *, before: int | None, may_read: Callable[[str], bool]
+    ws: Workspace, ref: str, *, before: int | None, access: ModelAccess
 ) -> dict[str, Any]:
     """A page of a recorded table's history, newest first.
 
@@ -148,7 +155,7 @@ def table_page(
         ws: The server's stores.
         ref: A Delta table id or a table name from recorded lineage.
         before: Show the versions up to this one (the next page); default the newest.
-        may_read: Whether the user may read a registered model (others' versions are hidden).
+        access: What the user may read (other models' versions and runs are hidden).
 
     Returns:
         ``table`` (uri, name, table_id), ``latest``, ``versions`` (each with its commit and
@@ -173,7 +180,7 @@ def table_page(
             high = conn.execute(_max_read_version(table["uri"])).scalar() or 0
             top = high if before is None else min(before, high)
         low = max(top - PER_PAGE + 1, 0)
-        readers = _readers(conn, table["uri"], low, top, may_read)
+        readers = _readers(conn, table["uri"], low, top, access)
     found: dict[int, dict[str, Any]] = {}
     if latest is not None:
         try:
@@ -225,14 +232,14 @@ def _restore_of(commit: dict[str, Any] | None) -> int | None:
 def visible_impact(
     uri: str,
     tracking_uri: str | None,
-    may_read: Callable[[str], bool],
+    access: ModelAccess,
     *,
     from_version: int | None,
     to_version: int | None = None,
     include_deleted: bool = False,
 ) -> dict[str, Any]:
     """``impact URI --from-version N [--to-version M]`` as its JSON, without the model versions
-    of models the user may not read."""
+    and runs the user may not read."""
     from lineage_plugin.queries.impact import impact
 
     report = impact(
@@ -242,5 +249,4 @@ def visible_impact(
         include_deleted=include_deleted,
         tracking_uri=tracking_uri,
     ).to_dict()
-    report["model_versions"] = [m for m in report["model_versions"] if may_read(m["name"])]
-    return report
+    return visible.impact(report, access)

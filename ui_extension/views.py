@@ -78,11 +78,11 @@ def table_page(ref: str) -> str:
 
     ref = name_arg(ref)
     chosen = int_arg("version")
-    page = data(workspace(), ref, before=int_arg("before"), may_read=current().may_read)
+    page = data(workspace(), ref, before=int_arg("before"), access=current())
     impact = None
     if chosen is not None:
         uri = page["table"]["uri"]
-        impact = visible_impact(uri, tracking_uri(), current().may_read, from_version=chosen)
+        impact = visible_impact(uri, tracking_uri(), current(), from_version=chosen)
     return render_template("lineage/table.html", t=page, ref=ref, chosen=chosen, impact=impact)
 
 
