@@ -48,6 +48,7 @@ _EXPORTS = {
     "CaptureError": "lineage_plugin.errors",
     "UnsupportedURIError": "lineage_plugin.errors",
     "LineageNotFoundError": "lineage_plugin.errors",
+    "OpenLineageError": "lineage_plugin.errors",
     "LineageWarning": "lineage_plugin.errors",
 }
 
@@ -78,6 +79,7 @@ __all__ = [
     "LineageNotFoundError",
     "LineageWarning",
     "ModelVersionLineage",
+    "OpenLineageError",
     "RunLineage",
     "UnsupportedURIError",
     "autolog",
@@ -95,6 +97,7 @@ if TYPE_CHECKING:
         LineageError,
         LineageNotFoundError,
         LineageWarning,
+        OpenLineageError,
         RestoreRefusedError,
         UnsupportedURIError,
         VerificationError,

@@ -42,6 +42,10 @@ class AmbiguousRunError(CaptureError):
     """A read happened in a thread with no active run while several runs were active."""
 
 
+class OpenLineageError(LineageError):
+    """An OpenLineage event of a run could not be sent (raised only when strict mode is on)."""
+
+
 class LineageNotFoundError(LineageError):
     """The model version or run has no lineage record."""
 

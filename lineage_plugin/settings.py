@@ -11,8 +11,15 @@ AUTOLOG_ENV = "MLFLOW_LINEAGE_AUTOLOG"
 STRICT_ENV = "MLFLOW_LINEAGE_STRICT"
 #: Base URL of the server that serves the lineage pages (``mlflow server --app-name lineage``).
 UI_URL_ENV = "MLFLOW_LINEAGE_UI_URL"
+#: ``false`` keeps runs from sending OpenLineage events even where OpenLineage is configured;
+#: ``true`` sends them wherever ``openlineage-python`` finds its configuration (or prints them).
+OPENLINEAGE_ENV = "MLFLOW_LINEAGE_OPENLINEAGE"
+#: The longest a run waits for one OpenLineage event to be sent, in seconds.
+OPENLINEAGE_TIMEOUT_ENV = "MLFLOW_LINEAGE_OPENLINEAGE_TIMEOUT"
+DEFAULT_OPENLINEAGE_TIMEOUT = 2.0
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 #: Characters a base URL may not hold: they would end or break the Markdown link it goes in.
 _UNSAFE_IN_URL = frozenset(' ()<>"`\\')
 #: The invalid ``MLFLOW_LINEAGE_UI_URL`` values warned about already (each once per process).
@@ -31,6 +38,28 @@ def autolog_requested_by_env() -> bool:
 def strict() -> bool:
     """Whether ``MLFLOW_LINEAGE_STRICT`` turns capture failures into errors."""
     return _flag(STRICT_ENV)
+
+
+def openlineage_choice() -> bool | None:
+    """What ``MLFLOW_LINEAGE_OPENLINEAGE`` says: ``True`` (on), ``False`` (off) or ``None``
+    (unset or another value: on when OpenLineage is configured)."""
+    value = os.environ.get(OPENLINEAGE_ENV, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return None
+
+
+def openlineage_timeout() -> float:
+    """How long a run waits for one OpenLineage event, in seconds
+    (``MLFLOW_LINEAGE_OPENLINEAGE_TIMEOUT``; :data:`DEFAULT_OPENLINEAGE_TIMEOUT` when unset or
+    not a number of seconds between 0 and 3600)."""
+    try:
+        seconds = float(os.environ.get(OPENLINEAGE_TIMEOUT_ENV, ""))
+    except ValueError:
+        return DEFAULT_OPENLINEAGE_TIMEOUT
+    return seconds if 0 < seconds < 3600 else DEFAULT_OPENLINEAGE_TIMEOUT
 
 
 def lineage_ui_url() -> str | None:

@@ -9,7 +9,8 @@ Runs and model versions carry readable ``lineage.*`` tags (the stock MLflow UI s
 - ``lineage.code.argv`` (JSON), ``lineage.code.cwd``, ``lineage.code.git_commit``,
   ``lineage.code.git_dirty``, and, when git does not pin the code, ``lineage.code.files``
   (JSON ``{"train.py": "<sha256>", "features.py": ...}``, paths relative to the script's folder);
-- on model versions also ``lineage.run_id`` and ``lineage.manifest`` (the full JSON record).
+- on model versions also ``lineage.run_id`` and ``lineage.manifest`` (the full JSON record);
+- ``lineage.openlineage`` on a run whose OpenLineage events could not be sent (why).
 
 A value longer than MLflow's limit (read from MLflow at run time) is never cut: it is split
 over ``<key>``, ``<key>.part1`` ... with the count in ``<key>.parts``.
@@ -47,6 +48,8 @@ CODE_FILES = "lineage.code.files"
 #: On a model version registered by ``reproduce``: the version it reproduces, and the result.
 REPRODUCES_VERSION = "lineage.reproduces"
 VERIFICATION = "lineage.verification"
+#: On a run whose OpenLineage events could not be sent: ``failed: <event>: <reason>``.
+OPENLINEAGE = "lineage.openlineage"
 
 #: Written by the plugin on model versions to hold the registry's history (see events.py and
 #: deleted.py): the events, what a version holds now, and the records of deleted versions.

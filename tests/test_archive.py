@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openlineage_spec import checked_facet_schemas, problems, schemas
 
 import lineage_plugin
 from lineage_plugin import openlineage as ol
@@ -317,7 +319,9 @@ def test_openlineage_event_of_a_full_run(tmp_path, records, table_dir):
     assert (
         event["schemaURL"] == "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
     )
-    assert event["job"] == {"namespace": "mlflow/42", "name": "train-ridge"}
+    # The job is the entry point (the same for every run of train.py), not the run's name.
+    assert (event["job"]["namespace"], event["job"]["name"]) == ("mlflow/42", "train.py")
+    assert event["job"]["facets"]["jobType"]["integration"] == "MLFLOW"
     assert event["outputs"] == []
 
     local, remote = event["inputs"]
@@ -360,7 +364,8 @@ def test_openlineage_event_of_a_full_run(tmp_path, records, table_dir):
         *event["run"]["facets"].values(),
         *(f for d in event["inputs"] for f in (*d["facets"].values(), *d["inputFacets"].values())),
     ]
-    assert len(every_facet) == 3 + 2 * 4  # run: 3; per input: 3 dataset + 1 input facet
+    every_facet.append(event["job"]["facets"]["jobType"])
+    assert len(every_facet) == 3 + 2 * 4 + 1  # run: 3; per input: 3 dataset + 1 input; job: 1
     for facet in every_facet:
         assert facet["_producer"] == ol.PRODUCER
         assert facet["_schemaURL"].startswith("https://") and "#/$defs/" in facet["_schemaURL"]
@@ -383,7 +388,10 @@ def test_event_time_and_job_fallbacks(tmp_path, records):
 
     no_name = by_run[SECOND_RUN_ID]  # no end time, no name, no experiment
     assert no_name["eventTime"] == "2023-11-14T22:13:20.010Z"  # START + 10 ms
-    assert no_name["job"] == {"namespace": "mlflow", "name": SECOND_RUN_ID}
+    assert (no_name["job"]["namespace"], no_name["job"]["name"]) == (
+        "mlflow",
+        ol.UNKNOWN_ENTRY_POINT,
+    )
     assert "mlflowLineage_environment" not in no_name["run"]["facets"]
     assert "processing_engine" not in no_name["run"]["facets"]
     gcs, adls = no_name["inputs"]
@@ -397,7 +405,10 @@ def test_event_time_and_job_fallbacks(tmp_path, records):
     no_times = by_run[THIRD_RUN_ID]  # no time at all: the export's time
     assert no_times["eventTime"] == export["manifest"]["created"]
     assert no_times["inputs"] == []
-    assert no_times["job"] == {"namespace": "mlflow/42", "name": THIRD_RUN_ID}
+    assert (no_times["job"]["namespace"], no_times["job"]["name"]) == (
+        "mlflow/42",
+        ol.UNKNOWN_ENTRY_POINT,
+    )
     assert all(ISO_MS.match(e["eventTime"]) for e in export["openlineage"])
 
 
@@ -459,76 +470,87 @@ def test_iso_time_keeps_milliseconds():
     assert ol.iso_time(1_700_000_000_999) == "2023-11-14T22:13:20.999Z"
 
 
-# A minimal schema of what OpenLineage 2-0-2 requires of a RunEvent and of every facet
-# (written here from the spec: no download).
-_FACET = {
-    "type": "object",
-    "required": ["_producer", "_schemaURL"],
-    "properties": {
-        "_producer": {"type": "string", "format": "uri", "minLength": 1},
-        "_schemaURL": {"type": "string", "format": "uri", "minLength": 1},
-    },
-}
-_FACETS = {"type": "object", "additionalProperties": {"$ref": "#/$defs/facet"}}
-_DATASET = {
-    "type": "object",
-    "required": ["namespace", "name"],
-    "properties": {
-        "namespace": {"type": "string", "minLength": 1},
-        "name": {"type": "string", "minLength": 1},
-        "facets": _FACETS,
-        "inputFacets": _FACETS,
-    },
-}
-RUN_EVENT_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$defs": {"facet": _FACET},
-    "type": "object",
-    "required": ["eventTime", "producer", "schemaURL", "run", "job"],
-    "properties": {
-        "eventType": {"enum": ["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]},
-        "eventTime": {"type": "string", "format": "date-time"},
-        "producer": {"type": "string", "format": "uri"},
-        "schemaURL": {"type": "string", "format": "uri"},
-        "run": {
-            "type": "object",
-            "required": ["runId"],
-            "properties": {"runId": {"type": "string", "format": "uuid"}, "facets": _FACETS},
-        },
-        "job": {
-            "type": "object",
-            "required": ["namespace", "name"],
-            "properties": {
-                "namespace": {"type": "string", "minLength": 1},
-                "name": {"type": "string", "minLength": 1},
-                "facets": _FACETS,
-            },
-        },
-        "inputs": {"type": "array", "items": _DATASET},
-        "outputs": {"type": "array", "items": _DATASET},
-    },
-}
-
-
-def test_openlineage_events_match_the_spec_schema(tmp_path, records):
-    jsonschema = pytest.importorskip("jsonschema")
-    validator = jsonschema.Draft202012Validator(
-        RUN_EVENT_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
+def test_openlineage_events_match_the_official_schemas(tmp_path, records):
+    pytest.importorskip("jsonschema")
     export = ex.read_export(export_to(tmp_path / "lineage.zip", records).path)
 
     assert len(export["openlineage"]) == 3
     for event in export["openlineage"]:
-        errors = [e.message for e in validator.iter_errors(event)]
-        assert errors == []
+        assert problems(event) == []
+    checked = checked_facet_schemas(export["openlineage"][0])
+    assert ol.VERSION_FACET_SCHEMA_URL in checked and ol.STORAGE_FACET_SCHEMA_URL in checked
+    assert any(url.startswith(ol.CUSTOM_FACETS_SCHEMA) for url in checked)  # our own facets
 
-    # The schema is not vacuous: a facet without _schemaURL, or a bad runId, is caught.
+    # The check is not vacuous: a facet without _producer, a bad runId, a version that is not
+    # text and a custom facet without its required field are all caught.
     broken = json.loads(json.dumps(export["openlineage"][0]))
-    del broken["inputs"][0]["facets"]["version"]["_schemaURL"]
+    del broken["inputs"][0]["facets"]["storage"]["_producer"]
     broken["run"]["runId"] = RUN_ID
-    messages = " ".join(e.message for e in validator.iter_errors(broken))
-    assert "'_schemaURL' is a required property" in messages
+    broken["inputs"][1]["facets"]["version"]["datasetVersion"] = 7
+    del broken["run"]["facets"]["mlflowLineage_record"]["status"]
+    messages = " ".join(problems(broken))
+    assert "inputs[0].facets.storage: '_producer' is a required property" in messages
     assert "is not a 'uuid'" in messages
+    assert "7 is not of type 'string'" in messages
+    assert "'status' is a required property" in messages
+
+
+def test_custom_facet_schemas_are_named_by_this_version():
+    jsonschema = pytest.importorskip("jsonschema")
+    ours = schemas()[ol.CUSTOM_FACETS_SCHEMA]
+    jsonschema.Draft202012Validator.check_schema(ours)
+    assert ours["$id"] == ol.CUSTOM_FACETS_SCHEMA
+    assert lineage_plugin.__version__ in ol.CUSTOM_FACETS_SCHEMA
+
+
+@pytest.mark.parametrize(
+    ("status", "event_type"),
+    [
+        ("FINISHED", "COMPLETE"),
+        ("FAILED", "FAIL"),
+        ("KILLED", "ABORT"),
+        ("RUNNING", "RUNNING"),
+        (None, "COMPLETE"),
+    ],
+)
+def test_the_exported_event_type_is_the_run_status(records, status, event_type):
+    record, row = records["runs"][0]
+    event = ol.openlineage_event(record, dataclasses.replace(row, run_status=status))
+    assert event["eventType"] == event_type
+    assert event["run"]["facets"]["mlflowLineage_record"].get("runStatus") == status
+
+
+def test_the_stand_in_builds_the_events_the_client_builds(records):
+    pytest.importorskip("openlineage.client")
+    for record, row in records["runs"]:
+        for kind in ("START", "COMPLETE", "FAIL"):
+            built = [
+                kit.to_dict(ol.run_event(record, row, event_type=kind, default_time=END, kit=kit))
+                for kit in (ol.client_kit(), ol.plain_kit())
+            ]
+            assert built[0] == built[1]
+    assert ol.export_kit() is ol.client_kit()
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (("train.py", "--alpha", "0.1"), "train.py"),
+        (("/home/ann/repo/pipelines/train.py",), "train.py"),
+        (("C:\\repo\\pipelines\\train.py",), "train.py"),
+        (("/repo/src/features/__main__.py", "--day", "1"), "features"),
+        (("-c",), "python -c"),
+        (("",), "python"),
+        (
+            ("/venv/lib/python3.11/site-packages/ipykernel_launcher.py", "-f", "k.json"),
+            "ipykernel_launcher.py",
+        ),
+        ((), ol.UNKNOWN_ENTRY_POINT),
+    ],
+)
+def test_job_name_is_the_entry_point(argv, name):
+    assert ol.job_name(CodeVersion(argv=argv, cwd="/anywhere")) == name
+    assert ol.job_name(None) == ol.UNKNOWN_ENTRY_POINT
 
 
 # --- failures --------------------------------------------------------------------------------

@@ -218,6 +218,8 @@ def test_reindex_source_sql_refuses_a_backend_without_sql(tmp_path):
 
 
 def test_export_packs_lineage_and_openlineage_in_one_archive(scenario, tmp_path):
+    from openlineage_spec import problems
+
     from lineage_plugin.queries.archive import read_export
 
     target = tmp_path / "ridge.tar.gz"
@@ -231,6 +233,10 @@ def test_export_packs_lineage_and_openlineage_in_one_archive(scenario, tmp_path)
         for facets in (i["facets"] for i in event["inputs"])
     )
     assert versions == [0, 1]
+    # The events live emission sends: valid, typed by the runs' status, one job for both runs.
+    assert [problems(e) for e in archive["openlineage"]] == [[], []]
+    assert {e["eventType"] for e in archive["openlineage"]} == {"COMPLETE"}
+    assert len({(e["job"]["namespace"], e["job"]["name"]) for e in archive["openlineage"]}) == 1
     assert not list(tmp_path.glob(".*tmp"))
     run(scenario, "export", "--model", "nosuch", "-o", str(tmp_path / "x.tar.gz"), code=2)
     assert not (tmp_path / "x.tar.gz").exists()

@@ -9,10 +9,13 @@ An export is a single ``.tar.gz`` (a ``.zip`` when the path ends with ``.zip``) 
   (``{"type": "run", ...}``: :meth:`RunLineage.to_dict` plus the run's MLflow fields), then model
   versions (``{"type": "model_version", ..., "created": ms}``), both in the order given, then
   registry events (``{"type": "event", ...}``) in ``event_id`` (time) order;
-- ``openlineage.jsonl``: one OpenLineage ``RunEvent`` per run (spec 2-0-2), written by hand so
-  the plugin does not depend on ``openlineage-python``.
+- ``openlineage.jsonl``: one OpenLineage ``RunEvent`` per run (spec 2-0-2), its ``eventType``
+  the run's MLflow status (``COMPLETE``, ``FAIL``, ``ABORT``; ``COMPLETE`` when unknown), built
+  by the code that sends events live (:func:`lineage_plugin.openlineage.run_event`): with
+  ``openlineage-python``'s classes when it is installed, else with their stand-in, to the
+  same JSON.
 
-How a run maps to OpenLineage: see :mod:`lineage_plugin.openlineage`.
+How a run maps to OpenLineage: see :mod:`lineage_plugin.openlineage.events`.
 
 Example:
     >>> from lineage_plugin.queries.archive import read_export, write_export
@@ -42,6 +45,7 @@ from lineage_plugin.errors import LineageError
 from lineage_plugin.openlineage import (
     OPENLINEAGE_SPEC,
     PRODUCER,
+    export_kit,
     iso_time,
     now_utc_ms,
     openlineage_event,
@@ -66,8 +70,8 @@ _DESCRIPTIONS = {
         "'type': runs, then model versions, then registry events in event_id order."
     ),
     OPENLINEAGE: (
-        "One OpenLineage RunEvent (spec 2-0-2) per run: eventType COMPLETE, the Delta table "
-        "versions the run read as inputs."
+        "One OpenLineage RunEvent (spec 2-0-2) per run: eventType from the run's MLflow status "
+        "(COMPLETE when unknown), the Delta table versions the run read as inputs."
     ),
 }
 
@@ -137,6 +141,7 @@ def write_export(
     kind = "zip" if target.lower().endswith(".zip") else "tar.gz"
     now_ms = now_utc_ms()
     counts = {"run": 0, "model_version": 0, "event": 0}
+    kit = export_kit()
 
     with (
         tempfile.SpooledTemporaryFile(_SPOOL_BYTES) as lineage,
@@ -147,7 +152,7 @@ def write_export(
         for record, row in runs:
             lineage_out.write({**asdict(row), **record.to_dict(), "type": "run"})
             openlineage_out.write(
-                openlineage_event(record, row, producer=producer, default_time=now_ms)
+                openlineage_event(record, row, producer=producer, default_time=now_ms, kit=kit)
             )
             counts["run"] += 1
         for mv, created in model_versions:

@@ -89,6 +89,8 @@ class RunRow:
     end_time: int | None = None
     user: str | None = None
     deleted: bool = False
+    #: MLflow's status of the run (``FINISHED``...), when read from MLflow; not indexed.
+    run_status: str | None = None
 
 
 class LineageIndex:

@@ -6,11 +6,13 @@ is a warning (an error in strict mode), and ``mlflow-lineage reindex`` repairs t
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from lineage_plugin import tags as T
 from lineage_plugin.deleted import DeletedVersion
 from lineage_plugin.events import EVENT_PREFIX, RegistryEvent
+from lineage_plugin.openlineage import MlflowRunFacts
 from lineage_plugin.store.index import RunRow, index_for
 from lineage_plugin.store.recording import failed, writing_own_events
 
@@ -20,14 +22,8 @@ RUN_NAME_TAG = "mlflow.runName"
 
 def run_row(info: Any, *, experiment_deleted: bool = False) -> RunRow:
     """The index's row for an MLflow ``RunInfo`` (deleted with its experiment, if it was)."""
-    return RunRow(
-        experiment_id=info.experiment_id,
-        run_name=info.run_name,
-        start_time=info.start_time,
-        end_time=info.end_time,
-        user=info.user_id,
-        deleted=experiment_deleted or info.lifecycle_stage == "deleted",
-    )
+    facts = dataclasses.asdict(MlflowRunFacts.of(info))
+    return RunRow(**facts, deleted=experiment_deleted or info.lifecycle_stage == "deleted")
 
 
 def model_version_row(mv: Any) -> dict[str, Any]:

@@ -6,6 +6,9 @@
   a ``DeltaDatasetSource`` is recorded as a lineage input of that run.
 - ``DeltaDatasetSource.to_dict``: MLflow drops ``delta_table_version`` when it is 0; the patch
   keeps it, so version 0 is recorded (and shown) as 0.
+- ``MlflowClient.set_terminated`` (``mlflow.end_run`` goes through it) and ``update_run`` with
+  a final status: the run ended. With ``create_run``, they send the run's OpenLineage events
+  when OpenLineage is configured (:mod:`lineage_plugin.tracking.openlineage_emit`).
 
 Each hook acts only on runs capture applies to (:mod:`lineage_plugin.tracking.scope`): for the
 run hooks, the runs of a client whose tracking URI is a ``lineage+`` URI, unless capture was
@@ -14,12 +17,14 @@ asked for every run.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 from lineage_plugin.delta import log as delta_log
 from lineage_plugin.errors import CaptureError
 from lineage_plugin.records import DeltaInput
+from lineage_plugin.tracking import openlineage_emit
 from lineage_plugin.tracking.capture import is_plugin_writing, session
 from lineage_plugin.tracking.patching import patch
 from lineage_plugin.tracking.scope import capture_applies
@@ -42,6 +47,17 @@ def _captured(a: dict[str, Any]) -> bool:
 def _after_create_run(run: Any, a: dict[str, Any]) -> None:
     if _captured(a):
         session().run_started(run.info.run_id, run.data.tags)
+        openlineage_emit.run_started(a["self"], run.info.run_id)
+
+
+def _after_set_terminated(result: Any, a: dict[str, Any]) -> None:
+    if _captured(a):
+        openlineage_emit.run_ended(a["self"], a["run_id"], a["status"])
+
+
+def _after_update_run(result: Any, a: dict[str, Any]) -> None:
+    if a["status"] is not None and _captured(a):  # a rename alone does not end a run
+        openlineage_emit.run_ended(a["self"], a["run_id"], a["status"])
 
 
 def describe_dataset_source(source: dict[str, Any], context: str) -> DeltaInput:
@@ -113,6 +129,11 @@ def install(module: Any = None) -> None:
     from lineage_plugin.tracking.patching import after_hook
 
     # always: these hooks ask about the URI of the client they were called on, not the global one.
-    patch(MlflowClient, "create_run", lambda f: after_hook(f, _after_create_run, always=True))
-    patch(MlflowClient, "log_inputs", lambda f: after_hook(f, _after_log_inputs, always=True))
+    for name, after in (
+        ("create_run", _after_create_run),
+        ("log_inputs", _after_log_inputs),
+        ("set_terminated", _after_set_terminated),
+        ("update_run", _after_update_run),
+    ):
+        patch(MlflowClient, name, functools.partial(after_hook, after=after, always=True))
     patch(DeltaDatasetSource, "to_dict", _keep_version_zero)
