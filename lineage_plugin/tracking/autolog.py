@@ -20,6 +20,7 @@ _lock = threading.Lock()
 _HOOKS = (
     ("mlflow.tracking.client", "lineage_plugin.tracking.mlflow_hooks", "install"),
     ("deltalake", "lineage_plugin.tracking.deltalake_hooks", "install"),
+    ("deltalake", "lineage_plugin.tracking.deltalake_writes", "install"),
     ("polars", "lineage_plugin.tracking.polars_hooks", "install"),
     ("pyspark.sql", "lineage_plugin.tracking.spark_hooks", "install"),
     ("pyspark.sql.connect.readwriter", "lineage_plugin.tracking.spark_hooks", "install_connect"),
@@ -33,6 +34,9 @@ def _installer(hooks_module: str, function: str) -> Callable[[object], None]:
         if scope.hooks_on():
             getattr(importlib.import_module(hooks_module), function)(module)
 
+    # MLflow's registry replaces a module's hook of the same __name__ (overwrite=True): each
+    # installer has its own, so two hooks for one module (deltalake's reads and writes) both run.
+    install.__name__ = install.__qualname__ = f"install_{hooks_module}.{function}"
     return install
 
 
