@@ -319,6 +319,12 @@ class ModelVersionLineage:
         """The Delta table versions the model was trained on."""
         return self.run.inputs if self.run else ()
 
+    @property
+    def outputs(self) -> tuple[DeltaOutput, ...]:
+        """The Delta table versions the training run had written when the version was
+        registered (``show`` reads the run's current ones)."""
+        return self.run.outputs if self.run else ()
+
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a plain dict with sorted keys and no nulls."""
         return drop_nulls(

@@ -19,6 +19,7 @@ from test_json_schema import README, documented_schemas, undocumented
 from test_lifecycle import assert_index_is_what_reindex_builds
 from test_reindex_sql import both_ways, index_contents
 
+import lineage_plugin as lp
 from lineage_plugin.cli import cli
 from lineage_plugin.queries import reindex
 from lineage_plugin.records import SCHEMA_VERSION, DeltaOutput, RunLineage
@@ -168,6 +169,8 @@ def test_show_includes_what_the_training_run_wrote_before_and_after_registration
     # the version's own record is what the run had when it was registered
     attached = json.loads(client.get_model_version("churn", "1").tags["lineage.manifest"])
     assert [o["version"] for o in attached["outputs"]] == [0]
+    assert [o.version for o in lp.get_lineage("churn", "1").outputs] == [0]
+    assert [o.version for o in lp.get_run_lineage(run.info.run_id).outputs] == [0, 1]
 
 
 def test_show_of_a_version_whose_run_only_wrote(lineage_tracking, tmp_path):

@@ -51,11 +51,14 @@ def _install_hooks() -> None:
 
 
 def autolog(disable: bool = False) -> None:
-    """Record every Delta read of every run into the active run, or into the next run started.
+    """Record every Delta read of every run into the active run, or into the next run started,
+    and every Delta commit a run makes (stamped with the run) into that run.
 
     Hooks ``deltalake.DeltaTable`` reads, polars ``read_delta``/``scan_delta``, PySpark Delta
-    reads (``spark.read...load/table``, ``spark.table``, ``DeltaTable.forPath/forName``, SQL), and
-    ``mlflow.log_input`` of Delta datasets, whatever the tracking URI. ``MLFLOW_LINEAGE_AUTOLOG=
+    reads (``spark.read...load/table``, ``spark.table``, ``DeltaTable.forPath/forName``, SQL),
+    ``mlflow.log_input`` of Delta datasets, and the writes of ``deltalake`` and polars
+    (``write_deltalake``, ``DeltaTable.merge/update/delete/restore/optimize``, ``write_delta``),
+    whatever the tracking URI. ``MLFLOW_LINEAGE_AUTOLOG=
     true`` does the same in every MLflow process. Without either, loading a ``lineage+`` store
     turns capture on for the runs tracked through ``lineage+`` stores only. Calling it again does
     nothing.
