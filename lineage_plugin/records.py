@@ -2,6 +2,9 @@
 
 Every record serialises to a plain dict with sorted keys and without ``None`` values, and the
 manifest carries :data:`SCHEMA_VERSION`, so a reader can tell which layout it is looking at.
+Layouts: 1, a run's reads (``inputs``); 2, also the table versions it wrote (``outputs``): in a
+record of layout 1 no ``outputs`` means "not captured", in layout 2 "wrote no Delta table".
+Every layout loads (absent keys take their defaults).
 
 Example:
     >>> from lineage_plugin.records import DeltaInput
@@ -15,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def drop_nulls(value: Any) -> Any:
@@ -111,6 +114,66 @@ class DeltaInput:
         return label
 
 
+#: A Delta operation metric as the commit's ``operationMetrics`` has it (delta-rs writes
+#: numbers, Spark text).
+MetricValue = int | float | str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeltaOutput:
+    """One Delta table version that a run wrote: the commit it made.
+
+    Attributes:
+        uri: Normalised table URI, as for :class:`DeltaInput`.
+        version: The table version the commit created.
+        engine: What wrote it: ``deltalake`` or ``polars``.
+        table_id: The Delta table id (``metaData.id``) at that version.
+        name: A short display name (the last path segment, or a catalog name).
+        commit_timestamp: Milliseconds since the epoch of the commit.
+        timestamp_source: ``inCommitTimestamp`` or ``commitInfo.timestamp``.
+        operation: The commit's operation (``WRITE``, ``MERGE``, ``UPDATE``, ``DELETE``,
+            ``RESTORE``, ``OPTIMIZE``, ``CREATE TABLE``...).
+        operation_metrics: The commit's ``operationMetrics`` as Delta wrote them (numbers stay
+            numbers, text stays text; nested values as compact JSON text).
+        restored_from: The commit was a RESTORE to this version, holding its content.
+    """
+
+    uri: str
+    version: int
+    engine: str
+    table_id: str | None = None
+    name: str | None = None
+    commit_timestamp: int | None = None
+    timestamp_source: str | None = None
+    operation: str | None = None
+    operation_metrics: dict[str, MetricValue] = field(default_factory=dict)
+    restored_from: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the output as a plain dict with sorted keys, no nulls and no empty map."""
+        data = _fields(self)
+        if not data.get("operation_metrics"):
+            data.pop("operation_metrics", None)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeltaOutput:
+        """Build an output from :meth:`to_dict` output (unknown keys are ignored)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["operation_metrics"] = dict(known.get("operation_metrics") or {})
+        return cls(**known)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What makes two records the same write (a commit is one version of one table)."""
+        return (self.uri, self.table_id, self.version)
+
+    @property
+    def label(self) -> str:
+        """``name@vN``, for people."""
+        return f"{self.name or self.uri}@v{self.version}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Environment:
     """Where a run ran: interpreter, platform and library versions.
@@ -184,6 +247,8 @@ class RunLineage:
         run_id: The MLflow run.
         status: ``complete``, ``incomplete`` (see ``reasons``) or ``missing`` (nothing captured).
         inputs: The Delta table versions the run read, in the order they were first read.
+        outputs: The Delta table versions the run wrote (one per commit), in commit order
+            as this process saw them.
         reasons: Why the record is incomplete, when it is.
         environment: Interpreter and library versions, when captured.
         code: Entry point and code version, when captured.
@@ -193,6 +258,7 @@ class RunLineage:
     run_id: str
     status: str
     inputs: tuple[DeltaInput, ...] = ()
+    outputs: tuple[DeltaOutput, ...] = ()
     reasons: tuple[str, ...] = ()
     environment: Environment | None = None
     code: CodeVersion | None = None
@@ -206,6 +272,7 @@ class RunLineage:
                 "run_id": self.run_id,
                 "status": self.status,
                 "inputs": [i.to_dict() for i in self.inputs],
+                "outputs": [o.to_dict() for o in self.outputs] or None,
                 "reasons": list(self.reasons),
                 "environment": self.environment.to_dict() if self.environment else None,
                 "code": self.code.to_dict() if self.code else None,
@@ -221,10 +288,11 @@ class RunLineage:
             run_id=data["run_id"],
             status=data.get("status", "missing"),
             inputs=tuple(DeltaInput.from_dict(i) for i in data.get("inputs", ())),
+            outputs=tuple(DeltaOutput.from_dict(o) for o in data.get("outputs", ())),
             reasons=tuple(data.get("reasons", ())),
             environment=Environment.from_dict(env) if env else None,
             code=CodeVersion.from_dict(code) if code else None,
-            schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
+            schema_version=int(data.get("schema_version", 1)),
         )
 
 
@@ -250,6 +318,12 @@ class ModelVersionLineage:
     def inputs(self) -> tuple[DeltaInput, ...]:
         """The Delta table versions the model was trained on."""
         return self.run.inputs if self.run else ()
+
+    @property
+    def outputs(self) -> tuple[DeltaOutput, ...]:
+        """The Delta table versions the training run had written when the version was
+        registered (``show`` reads the run's current ones)."""
+        return self.run.outputs if self.run else ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a plain dict with sorted keys and no nulls."""

@@ -5,6 +5,9 @@ Runs and model versions carry readable ``lineage.*`` tags (the stock MLflow UI s
 - ``lineage.status`` (``complete`` / ``incomplete`` / ``missing``) and ``lineage.reason``;
 - ``lineage.tables``: a one-line summary such as ``sales@v3, customers@v0``;
 - ``lineage.input.000``, ``lineage.input.001`` ...: one compact JSON record per Delta input;
+- ``lineage.written``: a one-line summary of the table versions the run wrote;
+- ``lineage.output.000``, ``lineage.output.001`` ...: one compact JSON record per Delta commit
+  the run made;
 - ``lineage.env.python``, ``lineage.env.platform``, ``lineage.env.pkg.<distribution>``;
 - ``lineage.code.argv`` (JSON), ``lineage.code.cwd``, ``lineage.code.git_commit``,
   ``lineage.code.git_dirty``, and, when git does not pin the code, ``lineage.code.files``
@@ -27,6 +30,7 @@ from lineage_plugin.records import (
     SCHEMA_VERSION,
     CodeVersion,
     DeltaInput,
+    DeltaOutput,
     Environment,
     ModelVersionLineage,
     RunLineage,
@@ -41,6 +45,8 @@ SCHEMA = "lineage.schema_version"
 RUN_ID = "lineage.run_id"
 MANIFEST = "lineage.manifest"
 INPUT_PREFIX = "lineage.input."
+OUTPUT_PREFIX = "lineage.output."
+WRITTEN = "lineage.written"
 ENV_PREFIX = "lineage.env."
 PKG_PREFIX = "lineage.env.pkg."
 CODE_PREFIX = "lineage.code."
@@ -64,6 +70,7 @@ RESERVED_KEYS = (
     STATUS,
     REASON,
     TABLES,
+    WRITTEN,
     SCHEMA,
     RUN_ID,
     MANIFEST,
@@ -72,7 +79,14 @@ RESERVED_KEYS = (
     ALIASES_TAG,
     STAGE_TAG,
 )
-RESERVED_PREFIXES = (INPUT_PREFIX, ENV_PREFIX, CODE_PREFIX, EVENT_PREFIX, DELETED_PREFIX)
+RESERVED_PREFIXES = (
+    INPUT_PREFIX,
+    OUTPUT_PREFIX,
+    ENV_PREFIX,
+    CODE_PREFIX,
+    EVENT_PREFIX,
+    DELETED_PREFIX,
+)
 
 COMPLETE = "complete"
 INCOMPLETE = "incomplete"
@@ -82,6 +96,7 @@ MISSING = "missing"
 PROMPT_TAG_PREFIX = "mlflow.prompt."
 
 _INPUT_KEY = re.compile(r"^lineage\.input\.(\d+)$")
+_OUTPUT_KEY = re.compile(r"^lineage\.output\.(\d+)$")
 
 
 def is_prompt_version(tags: Iterable[str]) -> bool:
@@ -162,15 +177,23 @@ def input_key(index: int) -> str:
     return f"{INPUT_PREFIX}{index:03d}"
 
 
-def tables_summary(inputs: Iterable[DeltaInput], limit: int) -> str:
-    """``name@vN, ...``; when that is too long it ends with an explicit ``(+N more...)``."""
-    labels = [i.label for i in inputs]
+def output_key(index: int) -> str:
+    """The tag key of the ``index``-th output of a run."""
+    return f"{OUTPUT_PREFIX}{index:03d}"
+
+
+def tables_summary(
+    records: Iterable[DeltaInput | DeltaOutput], limit: int, prefix: str = INPUT_PREFIX
+) -> str:
+    """``name@vN, ...``; when that is too long it ends with an explicit ``(+N more...)``
+    pointing at the ``prefix*`` tags that hold every record."""
+    labels = [r.label for r in records]
     text = ", ".join(labels)
     if len(text) <= limit:
         return text
     shown: list[str] = []
     for n, label in enumerate(labels):
-        more = f" (+{len(labels) - n} more; see lineage.input.* tags)"
+        more = f" (+{len(labels) - n} more; see {prefix}* tags)"
         if len(", ".join([*shown, label])) + len(more) > limit:
             break
         shown.append(label)
@@ -204,12 +227,22 @@ def code_files_tags(files: Mapping[str, str], limit: int) -> dict[str, str]:
     return split_value(CODE_FILES, value, limit)
 
 
+def _indexed_records(tags: Mapping[str, str], pattern: re.Pattern[str]) -> list[dict[str, Any]]:
+    """The JSON records of the ``<prefix>NNN`` tags matching ``pattern``, in index order."""
+    indexed = sorted(
+        (int(m.group(1)), key) for key in tags if (m := pattern.match(key)) is not None
+    )
+    return [json.loads(join_value(tags, key)) for _, key in indexed]
+
+
 def inputs_from_tags(tags: Mapping[str, str]) -> tuple[DeltaInput, ...]:
     """The inputs recorded in ``lineage.input.NNN`` tags, in index order."""
-    indexed = sorted(
-        (int(m.group(1)), key) for key in tags if (m := _INPUT_KEY.match(key)) is not None
-    )
-    return tuple(DeltaInput.from_dict(json.loads(join_value(tags, key))) for _, key in indexed)
+    return tuple(DeltaInput.from_dict(d) for d in _indexed_records(tags, _INPUT_KEY))
+
+
+def outputs_from_tags(tags: Mapping[str, str]) -> tuple[DeltaOutput, ...]:
+    """The outputs recorded in ``lineage.output.NNN`` tags, in index order."""
+    return tuple(DeltaOutput.from_dict(d) for d in _indexed_records(tags, _OUTPUT_KEY))
 
 
 def environment_from_tags(tags: Mapping[str, str]) -> Environment | None:
@@ -243,12 +276,14 @@ def code_from_tags(tags: Mapping[str, str]) -> CodeVersion | None:
 def run_lineage_from_tags(run_id: str, tags: Mapping[str, str]) -> RunLineage:
     """Rebuild a run's lineage record from its tags."""
     inputs = inputs_from_tags(tags)
-    status = tags.get(STATUS) or (COMPLETE if inputs else MISSING)
+    outputs = outputs_from_tags(tags)
+    status = tags.get(STATUS) or (COMPLETE if inputs or outputs else MISSING)
     reason = join_value(tags, REASON)
     return RunLineage(
         run_id=run_id,
         status=status,
         inputs=inputs,
+        outputs=outputs,
         reasons=tuple(reason.splitlines()) if reason else (),
         environment=environment_from_tags(tags),
         code=code_from_tags(tags),

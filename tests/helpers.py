@@ -107,6 +107,31 @@ def tracking_at(uri: str) -> Iterator[None]:
         reset_session()
 
 
+@contextlib.contextmanager
+def runs_in_other_threads(count: int = 2) -> Iterator[list[str]]:
+    """``count`` runs active in other threads for the block (this thread has none); yields
+    their run ids."""
+    started, release = threading.Barrier(count + 1), threading.Event()
+    run_ids: list[str] = []
+
+    def run_in_thread() -> None:
+        with mlflow.start_run() as run:
+            run_ids.append(run.info.run_id)
+            started.wait()
+            release.wait()
+
+    threads = [threading.Thread(target=run_in_thread) for _ in range(count)]
+    for t in threads:
+        t.start()
+    started.wait()
+    try:
+        yield run_ids
+    finally:
+        release.set()
+        for t in threads:
+            t.join()
+
+
 def register_reader(path: str, name: str = "ridge", version: int | None = None) -> str:
     """A run that reads ``path`` (at ``version``), registered as a version of ``name``."""
     from deltalake import DeltaTable

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 from deltalake import DeltaTable, QueryBuilder, write_deltalake
-from helpers import lineage_tags, read_pandas, set_in_commit_timestamp
+from helpers import lineage_tags, read_pandas, runs_in_other_threads, set_in_commit_timestamp
 
 import lineage_plugin as lp
 from lineage_plugin.records import DeltaInput
@@ -154,24 +154,9 @@ def test_reads_in_worker_threads_attach_to_the_one_active_run(make_table):
 
 def test_worker_read_with_several_active_runs_warns_instead_of_guessing(make_table):
     path = make_table(commits=1)
-    started, release = threading.Barrier(3), threading.Event()
-    run_ids: list[str] = []
-
-    def run_in_thread() -> None:
-        with mlflow.start_run() as run:
-            run_ids.append(run.info.run_id)
-            started.wait()
-            release.wait()
-
-    threads = [threading.Thread(target=run_in_thread) for _ in range(2)]
-    for t in threads:
-        t.start()
-    started.wait()
-    with pytest.warns(LineageWarning, match="several runs are active"):
+    warned = pytest.warns(LineageWarning, match="several runs are active")
+    with runs_in_other_threads(2) as run_ids, warned:
         read_pandas(DeltaTable(path))
-    release.set()
-    for t in threads:
-        t.join()
     assert all(inputs_of(r) == [] for r in run_ids)
 
 

@@ -12,6 +12,7 @@ import pytest
 from helpers import run_python
 
 import lineage_plugin as lp
+from lineage_plugin.records import SCHEMA_VERSION
 from lineage_plugin.tracking.environment import installed_distributions
 
 SCRIPT = """
@@ -62,7 +63,7 @@ def test_training_script_records_code_and_environment(training_repo, sqlite_uri,
         listing = mlflow.artifacts.load_text(f"runs:/{run_id}/lineage/installed-distributions.txt")
         assert f"deltalake=={metadata.version('deltalake')}" in listing.splitlines()
         manifest = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/lineage/manifest.json"))
-        assert manifest["schema_version"] == 1
+        assert manifest["schema_version"] == SCHEMA_VERSION == 2
         assert manifest["inputs"][0]["version"] == 1
         assert manifest["code"]["git_commit"] == lineage.code.git_commit
     finally:

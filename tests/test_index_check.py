@@ -16,7 +16,7 @@ import mlflow
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 from helpers import read_pandas, tracking_at
 from mlflow import MlflowClient
 from postgres import on_backends
@@ -35,14 +35,16 @@ REPAIR = "Run `mlflow-lineage reindex` to repair it."
 def workflow(make_table) -> dict[str, str]:
     """Runs reading a real Delta table, two registrations, an alias set and moved, stage
     transitions (one archiving the other version), an alias set and deleted; and a third run
-    nobody registered."""
+    nobody registered, which also writes a table."""
     sales = make_table("sales", commits=2)
     client = MlflowClient()
     runs = {}
     for name, version in (("first", 0), ("second", None), ("spare", 1)):
         with mlflow.start_run(run_name=name) as run:
-            read_pandas(DeltaTable(sales, version=version))
+            data = read_pandas(DeltaTable(sales, version=version))
             mlflow.log_metric("rmse", 0.5)
+            if name == "spare":
+                write_deltalake(sales + "_features", data)
         runs[name] = run.info.run_id
     client.create_registered_model("sales_model")
     client.create_model_version("sales_model", "s3://bucket/model", run_id=runs["first"])
@@ -91,13 +93,14 @@ def test_after_a_normal_workflow_the_index_is_in_sync(lineage_tracking, make_tab
     before = index_contents(index_url(lineage_tracking))
     text = cli_run(lineage_tracking, "--check", code=0).output
     assert "The lineage index is in sync with MLflow (its tables, read directly)" in text
-    assert "3 runs, 3 reads, 2 model_versions" in text and REPAIR not in text
+    assert "3 runs, 3 reads, 1 writes, 2 model_versions" in text and REPAIR not in text
     assert "reading MLflow's tables directly" in text  # reindex's progress lines (stderr)
     for source in ("sql", "api"):
         report = as_json(lineage_tracking, "--source", source, code=0)
         assert report["in_sync"] and report["index_exists"] and report["source"] == source
         counts = {t["table"]: (t["in_mlflow"], t["indexed"]) for t in report["tables"]}
         assert counts["runs"] == (3, 3) and counts["reads"] == (3, 3)
+        assert counts["writes"] == (1, 1)
         assert counts["model_versions"] == (2, 2) and counts["holdings"][0] >= 3
         assert counts["events"][0] == counts["events"][1] >= 6
         assert report["ignored"] == []
@@ -162,6 +165,10 @@ def test_drift_made_behind_the_plugins_back_is_reported_then_repaired(
         "missing_keys": [{"run_id": runs["first"], "position": 0}],
         "extra_keys": [{"run_id": runs["spare"], "position": 0}],
     }
+    assert tables["writes"] == {
+        "extra": 1,
+        "extra_keys": [{"run_id": runs["spare"], "position": 0}],
+    }
     assert tables["model_versions"] == {
         "different": 1,
         "different_rows": [{"key": {"name": "sales_model", "version": "2"}, "columns": ["run_id"]}],
@@ -187,7 +194,7 @@ def test_the_text_shows_a_few_keys_and_counts_the_rest(lineage_tracking, make_ta
     assert len(events["missing_keys"]) == 5
     text = cli_run(lineage_tracking, "--check", code=1).output
     assert f"... and {events['missing'] - 5} more" in text
-    assert "runs, reads, model_versions, holdings: in sync" in text
+    assert "runs, reads, writes, model_versions, holdings: in sync" in text
 
 
 def test_without_an_index_everything_is_missing_and_none_is_made(lineage_tracking, make_table):
@@ -269,7 +276,7 @@ def test_every_column_but_the_ignored_ones_is_compared(lineage_tracking, make_ta
     workflow(make_table)
     engine = sa.create_engine(lineage_tracking.removeprefix("lineage+"))
     checked = []
-    for name in ("runs", "reads", "model_versions", "events", "holdings"):
+    for name in ("runs", "reads", "writes", "model_versions", "events", "holdings"):
         table = tables()[name]
         keys = [c.name for c in table.primary_key.columns]
         for column in (c for c in table.columns if c.name not in keys):
@@ -291,7 +298,8 @@ def test_every_column_but_the_ignored_ones_is_compared(lineage_tracking, make_ta
             with engine.begin() as conn:
                 conn.execute(table.update().where(where).values({column.name: old}))
     engine.dispose()
-    assert {"runs.run_name", "reads.version", "events.payload", "holdings.since"} <= set(checked)
+    expected = {"runs.run_name", "reads.version", "writes.version", "events.payload"}
+    assert expected | {"holdings.since"} <= set(checked)
 
 
 def test_an_index_in_another_database_is_checked(

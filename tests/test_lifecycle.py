@@ -24,7 +24,7 @@ from lineage_plugin.errors import LineageError, LineageWarning
 from lineage_plugin.queries import impact, reindex, show, timeline
 from lineage_plugin.queries.index_check import check_index
 from lineage_plugin.store.index import LineageIndex, index_url
-from lineage_plugin.store.index_schema import tables
+from lineage_plugin.store.index_schema import INDEX_SCHEMA_VERSION, tables
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # stages: deprecated, used
 
@@ -41,7 +41,7 @@ def index_rows(uri: str) -> dict[str, set[tuple]]:
     engine = sa.create_engine(index_url(uri))
     out: dict[str, set[tuple]] = {}
     with engine.connect() as conn:
-        for key in ("runs", "reads", "model_versions", "events", "holdings"):
+        for key in ("runs", "reads", "writes", "model_versions", "events", "holdings"):
             table = tables()[key]
             out[key] = {tuple(r) for r in conn.execute(sa.select(table))}
     engine.dispose()
@@ -326,7 +326,8 @@ def test_an_index_from_before_keeps_working_after_the_migration(lineage_tracking
     LineageIndex(index_url(uri)).ensure()
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT deleted FROM lineage_runs")).scalar() == 0
-        assert conn.execute(sa.text("SELECT value FROM lineage_index_meta")).scalar() == "4"
+        value = conn.execute(sa.text("SELECT value FROM lineage_index_meta")).scalar()
+        assert value == str(INDEX_SCHEMA_VERSION)
     engine.dispose()
     assert _readers(impact(sales, from_version=1)) == {run_id: False}
 

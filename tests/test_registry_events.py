@@ -185,6 +185,7 @@ def test_index_lives_in_its_own_tables_with_its_own_schema_version(backend_uri, 
         "lineage_index_meta",
         "lineage_runs",
         "lineage_reads",
+        "lineage_writes",
         "lineage_model_versions",
         "lineage_events",
         "lineage_holdings",
@@ -363,6 +364,7 @@ def test_an_index_of_schema_version_1_is_migrated_in_place(empty_database, tmp_p
         assert conn.execute(sa.text("SELECT run_start FROM lineage_reads")).scalar() == (
             1700000000000
         )
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM lineage_writes")).scalar() == 0
         [event] = conn.execute(sa.text("SELECT name, version, event_id FROM lineage_events"))
         assert tuple(event) == ("m", 1, "1700000000001-00abcdef")
         pk = sa.inspect(conn).get_pk_constraint("lineage_events")["constrained_columns"]

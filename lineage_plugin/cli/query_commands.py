@@ -177,8 +177,8 @@ def reindex(source: str, check_only: bool, tracking_uri: str | None, as_json: bo
     The index is a cache; MLflow's tags are the record. Safe to run at any time. On SQL
     backends it reads MLflow's own tables directly (read-only, page by page); file: and
     http(s): backends are read through MLflow's API. With --check nothing is written: the
-    index is compared with what a rebuild would write (runs, reads, model versions, events,
-    holdings), and any difference is listed, with exit code 1.
+    index is compared with what a rebuild would write (runs, reads, writes, model versions,
+    events, holdings), and any difference is listed, with exit code 1.
 
     \b
     Examples:

@@ -84,6 +84,26 @@ def show(report: dict[str, Any]) -> str:
         if inputs
         else "  (no Delta inputs recorded)"
     )
+    outputs = run.get("outputs", [])
+    if outputs:
+        out += ["", "Written by the run"]
+        out.append(
+            table(
+                ["table", "version", "committed", "operation", "engine", "metrics", "uri"],
+                [
+                    [
+                        o.get("name"),
+                        _version(o),
+                        format_time(o.get("commit_timestamp_ms")),
+                        o.get("operation"),
+                        o.get("engine"),
+                        _metrics(o.get("operation_metrics")),
+                        o["uri"],
+                    ]
+                    for o in outputs
+                ],
+            )
+        )
     env = run.get("environment")
     if env:
         out += ["", f"Environment: python {env.get('python')} on {env.get('platform')}"]

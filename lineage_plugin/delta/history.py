@@ -25,10 +25,10 @@ from typing import Any
 
 from lineage_plugin.delta import delta_rs
 from lineage_plugin.delta import log as delta_log
+from lineage_plugin.delta.stamps import RUN_ID_KEY
 from lineage_plugin.errors import LineageError, TableNotFoundError
 from lineage_plugin.records import drop_nulls
 
-RUN_ID_KEY = "mlflow.runId"
 # A commitInfo action is recognised by its line's start, so other actions are never parsed.
 _COMMIT_INFO_LINE = re.compile(r'\s*\{\s*"commitInfo"\s*:')
 
@@ -315,3 +315,57 @@ def commits_in_window(
         if info is not None and inside(delta_log.commit_stamp(info).timestamp):
             found.append(DeltaCommit.from_commit_info(version, info))
     return found
+
+
+def commit_infos_after(
+    uri: str, after: int, *, storage_options: dict[str, str] | None = None
+) -> list[tuple[int, dict[str, Any]]]:
+    """The ``commitInfo`` of every version after ``after`` up to the latest, oldest first.
+
+    Args:
+        uri: The table's location.
+        after: The last version not wanted; ``-1`` for every version.
+        storage_options: Credentials for object stores (used, never recorded).
+
+    Returns:
+        ``(version, commitInfo)`` pairs; a version whose commit file is gone is left out, and a
+        commit without ``commitInfo`` comes back with ``{}``.
+
+    Raises:
+        TableNotFoundError: There is no Delta table at ``uri``.
+        DeltaLogError: The ``_delta_log`` cannot be read.
+    """
+    path = delta_log.local_path(delta_log.normalize_uri(uri))
+    if path is None:
+        table = delta_rs.open_table(uri, None, storage_options)
+        latest = table.version()
+        if latest <= after:
+            return []
+        entries = {int(e.pop("version")): e for e in table.history(latest - after)}
+        return sorted((v, e) for v, e in entries.items() if v > after)
+    log_dir = delta_log.log_dir_of(path)
+    found = []
+    for version in range(after + 1, delta_log.latest_local_version(log_dir) + 1):
+        info = _read_commit_info(log_dir, version)
+        if info is not None:
+            found.append((version, info))
+    return found
+
+
+def commits_with(
+    uri: str,
+    key: str,
+    value: str,
+    *,
+    after: int,
+    storage_options: dict[str, str] | None = None,
+) -> list[tuple[int, dict[str, Any]]]:
+    """The commits after version ``after`` whose ``commitInfo`` has ``key`` set to ``value``
+    (a key of the commit's custom metadata), oldest first, with their ``commitInfo``.
+
+    Raises:
+        TableNotFoundError: There is no Delta table at ``uri``.
+        DeltaLogError: The ``_delta_log`` cannot be read.
+    """
+    found = commit_infos_after(uri, after, storage_options=storage_options)
+    return [(version, info) for version, info in found if info.get(key) == value]

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 from lineage_plugin.delta import delta_rs
 from lineage_plugin.errors import DeltaLogError, TableNotFoundError
-from lineage_plugin.records import DeltaInput
+from lineage_plugin.records import DeltaInput, DeltaOutput, MetricValue
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -277,6 +277,46 @@ class VersionInfo:
             restored_from=self.commit.restored_from,
             **details,
         )
+
+    def to_output(
+        self,
+        *,
+        engine: str,
+        name: str | None = None,
+        operation_metrics: dict[str, MetricValue] | None = None,
+    ) -> DeltaOutput:
+        """The lineage record of the commit that created this version.
+
+        Args:
+            engine: What wrote it.
+            name: Display name; defaults to the last path segment.
+            operation_metrics: The commit's ``operationMetrics``.
+        """
+        return DeltaOutput(
+            uri=self.uri,
+            version=self.version,
+            engine=engine,
+            table_id=self.table_id,
+            name=name or table_name(self.uri),
+            commit_timestamp=self.commit.timestamp,
+            timestamp_source=self.commit.timestamp_source,
+            operation=self.commit.operation,
+            operation_metrics=dict(operation_metrics or {}),
+            restored_from=self.commit.restored_from,
+        )
+
+
+def latest_version(uri: str, *, storage_options: dict[str, str] | None = None) -> int:
+    """The table's latest version, read from the log alone (no commit parsed).
+
+    Raises:
+        TableNotFoundError: There is no Delta table at ``uri``.
+        DeltaLogError: The ``_delta_log`` cannot be read.
+    """
+    path = local_path(normalize_uri(uri))
+    if path is not None:
+        return latest_local_version(log_dir_of(path))
+    return delta_rs.open_table(uri, None, storage_options).version()
 
 
 def resolve(

@@ -3,11 +3,11 @@
 What a ``reindex`` would write is built into a scratch SQLite index (MLflow read the way
 ``reindex`` reads it: its tables directly, or its API); the live index is read (read-only) into
 a second scratch file beside it; the two are compared table by table in SQLite, by each table's
-primary key (runs: ``run_id``; reads: ``run_id, position``; model versions: ``name, version``;
-events: ``name, version, event_id``; holdings: ``name, kind, label, version``) and by every other
-column of the table's definition except those in :data:`IGNORED`, so a column added to the
-index later is compared too. Neither MLflow nor the live index is written; the scratch files
-are removed after.
+primary key (runs: ``run_id``; reads and writes: ``run_id, position``; model versions:
+``name, version``; events: ``name, version, event_id``; holdings: ``name, kind, label,
+version``) and by every other column of the table's definition except those in
+:data:`IGNORED`, so a column added to the index later is compared too. Neither MLflow nor
+the live index is written; the scratch files are removed after.
 
 When there is no index yet, every row MLflow has is reported as missing (in sync only when
 MLflow has no lineage either). An index of another schema version is refused: ``reindex``
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 #: The index tables compared, by their short names (``index_schema.tables()``).
-TABLES = ("runs", "reads", "model_versions", "events", "holdings")
+TABLES = ("runs", "reads", "writes", "model_versions", "events", "holdings")
 
 #: Columns the live index is not meant to keep current, with why; not compared. None today:
 #: the stores keep every column current (a run's name and end time follow update_run_info).
@@ -55,8 +55,8 @@ class TableDrift:
     """How one index table differs from what MLflow holds.
 
     Attributes:
-        table: The short name (``runs``, ``reads``, ``model_versions``, ``events``,
-            ``holdings``).
+        table: The short name (``runs``, ``reads``, ``writes``, ``model_versions``,
+            ``events``, ``holdings``).
         in_mlflow: Rows a ``reindex`` would write.
         indexed: Rows the index has.
         missing: Rows MLflow has and the index lacks.
@@ -311,6 +311,6 @@ def _compare(conn: Connection, name: str) -> TableDrift:
 def _key(table: str, keys: list[str], values: Any) -> dict[str, Any]:
     """A row's key; a model version number as a string (the JSON's convention)."""
     key = dict(zip(keys, values, strict=True))
-    if table != "reads" and "version" in key:
+    if table not in ("reads", "writes") and "version" in key:
         key["version"] = str(key["version"])
     return key

@@ -40,6 +40,7 @@ class ReindexSummary:
     index_url: str
     runs: int
     reads: int
+    writes: int
     model_versions: int
     events: int
     holdings: int
@@ -124,7 +125,9 @@ def _from_api(
     versions, events, holdings = _registry(list(ws.registered_models()), ws.model_versions())
     say(f"read {len(versions)} model versions and {len(events)} registry events")
     index.rebuild(runs=runs, model_versions=versions, events=events, holdings=holdings)
-    return _counts(len(runs), sum(len(r.inputs) for r, _ in runs), versions, events, holdings)
+    reads = sum(len(r.inputs) for r, _ in runs)
+    writes = sum(len(r.outputs) for r, _ in runs)
+    return _counts(len(runs), reads, writes, versions, events, holdings)
 
 
 def _from_tables(
@@ -147,11 +150,11 @@ def _from_tables(
                 runs=runs, model_versions=versions, events=events, holdings=holdings, conn=conn
             )
     say(f"read {runs.runs} runs with lineage")
-    return _counts(runs.runs, runs.reads, versions, events, holdings)
+    return _counts(runs.runs, runs.reads, runs.writes, versions, events, holdings)
 
 
 class _Counted:
-    """Runs passed through, counted (runs and reads), with a status line every 10,000 (and
+    """Runs passed through, counted (runs, reads, writes), with a status line every 10,000 (and
     the progress bar advanced, when one is drawn)."""
 
     def __init__(
@@ -165,11 +168,13 @@ class _Counted:
         self._advance = advance
         self.runs = 0
         self.reads = 0
+        self.writes = 0
 
     def __iter__(self) -> Iterator[tuple[RunLineage, RunRow]]:
         for record, row in self._runs:
             self.runs += 1
             self.reads += len(record.inputs)
+            self.writes += len(record.outputs)
             if self.runs % 10000 == 0:
                 self._say(f"read {self.runs} runs...")
             if self.runs % 500 == 0:
@@ -178,10 +183,13 @@ class _Counted:
         self._advance(self.runs % 500)
 
 
-def _counts(runs: int, reads: int, versions: list, events: list, holdings: list) -> dict[str, int]:
+def _counts(
+    runs: int, reads: int, writes: int, versions: list, events: list, holdings: list
+) -> dict[str, int]:
     return {
         "runs": runs,
         "reads": reads,
+        "writes": writes,
         "model_versions": len(versions),
         "events": len(events),
         "holdings": len(holdings),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lineage_plugin.deleted import DeletedVersion, deleted_versions
@@ -19,7 +19,8 @@ class ModelVersionReport:
     """Everything ``show`` prints about one model version.
 
     Attributes:
-        lineage: The lineage attached to the version (tables, environment, code, run).
+        lineage: The lineage attached to the version (tables, environment, code, run), with
+            the training run's outputs as the run holds them now.
         reference: What the user asked for (``3``, ``@champion``, ``Production``).
         at: The time the reference was resolved at (``--at``), if any.
         created: Registration time (epoch ms).
@@ -141,8 +142,9 @@ def show(
     if at is not None:
         stage, aliases = replay(model_events(ws, name, until=at)).of(number)
         held_at = {"stage": stage, "aliases": aliases}
+    run_id = dict(mv.tags).get(T.RUN_ID) or getattr(mv, "run_id", None)
     return ModelVersionReport(
-        lineage=T.model_version_lineage(mv),
+        lineage=_with_run_outputs(ws, T.model_version_lineage(mv), run_id),
         reference=str(version),
         at=at,
         created=mv.creation_timestamp,
@@ -153,6 +155,31 @@ def show(
         reproduces=_reproduces(dict(mv.tags)),
         deleted_at=deleted.deleted if deleted else None,
     )
+
+
+def _with_run_outputs(
+    ws: Workspace, lineage: ModelVersionLineage, run_id: str | None
+) -> ModelVersionLineage:
+    """The version's lineage with the table versions its run wrote, read from the run.
+
+    The record attached at registration holds what the run had written by then; a run often
+    writes after (predictions, scores), and the run's own tags hold every write. A version
+    attached without a record (its run read no Delta table) gets the run's record when the run
+    wrote one. When the run is gone, the attached record is all there is.
+    """
+    from lineage_plugin import tags as T
+
+    run = ws.run(run_id) if run_id else None
+    if run is None:
+        return lineage
+    outputs = T.outputs_from_tags(run.data.tags)
+    if lineage.run is None:
+        if not outputs:
+            return lineage
+        return replace(lineage, run=T.run_lineage_from_tags(run_id, run.data.tags))
+    if outputs == lineage.run.outputs:
+        return lineage
+    return replace(lineage, run=replace(lineage.run, outputs=outputs))
 
 
 def _as_model_version(record: DeletedVersion, name: str) -> Any:

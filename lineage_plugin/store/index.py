@@ -8,9 +8,9 @@ Where it lives (override with ``MLFLOW_LINEAGE_INDEX_URI``):
 - an ``http(s):`` server, seen from a client: a SQLite file in ``~/.mlflow-lineage/``, one per
   server.
 
-It holds runs and the table versions they read, model versions and their runs, registry events
-and what each version holds now. MLflow is the system of record: ``mlflow-lineage reindex``
-rebuilds all of it from MLflow's tags.
+It holds runs with the table versions they read and the ones they wrote, model versions and
+their runs, registry events and what each version holds now. MLflow is the system of record:
+``mlflow-lineage reindex`` rebuilds all of it from MLflow's tags.
 """
 
 from __future__ import annotations
@@ -137,14 +137,16 @@ class LineageIndex:
     def record_run(
         self, record: RunLineage, row: RunRow, *, conn: Connection | None = None
     ) -> None:
-        """Insert or replace a run and the table versions it read."""
+        """Insert or replace a run and the table versions it read and wrote."""
         t = tables()
         with self._conn(conn) as c:
-            c.execute(t["reads"].delete().where(t["reads"].c.run_id == record.run_id))
-            c.execute(t["runs"].delete().where(t["runs"].c.run_id == record.run_id))
+            for name in ("reads", "writes", "runs"):
+                c.execute(t[name].delete().where(t[name].c.run_id == record.run_id))
             c.execute(t["runs"].insert(), [_run_values(record, row)])
             if record.inputs:
                 c.execute(t["reads"].insert(), _read_values(record, row))
+            if record.outputs:
+                c.execute(t["writes"].insert(), _write_values(record, row))
 
     def record_model_version(self, row: dict[str, Any], *, conn: Connection | None = None) -> None:
         """Insert or replace a model version (a row from ``index_updates.model_version_row``)."""
@@ -227,34 +229,35 @@ class LineageIndex:
         a connection to write in (its transaction), else a new one.
         """
         t = tables()
-        with self._conn(conn) as c, _bulk_load(c, t["reads"]):
-            for name in ("reads", "runs", "model_versions", "events", "holdings"):
+        with self._conn(conn) as c, _bulk_load(c, t["reads"], t["writes"]):
+            for name in ("reads", "writes", "runs", "model_versions", "events", "holdings"):
                 c.execute(t[name].delete())
             _insert_chunked(c, t["model_versions"], list(model_versions))
             _insert_chunked(c, t["events"], [_event_values(e) for e in events])
             _insert_chunked(c, t["holdings"], list(holdings))
-            run_rows: list[dict[str, Any]] = []
-            read_rows: list[dict[str, Any]] = []
+            rows: dict[str, list[dict[str, Any]]] = {"runs": [], "reads": [], "writes": []}
             for record, row in runs:
-                run_rows.append(_run_values(record, row))
-                read_rows.extend(_read_values(record, row))
-                if len(read_rows) >= _BATCH or len(run_rows) >= _BATCH:
-                    _insert_chunked(c, t["runs"], run_rows)
-                    _insert_chunked(c, t["reads"], read_rows)
-                    run_rows, read_rows = [], []
-            _insert_chunked(c, t["runs"], run_rows)
-            _insert_chunked(c, t["reads"], read_rows)
+                rows["runs"].append(_run_values(record, row))
+                rows["reads"].extend(_read_values(record, row))
+                rows["writes"].extend(_write_values(record, row))
+                if max(len(r) for r in rows.values()) >= _BATCH:
+                    for name, batch in rows.items():
+                        _insert_chunked(c, t[name], batch)
+                        batch.clear()
+            for name, batch in rows.items():
+                _insert_chunked(c, t[name], batch)
 
 
 _BATCH = 5000
 
 
 @contextlib.contextmanager
-def _bulk_load(conn: Connection, table: Any) -> Iterator[None]:
-    """On SQLite, ``table``'s secondary indexes are dropped for the load and made again after,
+def _bulk_load(conn: Connection, *tables: Any) -> Iterator[None]:
+    """On SQLite, the tables' secondary indexes are dropped for the load and made again after,
     in the same transaction (a rollback brings them back): one sort per index instead of a
     million random B-tree inserts, several times faster."""
-    indexes = list(table.indexes) if conn.dialect.name == "sqlite" else []
+    sqlite = conn.dialect.name == "sqlite"
+    indexes = [index for table in tables for index in table.indexes] if sqlite else []
     for index in indexes:
         index.drop(conn, checkfirst=True)
     yield
@@ -292,24 +295,33 @@ def _run_values(record: RunLineage, row: RunRow) -> dict[str, Any]:
     }
 
 
+def _edge_values(run_id: str, position: int, item: Any, row: RunRow) -> dict[str, Any]:
+    """The columns reads and writes share, for one table version (a ``DeltaInput`` or a
+    ``DeltaOutput``) of a run."""
+    return {
+        "run_id": run_id,
+        "position": position,
+        "table_uri": item.uri,
+        "table_name": item.name,
+        "table_id": item.table_id,
+        "version": item.version,
+        "commit_timestamp": item.commit_timestamp,
+        "operation": item.operation,
+        "engine": item.engine,
+        "run_start": row.start_time,
+        "restored_from": item.restored_from,
+    }
+
+
 def _read_values(record: RunLineage, row: RunRow) -> list[dict[str, Any]]:
     return [
-        {
-            "run_id": record.run_id,
-            "position": n,
-            "table_uri": i.uri,
-            "table_name": i.name,
-            "table_id": i.table_id,
-            "version": i.version,
-            "commit_timestamp": i.commit_timestamp,
-            "operation": i.operation,
-            "context": i.context,
-            "engine": i.engine,
-            "run_start": row.start_time,
-            "restored_from": i.restored_from,
-        }
+        {**_edge_values(record.run_id, n, i, row), "context": i.context}
         for n, i in enumerate(record.inputs)
     ]
+
+
+def _write_values(record: RunLineage, row: RunRow) -> list[dict[str, Any]]:
+    return [_edge_values(record.run_id, n, o, row) for n, o in enumerate(record.outputs)]
 
 
 def _event_values(event: RegistryEvent) -> dict[str, Any]:

@@ -64,14 +64,14 @@ def mark_experiment(index: LineageIndex, experiment_id: str, *, deleted: bool) -
 
 
 def forget_runs(index: LineageIndex, run_ids: Iterable[str]) -> None:
-    """Remove runs that MLflow removed for good, with the table versions they read."""
+    """Remove runs that MLflow removed for good, with the table versions they read and wrote."""
     t = tables()
     ids = list(run_ids)
     with index.begin() as c:
         for start in range(0, len(ids), 500):
             batch = ids[start : start + 500]
-            c.execute(t["reads"].delete().where(t["reads"].c.run_id.in_(batch)))
-            c.execute(t["runs"].delete().where(t["runs"].c.run_id.in_(batch)))
+            for name in ("reads", "writes", "runs"):
+                c.execute(t[name].delete().where(t[name].c.run_id.in_(batch)))
 
 
 def forget_experiment(index: LineageIndex, experiment_id: str) -> None:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from lineage_plugin.errors import LineageError
 
 if TYPE_CHECKING:
-    from sqlalchemy import MetaData, Table
+    from sqlalchemy import Column, MetaData, Table
     from sqlalchemy.engine import Connection, Engine
 
 #: The schema version this code reads and writes.
-INDEX_SCHEMA_VERSION = 4
+INDEX_SCHEMA_VERSION = 5
 SCHEMA_KEY = "schema_version"
 
 
@@ -31,6 +31,28 @@ def tables() -> dict[str, Table]:
 def metadata() -> MetaData:
     """The ``MetaData`` that holds the index tables (not MLflow's)."""
     return tables()["meta"].metadata
+
+
+def _version_columns(*, context: bool) -> list[Column]:
+    """The columns of the table versions of a run: read (``context``) or written, in order."""
+    from sqlalchemy import BigInteger, Column, Integer, String
+
+    return [
+        Column("run_id", String(32), primary_key=True),
+        Column("position", Integer, primary_key=True),
+        Column("table_uri", String(1024), nullable=False),
+        Column("table_name", String(256)),
+        Column("table_id", String(64)),
+        Column("version", BigInteger, nullable=False),
+        Column("commit_timestamp", BigInteger),
+        Column("operation", String(64)),
+        *([Column("context", String(64))] if context else []),
+        Column("engine", String(32)),
+        # The run's start time, copied here so "who read T in this window" is one index range.
+        Column("run_start", BigInteger),
+        # The version was a Delta RESTORE holding this version's content (reads: schema 3).
+        Column("restored_from", BigInteger),
+    ]
 
 
 def _define() -> dict[str, Table]:
@@ -60,23 +82,18 @@ def _define() -> dict[str, Table]:
     reads = Table(
         "lineage_reads",
         md,
-        Column("run_id", String(32), primary_key=True),
-        Column("position", Integer, primary_key=True),
-        Column("table_uri", String(1024), nullable=False),
-        Column("table_name", String(256)),
-        Column("table_id", String(64)),
-        Column("version", BigInteger, nullable=False),
-        Column("commit_timestamp", BigInteger),
-        Column("operation", String(64)),
-        Column("context", String(64)),
-        Column("engine", String(32)),
-        # The run's start time, copied here so "who read T in this window" is one index range.
-        Column("run_start", BigInteger),
-        # The version read was a Delta RESTORE holding this version's content (schema 3).
-        Column("restored_from", BigInteger),
+        *_version_columns(context=True),
         Index("lineage_reads_table_version", "table_uri", "version"),
         Index("lineage_reads_table_time", "table_uri", "run_start"),
         Index("lineage_reads_table_name", "table_name"),
+    )
+    # The graph's run -> table version edges: one row per commit a run made (schema 5).
+    writes = Table(
+        "lineage_writes",
+        md,
+        *_version_columns(context=False),
+        Index("lineage_writes_table_version", "table_uri", "version"),
+        Index("lineage_writes_table_name", "table_name"),
     )
     model_versions = Table(
         "lineage_model_versions",
@@ -116,6 +133,7 @@ def _define() -> dict[str, Table]:
         "meta": meta,
         "runs": runs,
         "reads": reads,
+        "writes": writes,
         "model_versions": model_versions,
         "events": events,
         "holdings": holdings,
@@ -188,12 +206,23 @@ def _migrate_3_to_4(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _migrate_4_to_5(conn: Connection) -> None:
+    """The table versions runs wrote (``lineage_writes``, with its indexes).
+
+    Runs indexed before have no writes until ``mlflow-lineage reindex`` (a plugin before this
+    version recorded none).
+    """
+    writes = tables()["writes"]
+    writes.create(conn, checkfirst=True)  # creates its indexes with it
+
+
 #: Migrations from version N to N+1, applied in order. The current version is created by
 #: create_all; a test builds each older layout and migrates it.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
     3: _migrate_3_to_4,
+    4: _migrate_4_to_5,
 }
 
 

@@ -53,9 +53,9 @@ def deleted_version_row(name: str, record: DeletedVersion) -> dict[str, Any]:
 
 
 def index_run_tags(store: Any, run_id: str, tags: dict[str, str]) -> None:
-    """Index a run again when a tag write touched its lineage (``lineage.input.*``), or rename
-    it when the write set its name (``mlflow.runName``)."""
-    if not any(k.startswith(T.INPUT_PREFIX) or k == T.STATUS for k in tags):
+    """Index a run again when a tag write touched its lineage (``lineage.input.*``,
+    ``lineage.output.*``), or rename it when the write set its name (``mlflow.runName``)."""
+    if not any(k.startswith((T.INPUT_PREFIX, T.OUTPUT_PREFIX)) or k == T.STATUS for k in tags):
         if RUN_NAME_TAG in tags:
             _rename_run(store, run_id, tags[RUN_NAME_TAG])
         return

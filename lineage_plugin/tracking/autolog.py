@@ -20,6 +20,7 @@ _lock = threading.Lock()
 _HOOKS = (
     ("mlflow.tracking.client", "lineage_plugin.tracking.mlflow_hooks", "install"),
     ("deltalake", "lineage_plugin.tracking.deltalake_hooks", "install"),
+    ("deltalake", "lineage_plugin.tracking.deltalake_writes", "install"),
     ("polars", "lineage_plugin.tracking.polars_hooks", "install"),
     ("pyspark.sql", "lineage_plugin.tracking.spark_hooks", "install"),
     ("pyspark.sql.connect.readwriter", "lineage_plugin.tracking.spark_hooks", "install_connect"),
@@ -33,6 +34,9 @@ def _installer(hooks_module: str, function: str) -> Callable[[object], None]:
         if scope.hooks_on():
             getattr(importlib.import_module(hooks_module), function)(module)
 
+    # MLflow's registry replaces a module's hook of the same __name__ (overwrite=True): each
+    # installer has its own, so two hooks for one module (deltalake's reads and writes) both run.
+    install.__name__ = install.__qualname__ = f"install_{hooks_module}.{function}"
     return install
 
 
@@ -47,11 +51,14 @@ def _install_hooks() -> None:
 
 
 def autolog(disable: bool = False) -> None:
-    """Record every Delta read of every run into the active run, or into the next run started.
+    """Record every Delta read of every run into the active run, or into the next run started,
+    and every Delta commit a run makes (stamped with the run) into that run.
 
     Hooks ``deltalake.DeltaTable`` reads, polars ``read_delta``/``scan_delta``, PySpark Delta
-    reads (``spark.read...load/table``, ``spark.table``, ``DeltaTable.forPath/forName``, SQL), and
-    ``mlflow.log_input`` of Delta datasets, whatever the tracking URI. ``MLFLOW_LINEAGE_AUTOLOG=
+    reads (``spark.read...load/table``, ``spark.table``, ``DeltaTable.forPath/forName``, SQL),
+    ``mlflow.log_input`` of Delta datasets, and the writes of ``deltalake`` and polars
+    (``write_deltalake``, ``DeltaTable.merge/update/delete/restore/optimize``, ``write_delta``),
+    whatever the tracking URI. ``MLFLOW_LINEAGE_AUTOLOG=
     true`` does the same in every MLflow process. Without either, loading a ``lineage+`` store
     turns capture on for the runs tracked through ``lineage+`` stores only. Calling it again does
     nothing.

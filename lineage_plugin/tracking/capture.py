@@ -1,9 +1,11 @@
-"""The capture session: collects reads, attaches them to runs, never breaks the user's run.
+"""The capture session: collects reads and writes, attaches them to runs, never breaks the
+user's run.
 
 Reads inside a run are written to it at once (one ``log_batch`` of tags, one ``log_inputs``
 and the manifest artifact), so a crash later in training loses nothing and a model registered
 inside the run already sees its lineage. Reads outside a run wait for the next run started in
-this process.
+this process. Writes always name their run (the one whose stamp their commit carries): a write
+made with no active run is neither stamped nor recorded (see ``tracking.deltalake_writes``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from lineage_plugin import settings
 from lineage_plugin import tags as T
 from lineage_plugin.errors import AmbiguousRunError, CaptureError, LineageError, LineageWarning
-from lineage_plugin.records import DeltaInput
+from lineage_plugin.records import DeltaInput, DeltaOutput
 from lineage_plugin.tracking.environment import current_code, current_environment
 from lineage_plugin.tracking.reproducing import current_request
 from lineage_plugin.tracking.runs import target_run
@@ -36,6 +38,7 @@ class _Pending:
     inp: DeltaInput | None
     reason: str | None
     log_dataset: bool
+    out: DeltaOutput | None = None
 
 
 def run_start_tags() -> dict[str, str]:
@@ -77,6 +80,10 @@ class CaptureSession:
     ) -> None:
         """Attach one read to its run (or keep it for the next run)."""
         self._add(_Pending(inp, None, log_dataset), run_id)
+
+    def record_output(self, out: DeltaOutput, *, run_id: str) -> None:
+        """Attach one commit the run made (a table version it wrote) to the run."""
+        self._add(_Pending(None, None, False, out), run_id)
 
     def fail(
         self, reason: str, *, run_id: str | None = None, error: type[CaptureError] = CaptureError
@@ -129,6 +136,12 @@ class CaptureSession:
         state = self._runs.setdefault(run_id, RunState())
         if item.reason is not None:
             state.reasons.append(item.reason)
+            return True
+        if item.out is not None:
+            if item.out.key in state.output_keys:
+                return False
+            state.output_keys.add(item.out.key)
+            state.outputs.append(item.out)
             return True
         assert item.inp is not None
         if item.inp.key in state.keys:

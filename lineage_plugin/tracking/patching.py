@@ -7,6 +7,11 @@ outermost call, which knows best what was read (engine, columns, filters).
 Every hook first asks :func:`bypassed`: inside another hooked read, or when capture does not
 apply to the current run (a plain tracking URI in a process that only loaded a ``lineage+``
 store), the patched method runs exactly as the original.
+
+Methods are patched on their class (:func:`patch`), so every call finds the hook. A module's
+function is patched in place (:func:`patch_function`): ``from deltalake import
+write_deltalake`` run before the hooks were installed holds the same function object, so a
+new attribute on the module would not reach it; its code is swapped instead.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import types
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +30,8 @@ from lineage_plugin.errors import LineageError, LineageWarning
 from lineage_plugin.tracking.scope import capture_applies
 
 _originals: dict[tuple[type, str], Any] = {}
+# Functions patched in place: the function -> (its own code, the global holding the hook).
+_in_place: dict[types.FunctionType, tuple[types.CodeType, str]] = {}
 _lock = threading.Lock()
 
 
@@ -101,9 +109,56 @@ def patch(owner: type, name: str, make: Callable[[Any], Any]) -> None:
         setattr(owner, name, make(original))
 
 
+def _trampoline(*args: Any, **kwargs: Any) -> Any:
+    """The code a function patched in place runs (no free variables, one global name)."""
+    return __mlflow_lineage_hook__(*args, **kwargs)  # type: ignore[name-defined]  # noqa: F821
+
+
+def _copy_of(function: types.FunctionType) -> types.FunctionType:
+    """A new function object running ``function``'s code, with its name, defaults and doc."""
+    copy = types.FunctionType(
+        function.__code__,
+        function.__globals__,
+        function.__name__,
+        function.__defaults__,
+        function.__closure__,
+    )
+    copy.__kwdefaults__ = dict(function.__kwdefaults__) if function.__kwdefaults__ else None
+    for attribute in ("__qualname__", "__doc__", "__module__", "__annotations__"):
+        setattr(copy, attribute, getattr(function, attribute))
+    return copy
+
+
+def patch_function(module: types.ModuleType, name: str, make: Callable[[Any], Any]) -> None:
+    """Make the function ``module.name`` run ``make(original)``, in place; idempotent.
+
+    Every reference to the function runs the hook, including names bound to it by an earlier
+    ``from module import name``: the function object keeps its identity and its signature
+    (``inspect.signature`` follows ``__wrapped__`` to the original), its code becomes a call of
+    the hook, kept in the module's globals. :func:`unpatch_all` puts the code back.
+    """
+    with _lock:
+        function = module.__dict__[name]
+        if function in _in_place:
+            return
+        hook_name = f"__mlflow_lineage_{name}__"
+        # The trampoline's code calls the global it names: renamed, it calls this hook.
+        code = _trampoline.__code__.replace(co_names=(hook_name,), co_name=name)
+        original = _copy_of(function)
+        function.__globals__[hook_name] = make(original)
+        _in_place[function] = (function.__code__, hook_name)
+        function.__code__ = code
+        function.__wrapped__ = original  # type: ignore[attr-defined]
+
+
 def unpatch_all() -> None:
-    """Restore every patched method."""
+    """Restore every patched method and function."""
     with _lock:
         for (owner, name), original in _originals.items():
             setattr(owner, name, original)
         _originals.clear()
+        for function, (code, hook_name) in _in_place.items():
+            function.__code__ = code
+            function.__globals__.pop(hook_name, None)
+            function.__dict__.pop("__wrapped__", None)
+        _in_place.clear()

@@ -19,38 +19,41 @@ class Target:
     Attributes:
         run_id: The run, or ``None`` when no run is active (the read waits for the next run).
         ambiguous_runs: The candidate runs when several are active in other threads.
+        experiment_id: The run's experiment (what a write stamps on its commit).
     """
 
     run_id: str | None
     ambiguous_runs: tuple[str, ...] = ()
+    experiment_id: str | None = None
 
 
-def _active_runs_in_other_threads() -> list[str]:
+def _active_runs_in_other_threads() -> dict[str, str]:
+    """The runs active in other live threads: run id -> experiment id."""
     from mlflow.tracking import fluent
 
     stack_var = getattr(fluent, "_active_run_stack", None)
     if stack_var is None or not hasattr(stack_var, "get_all_thread_values"):
-        return []
+        return {}
     alive = {t.ident for t in threading.enumerate()}
-    runs: list[str] = []
+    runs: dict[str, str] = {}
     for ident, stack in stack_var.get_all_thread_values().items():
         if ident in alive and stack:
-            run_id = stack[-1].info.run_id
-            if run_id not in runs:
-                runs.append(run_id)
+            info = stack[-1].info
+            runs.setdefault(info.run_id, info.experiment_id)
     return runs
 
 
 def target_run() -> Target:
-    """Find the run a read made now, in this thread, belongs to."""
+    """Find the run a read (or write) made now, in this thread, belongs to."""
     import mlflow
 
     active = mlflow.active_run()
     if active is not None:
-        return Target(active.info.run_id)
+        return Target(active.info.run_id, experiment_id=active.info.experiment_id)
     runs = _active_runs_in_other_threads()
     if len(runs) == 1:
-        return Target(runs[0])
+        ((run_id, experiment_id),) = runs.items()
+        return Target(run_id, experiment_id=experiment_id)
     if runs:
         return Target(None, ambiguous_runs=tuple(runs))
     return Target(None)

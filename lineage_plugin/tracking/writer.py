@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lineage_plugin import tags as T
-from lineage_plugin.records import DeltaInput, RunLineage, to_json
+from lineage_plugin.records import DeltaInput, DeltaOutput, RunLineage, to_json
 from lineage_plugin.tracking.environment import (
     current_code,
     current_environment,
@@ -37,6 +37,9 @@ class RunState:
     reasons: list[str] = field(default_factory=list)
     already_datasets: set[int] = field(default_factory=set)  # indexes the user logged already
     written: int = 0
+    outputs: list[DeltaOutput] = field(default_factory=list)
+    output_keys: set[tuple] = field(default_factory=set)
+    outputs_written: int = 0
     env_tagged: bool = False  # lineage.env.* / lineage.code.* already on the run
     distributions_logged: bool = False
     code_files: dict[str, str] | None = None  # the lineage.code.files this process wrote
@@ -48,6 +51,7 @@ def record_for(run_id: str, state: RunState) -> RunLineage:
         run_id=run_id,
         status=T.INCOMPLETE if state.reasons else T.COMPLETE,
         inputs=tuple(state.inputs),
+        outputs=tuple(state.outputs),
         reasons=tuple(state.reasons),
         environment=current_environment(),
         code=current_code(),
@@ -103,6 +107,11 @@ def write_run(run_id: str, state: RunState) -> None:
         value = to_json(state.inputs[index].to_dict())
         tags.update(T.split_value(T.input_key(index), value, limit))
     tags[T.TABLES] = T.tables_summary(state.inputs, limit)
+    for index in range(state.outputs_written, len(state.outputs)):
+        value = to_json(state.outputs[index].to_dict())
+        tags.update(T.split_value(T.output_key(index), value, limit))
+    if state.outputs:
+        tags[T.WRITTEN] = T.tables_summary(state.outputs, limit, T.OUTPUT_PREFIX)
     tags[T.STATUS] = record.status
     if state.reasons:
         tags.update(T.split_value(T.REASON, "\n".join(state.reasons), limit))
@@ -121,5 +130,6 @@ def write_run(run_id: str, state: RunState) -> None:
         client.log_artifacts(run_id, tmp, ARTIFACT_DIR)
     state.distributions_logged = True
     state.written = len(state.inputs)
+    state.outputs_written = len(state.outputs)
     state.env_tagged = True
     state.code_files = record.code.files
