@@ -21,7 +21,7 @@ stand-in for ``export`` on a plain install). How a run maps to OpenLineage:
   Delta version as text, ``"0"`` included) and ``storage`` facets, the custom
   ``mlflowLineage_deltaTable`` dataset facet (table id, commit time, operation) and the custom
   ``mlflowLineage_read`` *input* facet (context, engine, filters, columns). ``outputs``: the
-  table versions the run wrote (``record.outputs`` when the record has them), with the same
+  table versions the run wrote (``record.outputs``), with the same
   dataset facets.
 - Run facets: ``mlflowLineage_record`` (MLflow run id, experiment, user, times, MLflow status,
   lineage status, code version), ``mlflowLineage_environment`` (Python, platform, packages)
@@ -51,7 +51,7 @@ from lineage_plugin.records import drop_nulls
 from lineage_plugin.settings import __version__
 
 if TYPE_CHECKING:
-    from lineage_plugin.records import DeltaInput, RunLineage
+    from lineage_plugin.records import DeltaInput, DeltaOutput, RunLineage
 
 
 class RunFacts(Protocol):
@@ -119,7 +119,7 @@ def run_event(
     event_type: str | None = None,
     producer: str = PRODUCER,
     default_time: int | None = None,
-    outputs: Sequence[DeltaInput] | None = None,
+    outputs: Sequence[DeltaOutput] | None = None,
     error: BaseException | None = None,
     kit: Kit | None = None,
 ) -> Any:
@@ -152,7 +152,7 @@ def run_event(
         when = row.start_time
     if when is None:
         when = default_time if default_time is not None else now_utc_ms()
-    written = outputs if outputs is not None else getattr(record, "outputs", ())
+    written = record.outputs if outputs is None else outputs
     return kit.RunEvent(
         eventTime=iso_time(when),
         producer=producer,
@@ -244,7 +244,7 @@ def _run_facets(
     return facets
 
 
-def _dataset(kit: Kit, table: DeltaInput, producer: str, *, output: bool) -> Any:
+def _dataset(kit: Kit, table: DeltaInput | DeltaOutput, producer: str, *, output: bool) -> Any:
     namespace, name = openlineage_dataset(table.uri)
     facets = {
         "version": kit.DatasetVersionDatasetFacet(
