@@ -20,11 +20,30 @@ def run_visible(run: dict[str, Any], access: ModelAccess) -> bool:
 
 
 def impact(report: dict[str, Any], access: ModelAccess) -> dict[str, Any]:
-    """``impact --json`` without the model versions and runs the user may not read."""
+    """``impact --json`` without the model versions and runs the user may not read: gone
+    from the lists, the table versions they wrote, and the paths (a hidden run on the path
+    of a visible item stays as a hop without its id, ``{"kind": "run", "hidden": true}``)."""
+    runs = [r for r in report["runs"] if run_visible(r, access)]
+    shown = {r["run_id"] for r in runs}
+
+    def redact(item: dict[str, Any]) -> dict[str, Any]:
+        if "path" not in item:
+            return item
+        path = [
+            {"kind": "run", "hidden": True}
+            if h["kind"] == "run" and h["run_id"] not in shown
+            else h
+            for h in item["path"]
+        ]
+        return {**item, "path": path}
+
     return {
         **report,
-        "model_versions": [m for m in report["model_versions"] if access.may_read(m["name"])],
-        "runs": [r for r in report["runs"] if run_visible(r, access)],
+        "model_versions": [
+            redact(m) for m in report["model_versions"] if access.may_read(m["name"])
+        ],
+        "runs": [redact(r) for r in runs],
+        "written": [redact(w) for w in report.get("written", []) if w["run_id"] in shown],
     }
 
 

@@ -22,6 +22,7 @@ def cli() -> None:
       mlflow-lineage show diabetes Production --at 2026-11-17
       mlflow-lineage diff diabetes 1 2
       mlflow-lineage impact /data/diabetes --from-version 4
+      mlflow-lineage upstream diabetes Production
       mlflow-lineage timeline --model diabetes --since 7d
       mlflow-lineage check diabetes champion
       mlflow-lineage restore diabetes champion --dry-run
@@ -34,6 +35,7 @@ for _command in (
     query_commands.show,
     query_commands.diff,
     query_commands.impact,
+    query_commands.upstream,
     query_commands.timeline,
     query_commands.check,
     query_commands.reindex,

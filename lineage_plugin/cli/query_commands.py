@@ -1,4 +1,5 @@
-"""The query commands: show, diff, impact, timeline, check, reindex, export (read-only)."""
+"""The query commands (read-only): show, diff, impact, upstream, timeline, check, reindex,
+export."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import click
 
-from lineage_plugin.cli import render
+from lineage_plugin.cli import render, render_graph
 from lineage_plugin.cli.options import common_options, emit, time_value
 from lineage_plugin.cli.progress import terminal_progress
 
@@ -95,7 +96,27 @@ def impact(
         include_deleted=include_deleted,
         tracking_uri=tracking_uri,
     )
-    emit(as_json, report.to_dict(), render.impact)
+    emit(as_json, report.to_dict(), render_graph.impact)
+
+
+@click.command()
+@click.argument("model")
+@click.argument("version")
+@common_options
+def upstream(model: str, version: str, tracking_uri: str | None, as_json: bool) -> None:
+    """List the runs and table versions upstream of a model version, back to the raw ones.
+
+    From the training run: the table versions it read, the runs that wrote them, what those
+    runs read, and so on. A table version no recorded run wrote is raw.
+
+    \b
+    Examples:
+      mlflow-lineage upstream churn 3
+      mlflow-lineage upstream churn Production --json
+    """
+    from lineage_plugin.queries import upstream as query
+
+    emit(as_json, query(model, version, tracking_uri=tracking_uri).to_dict(), render_graph.upstream)
 
 
 @click.command()
@@ -170,15 +191,25 @@ def check(model: str, version: str, tracking_uri: str | None, as_json: bool) -> 
     is_flag=True,
     help="Compare the index with MLflow without writing anything; exit 1 if they differ.",
 )
+@click.option(
+    "--no-stamps",
+    is_flag=True,
+    help="Do not read the tables' Delta history for writes stamped by runs (mlflow.runId) "
+    "that the runs' records lack.",
+)
 @common_options
-def reindex(source: str, check_only: bool, tracking_uri: str | None, as_json: bool) -> None:
+def reindex(
+    source: str, check_only: bool, no_stamps: bool, tracking_uri: str | None, as_json: bool
+) -> None:
     """Rebuild the lineage index from MLflow (runs, model versions, event tags).
 
     The index is a cache; MLflow's tags are the record. Safe to run at any time. On SQL
     backends it reads MLflow's own tables directly (read-only, page by page); file: and
     http(s): backends are read through MLflow's API. With --check nothing is written: the
     index is compared with what a rebuild would write (runs, reads, writes, model versions,
-    events, holdings), and any difference is listed, with exit code 1.
+    events, holdings), and any difference is listed, with exit code 1. Write edges are also
+    recovered from the commit stamps (mlflow.runId) in the history of every table in the
+    recorded lineage, for runs that exist in MLflow but did not record them.
 
     \b
     Examples:
@@ -198,7 +229,9 @@ def reindex(source: str, check_only: bool, tracking_uri: str | None, as_json: bo
         return
     from lineage_plugin.queries import reindex as query
 
-    summary = query(tracking_uri=tracking_uri, progress=progress, source=source).to_dict()
+    summary = query(
+        tracking_uri=tracking_uri, progress=progress, source=source, stamps=not no_stamps
+    ).to_dict()
     emit(as_json, summary, lambda d: render.summary("Rebuilt the lineage index:", d))
 
 

@@ -203,62 +203,6 @@ def diff(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _read_versions(item: dict[str, Any]) -> str:
-    """``3 (copy of 1), 4``: the versions read, restored copies named."""
-    copies = item.get("restored_copies", {})
-    return ", ".join(
-        f"{v} (copy of {copies[str(v)]})" if str(v) in copies else str(v)
-        for v in item["table_versions"]
-    )
-
-
-def impact(report: dict[str, Any]) -> str:
-    """Text for ``impact``."""
-    span = f"v{report.get('from_version', 0)}..v{report.get('to_version', 'latest')}"
-    out = [f"Table {report['uri']}, versions {span}"]
-    mvs = report.get("model_versions", [])
-    out += ["", f"Model versions ({len(mvs)}), in use first"]
-    out.append(
-        table(
-            ["model", "version", "in use", "stage", "aliases", "read versions", "run"],
-            [
-                [
-                    m["name"],
-                    f"{m['version']} (deleted)" if m.get("deleted") else m["version"],
-                    "yes" if m.get("in_use") else "no",
-                    m.get("stage"),
-                    ", ".join(m.get("aliases", [])),
-                    _read_versions(m),
-                    m["run_id"],
-                ]
-                for m in mvs
-            ],
-        )
-        if mvs
-        else "  (none)"
-    )
-    runs = report.get("runs", [])
-    out += ["", f"Runs ({len(runs)})"]
-    out.append(
-        table(
-            ["run", "name", "started", "read versions", "model versions"],
-            [
-                [
-                    f"{r['run_id']} (deleted)" if r.get("deleted") else r["run_id"],
-                    r.get("run_name"),
-                    format_time(r.get("start_time_ms")),
-                    _read_versions(r),
-                    ", ".join(r.get("model_versions", [])),
-                ]
-                for r in runs
-            ],
-        )
-        if runs
-        else "  (none)"
-    )
-    return "\n".join(out)
-
-
 def timeline(report: dict[str, Any]) -> str:
     """Text for ``timeline``."""
     subject = f"model {report['model']}" if report.get("model") else f"table {report['table']}"
@@ -277,6 +221,9 @@ def timeline(report: dict[str, Any]) -> str:
                 if versions
                 else f"trained {e.get('model', '')} v{e.get('version', '?')}"
             )
+        elif kind == "write":
+            what = f"{e.get('table', '').rsplit('/', 1)[-1]}@v{e['table_version']}"
+            detail = f"{e.get('operation') or 'written'} by run {e['run_id']}"
         elif kind == "registration":
             what = f"{e['model']} v{e['version']}"
             detail = f"from run {e.get('run_id', '-')}"

@@ -1,5 +1,5 @@
-"""Lineage queries: ``show``, ``diff``, ``impact``, ``timeline``, ``check``, ``export``,
-``reindex`` and ``check_index`` (``reindex --check``). Each returns a typed report whose
+"""Lineage queries: ``show``, ``diff``, ``impact``, ``upstream``, ``timeline``, ``check``,
+``export``, ``reindex`` and ``check_index`` (``reindex --check``). Each returns a typed report whose
 ``to_dict()`` is the documented ``--json``."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from lineage_plugin.queries.reindex import ReindexSummary, reindex
 from lineage_plugin.queries.show import ModelVersionReport, show
 from lineage_plugin.queries.timeline import Timeline, timeline
 from lineage_plugin.queries.times import TimeFormatError, parse_time
+from lineage_plugin.queries.upstream import UpstreamReport, upstream
 from lineage_plugin.queries.workspace import UnknownModelError, Workspace
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Timeline",
     "UnknownModelError",
     "UnknownTableError",
+    "UpstreamReport",
     "Workspace",
     "check",
     "check_index",
@@ -34,4 +36,5 @@ __all__ = [
     "reindex",
     "show",
     "timeline",
+    "upstream",
 ]

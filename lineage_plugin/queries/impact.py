@@ -1,4 +1,5 @@
-"""``impact TABLE [--from-version N] [--to-version M]``: who read a bad table version."""
+"""``impact TABLE [--from-version N] [--to-version M]``: who read a bad table version, and,
+transitively, who read what those runs wrote (the graph in :mod:`lineage_plugin.queries.graph`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lineage_plugin.errors import LineageError
+from lineage_plugin.queries.graph import Walk, downstream, holdings_of, run_columns, run_rows
 from lineage_plugin.queries.times import json_output
 from lineage_plugin.queries.workspace import Workspace
 from lineage_plugin.records import drop_nulls
@@ -30,6 +32,7 @@ class ImpactReport:
         model_versions: Affected model versions, those in use (a stage such as Production or
             Staging, or any alias) first.
         runs: Affected runs, those that produced a model version first, newest first.
+        written: The table versions the affected runs wrote, nearest the bad versions first.
         include_deleted: Deleted runs and model versions are listed too (marked
             ``deleted``); by default they are left out, as MLflow's ``ACTIVE_ONLY`` does.
     """
@@ -40,6 +43,7 @@ class ImpactReport:
     to_version: int | None
     model_versions: tuple[dict[str, Any], ...]
     runs: tuple[dict[str, Any], ...]
+    written: tuple[dict[str, Any], ...] = ()
     include_deleted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,6 +57,7 @@ class ImpactReport:
                     "to_version": self.to_version,
                     "model_versions": list(self.model_versions),
                     "runs": list(self.runs),
+                    "written": list(self.written),
                     "include_deleted": self.include_deleted or None,
                 }
             )
@@ -104,7 +109,13 @@ def impact(
     include_deleted: bool = False,
     tracking_uri: str | None = None,
 ) -> ImpactReport:
-    """Every run and model version that read ``table`` between two versions.
+    """Every run and model version that read ``table`` between two versions, transitively.
+
+    The runs that read the versions, the table versions those runs wrote, the runs that read
+    those, and so on (one query per hop level; each run reached once, by its shortest path,
+    so cycles end), on to the model versions the runs produced and what they hold. Each run
+    and model version has its ``depth`` (1: it read the table itself) and its ``path`` from
+    the bad version (table version, run, table version, ..., run, model version).
 
     A read of a restored copy (a Delta RESTORE to version N) counts as a read of version N:
     after a rollback, the runs that read the restored table are not listed as having read the
@@ -140,7 +151,7 @@ def impact(
             f"--from-version {from_version} is after --to-version {to_version}; swap them."
         )
     t = tables()
-    reads, runs, mvs, holdings = t["reads"], t["runs"], t["model_versions"], t["holdings"]
+    reads, runs, mvs = t["reads"], t["runs"], t["model_versions"]
     with Workspace(tracking_uri).require_index().begin() as conn:
         uri = resolve_table(conn, table)
         _check_bounds(table, uri, from_version, to_version)
@@ -154,30 +165,24 @@ def impact(
         query = (
             select(
                 reads.c.run_id,
+                reads.c.table_name,
                 reads.c.version,
                 reads.c.restored_from,
-                runs.c.run_name,
-                runs.c.experiment_id,
-                runs.c.start_time,
-                runs.c.user,
-                runs.c.deleted.label("run_deleted"),
-                mvs.c.name,
-                mvs.c.version.label("mv_version"),
-                mvs.c.created,
-                mvs.c.deleted,
+                *run_columns(),
             )
             .join(runs, runs.c.run_id == reads.c.run_id)
             .outerjoin(mvs, mvs.c.run_id == reads.c.run_id)
             .where(and_(*where))
         )
         rows = conn.execute(query).all()
-        names = {r.name for r in rows if r.name is not None}
-        held: dict[tuple[str, int], list[tuple[str, str]]] = {}
-        if names:
-            hq = select(holdings).where(holdings.c.name.in_(sorted(names)))
-            for h in conn.execute(hq):
-                held.setdefault((h.name, h.version), []).append((h.kind, h.label))
-    return _report(table, uri, from_version, to_version, rows, held, include_deleted)
+        walk = Walk()
+        for r in rows:
+            walk.add_table((uri, int(r.version)), r.table_name, None, 0)
+            walk.add_run(r.run_id, (uri, int(r.version)), 1)
+        downstream(conn, walk, {r.run_id for r in rows})
+        rows += _indirect_rows(conn, walk, {r.run_id for r in rows})
+        held = holdings_of(conn, {r.name for r in rows if r.name is not None})
+    return _report(table, uri, from_version, to_version, rows, held, include_deleted, walk)
 
 
 def _check_bounds(table: str, uri: str, from_version: int | None, to_version: int | None) -> None:
@@ -208,6 +213,7 @@ def _report(
     rows: list[Any],
     held: dict[tuple[str, int], list[tuple[str, str]]],
     include_deleted: bool,
+    walk: Walk,
 ) -> ImpactReport:
     run_info: dict[str, dict[str, Any]] = {}
     model_versions: dict[tuple[str, int], dict[str, Any]] = {}
@@ -267,6 +273,7 @@ def _report(
     for item in (*ordered_mvs, *ordered_runs):
         item.pop("_created", None)
         item.pop("_start", None)
+        item["depth"] = walk.run_depth[item["run_id"]]
         item["table_versions"] = sorted(item["table_versions"])
         item["restored_copies"] = item["restored_copies"] or None
         if "model_versions" in item:
@@ -276,7 +283,47 @@ def _report(
         uri=uri,
         from_version=from_version,
         to_version=to_version,
-        model_versions=tuple(drop_nulls(m) for m in ordered_mvs),
-        runs=tuple(drop_nulls(r) for r in ordered_runs),
+        # paths after drop_nulls: they have no nulls, and are shared between items
+        model_versions=tuple(
+            {**drop_nulls(m), "path": [*walk.run_path(m["run_id"]), _mv_hop(m)]}
+            for m in ordered_mvs
+        ),
+        runs=tuple({**drop_nulls(r), "path": walk.run_path(r["run_id"])} for r in ordered_runs),
+        written=tuple(_written(walk, set(run_info))),
         include_deleted=include_deleted,
     )
+
+
+def _indirect_rows(conn: Any, walk: Walk, direct: set[str]) -> list[Any]:
+    """Rows shaped as the direct reads' for the runs reached through written versions: their
+    ``version`` is the version of the bad table their path starts from."""
+    from types import SimpleNamespace
+
+    found = []
+    for r in run_rows(conn, set(walk.run_depth) - direct):
+        origin = walk.run_path(r.run_id)[0]["version"]
+        found.append(SimpleNamespace(**r._asdict(), version=origin, restored_from=None))
+    return found
+
+
+def _mv_hop(mv: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "model_version", "name": mv["name"], "version": mv["version"]}
+
+
+def _written(walk: Walk, shown: set[str]) -> list[dict[str, Any]]:
+    """The table versions the affected runs (those shown) wrote, nearest first."""
+    found = []
+    for node, via in walk.table_parent.items():
+        if via is None or via not in shown:
+            continue
+        found.append(
+            {
+                "uri": node[0],
+                "name": walk.table_names.get(node[0]),
+                "version": node[1],
+                "run_id": via,
+                "depth": walk.table_depth[node],
+                "path": walk.table_path(node),
+            }
+        )
+    return sorted(found, key=lambda w: (w["depth"], w["uri"], w["version"]))

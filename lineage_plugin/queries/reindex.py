@@ -45,6 +45,8 @@ class ReindexSummary:
     events: int
     holdings: int
     seconds: float
+    #: Write edges recovered from the tables' commit stamps (not in the runs' records).
+    stamped_writes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON of ``reindex --json``."""
@@ -57,8 +59,10 @@ def reindex(
     progress: Callable[[str], None] | None = None,
     source: str = "auto",
     into: LineageIndex | None = None,
+    stamps: bool = True,
 ) -> ReindexSummary:
-    """Rebuild the lineage index from MLflow's runs, model versions and event tags.
+    """Rebuild the lineage index from MLflow's runs, model versions and event tags, and the
+    write edges from the commit stamps in the tables' own Delta history.
 
     Args:
         tracking_uri: Where MLflow is (default: MLflow's tracking URI).
@@ -67,6 +71,9 @@ def reindex(
             reads through MLflow's store API, ``"auto"`` takes ``"sql"`` when it can.
         into: Build this index instead of the tracking URI's (``reindex --check`` builds a
             scratch one to compare with); MLflow is read the same way.
+        stamps: Also read the history of every table in the recorded lineage and add the
+            commits stamped by an MLflow run whose record lacks them
+            (:mod:`lineage_plugin.queries.stamped_writes`).
 
     Returns:
         A :class:`ReindexSummary`.
@@ -94,8 +101,17 @@ def reindex(
     target = (lambda: _ensured(into)) if into is not None else ws.require_index
     counts = _from_tables(url, target, progress) if url else _from_api(ws, target, say)
     written = into if into is not None else ws.index
+    stamped = 0
+    if stamps:
+        from lineage_plugin.queries.stamped_writes import recover_stamped_writes
+
+        stamped = recover_stamped_writes(ws, written)
+        say(f"recovered {stamped} writes from the tables' commit stamps")
     summary = ReindexSummary(
-        index_url=written.url, **counts, seconds=round(time.perf_counter() - started, 3)
+        index_url=written.url,
+        **counts,
+        stamped_writes=stamped,
+        seconds=round(time.perf_counter() - started, 3),
     )
     if into is None:
         say(f"wrote the index at {safe_url(written.url)}")

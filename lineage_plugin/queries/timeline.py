@@ -1,7 +1,8 @@
 """``timeline (--model NAME | --table TABLE) [--since T] [--until T]``: one history, in order.
 
-Delta commits, runs, registrations, stage transitions and alias changes, merged in time
-order. For a model, the commits shown are every commit of each table from the first to the
+Delta commits, the writes runs recorded (which run wrote which version), runs,
+registrations, stage transitions and alias changes, merged in time order. For a model, the
+commits shown are every commit of each table from the first to the
 last version its runs read, read or not (the bad write no run read is the one to see);
 ``--table`` shows every commit of one table. Each commit entry says whether a run (of the
 model, or any run for ``--table``) read the version it made, and which. Which version held an
@@ -22,7 +23,7 @@ from lineage_plugin.queries.times import iso_utc, json_output
 from lineage_plugin.queries.workspace import Workspace
 from lineage_plugin.records import drop_nulls
 
-_ORDER = {"commit": 0, "run": 1, "registration": 2}
+_ORDER = {"commit": 0, "write": 1, "run": 2, "registration": 3}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,9 +35,10 @@ class Timeline:
         table: The table's normalised URI, in ``--table`` mode.
         since: Window start (epoch ms, inclusive), if any.
         until: Window end (epoch ms, inclusive), if any.
-        entries: Each with ``time`` (UTC ISO), ``time_ms`` and ``kind`` (``commit``, ``run``,
-            ``registration``, or an event kind); commits also with ``read`` and ``read_by``
-            (the runs that read the version the commit made).
+        entries: Each with ``time`` (UTC ISO), ``time_ms`` and ``kind`` (``commit``,
+            ``write``, ``run``, ``registration``, or an event kind); commits also with ``read``
+            and ``read_by`` (the runs that read the version the commit made); a ``write`` is a
+            recorded run's commit (``run_id``, ``table``, ``table_version``).
         warnings: What could not be read (e.g. a table's log), so the timeline lacks it.
     """
 
@@ -147,6 +149,13 @@ def _model_timeline(ws: Workspace, name: str, since: int | None, until: int | No
             .where(reads.c.run_id.in_(run_ids))
             .distinct()
         ).all()
+        pairs = {(uri, version) for uri, version, _ in read}
+        # what the model's runs wrote, and who wrote the versions they read
+        entries.extend(
+            e
+            for e in _write_entries(conn, since, until, runs=run_ids, uris={u for u, _ in pairs})
+            if e["run_id"] in run_ids or (e["table"], e["table_version"]) in pairs
+        )
     readers: dict[str, dict[int, set[str]]] = {}
     for uri, version, run_id in read:
         readers.setdefault(uri, {}).setdefault(version, set()).add(run_id)
@@ -203,6 +212,7 @@ def _table_timeline(ws: Workspace, table: str, since: int | None, until: int | N
         every_read = conn.execute(
             select(reads.c.version, reads.c.run_id).where(reads.c.table_uri == uri).distinct()
         ).all()
+        entries.extend(_write_entries(conn, since, until, uris={uri}))
     by_version: dict[int, set[str]] = {}
     for version, run_id in every_read:
         by_version.setdefault(version, set()).add(run_id)
@@ -269,6 +279,50 @@ def _event_entry(event: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _write_entries(
+    conn: Any,
+    since: int | None,
+    until: int | None,
+    *,
+    runs: list[str] | None = None,
+    uris: set[str] | None = None,
+) -> list[dict[str, Any]]:
+    """``write`` entries (a run wrote a table version) from the index: the writes of
+    ``runs`` and the writes into ``uris``, at their commit time, in the window."""
+    from sqlalchemy import or_, select
+
+    from lineage_plugin.store.index_schema import tables
+
+    t = tables()
+    writes, runs_table = t["writes"], t["runs"]
+    which = []
+    if runs:
+        which.append(writes.c.run_id.in_(runs))
+    if uris:
+        which.append(writes.c.table_uri.in_(sorted(uris)))
+    if not which:
+        return []
+    query = (
+        select(writes, runs_table.c.run_name, runs_table.c.experiment_id)
+        .outerjoin(runs_table, runs_table.c.run_id == writes.c.run_id)
+        .where(or_(*which), *_window(writes.c.commit_timestamp, since, until))
+    )
+    return [
+        _entry(
+            "write",
+            w.commit_timestamp,
+            table=w.table_uri,
+            table_version=w.version,
+            operation=w.operation,
+            engine=w.engine,
+            run_id=w.run_id,
+            run_name=w.run_name,
+            experiment_id=w.experiment_id,  # the UI shows it only to who may read the run
+        )
+        for w in conn.execute(query)
+    ]
+
+
 def _commit_entries(
     uri: str,
     since: int | None,
@@ -316,6 +370,6 @@ def _commit_entries(
 
 def _sorted(entries: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
     def key(e: dict[str, Any]) -> tuple[int, int, str]:
-        return (e.get("time_ms") or 0, _ORDER.get(e["kind"], 3), e.get("event_id", ""))
+        return (e.get("time_ms") or 0, _ORDER.get(e["kind"], 4), e.get("event_id", ""))
 
     return tuple(sorted(entries, key=key))
