@@ -225,8 +225,10 @@ def test_a_thread_writing_without_a_run_while_a_run_writes_sql_is_not_stamped(sp
     assert (f"file://{table}", 1, "UPDATE") in outs
 
 
-def test_concurrent_commits_during_an_unstamped_call_are_not_guessed(spark, table, monkeypatch):
-    """A commit of another writer landing during the call: the run is marked incomplete."""
+@pytest.fixture
+def foreign_commit_during_calls(table, monkeypatch) -> None:
+    """Another writer (which the plugin does not see) commits to ``table`` right after each
+    Spark write call, before the plugin looks at the history."""
     import pyarrow as pa
     from deltalake import write_deltalake
 
@@ -235,11 +237,25 @@ def test_concurrent_commits_during_an_unstamped_call_are_not_guessed(spark, tabl
     real = spark_writes.record
 
     def with_a_foreign_commit(write, counts=None):
-        with not_recorded():  # another writer, which the plugin does not see
+        with not_recorded():
             write_deltalake(table, pa.table({"id": pa.array([42], pa.int64())}), mode="append")
         real(write, counts)
 
     monkeypatch.setattr(spark_writes, "record", with_a_foreign_commit)
+
+
+def test_a_stamped_write_is_found_by_its_stamp_whatever_else_committed(
+    spark, table, foreign_commit_during_calls
+):
+    with mlflow.start_run() as run:
+        frame(spark, [7]).write.format("delta").mode("append").save(table)
+    assert [(o.version, o.engine) for o in outputs_of(run)] == [(1, "spark")]  # v2: foreign
+    assert lp.get_run_lineage(run.info.run_id).status == "complete"
+
+
+@pytest.mark.usefixtures("foreign_commit_during_calls")
+def test_concurrent_commits_during_an_unstamped_call_are_not_guessed(spark, table):
+    """A commit of another writer landing during the call: the run is marked incomplete."""
     with mlflow.start_run() as run:
         spark.sql(f"DELETE FROM delta.`{table}` WHERE id = 1")  # v1, then the foreign v2
         spark.sql(f"DELETE FROM delta.`{table}` WHERE id = 999")  # no commit; the foreign v3
@@ -250,3 +266,37 @@ def test_concurrent_commits_during_an_unstamped_call_are_not_guessed(spark, tabl
     assert (
         "(v3) may be another writer's: its operation is 'WRITE', not DELETE" in (lineage.reasons[1])
     )
+
+
+def test_sql_optimize_and_restore_on_a_catalog_table_are_recorded(spark):
+    spark.sql("DROP TABLE IF EXISTS default.compacted")
+    frame(spark, [1]).write.format("delta").saveAsTable("default.compacted")
+    frame(spark, [2]).write.format("delta").mode("append").saveAsTable("default.compacted")
+    with mlflow.start_run() as run:
+        spark.sql("OPTIMIZE default.compacted")
+        spark.sql("RESTORE TABLE default.compacted TO VERSION AS OF 0")
+    outs = outputs_of(run)
+    assert [(o.version, o.operation, o.name) for o in outs] == [
+        (2, "OPTIMIZE", "spark_catalog.default.compacted"),
+        (3, "RESTORE", "spark_catalog.default.compacted"),
+    ]
+    assert outs[1].restored_from == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "target"),
+    [
+        ("MERGE INTO delta.`/d/t` t USING s ON t.id = s.id ...", ("MERGE", "/d/t", True)),
+        ("  update `db`.`t` SET x = 1", ("UPDATE", "`db`.`t`", False)),
+        ("DELETE FROM db.t WHERE id = 1", ("DELETE", "db.t", False)),
+        ("INSERT INTO TABLE t VALUES (1)", ("INSERT", "t", False)),
+        ("insert overwrite tables_x SELECT 1", ("INSERT", "tables_x", False)),
+        ("RESTORE TABLE t TO VERSION AS OF 1", ("RESTORE", "t", False)),
+        ("SELECT * FROM t", None),
+        ("DESCRIBE HISTORY t", None),
+    ],
+)
+def test_sql_write_statements_are_told_by_their_target(query, target):
+    from lineage_plugin.tracking.spark_write_hooks import sql_target
+
+    assert sql_target(query) == target

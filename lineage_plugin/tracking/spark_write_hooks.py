@@ -23,6 +23,7 @@ from typing import Any
 
 from lineage_plugin.delta.own_reads import not_recorded
 from lineage_plugin.delta.stamps import spark_user_metadata
+from lineage_plugin.tracking.deltalake_writes import writing_run
 from lineage_plugin.tracking.patching import after_hook, bound_arguments, bypassed, patch
 from lineage_plugin.tracking.spark_actions import OPTIONS, remember_option, remember_options
 from lineage_plugin.tracking.spark_writes import (
@@ -62,8 +63,8 @@ def _writer_plan(
 ) -> SparkWrite | None:
     """The write of a ``DataFrameWriter``/``DataFrameWriterV2``, stamped with
     ``stamp_with(userMetadata)`` unless the user has their own; ``None``: not a Delta write."""
-    if not isinstance(table, str):
-        return None
+    if not isinstance(table, str) or writing_run(f"spark {what}") is None:
+        return None  # without a run: no query added, nothing stamped
     fmt = str(options.get("__format__") or "").lower()
     if fmt and fmt != "delta":
         return None
