@@ -96,7 +96,13 @@ class SparkWrite:
 
 def delta_table_at(spark: Any, table: str, by_path: bool) -> tuple[str, str | None] | None:
     """``(location, catalog name)`` of the Delta table at a path (``by_path``) or of a catalog
-    name, ``None`` when there is none (yet)."""
+    name, ``None`` when there is none (yet). A local path is looked up in its log (no query)."""
+    if by_path and delta_log.local_path(delta_log.normalize_uri(table)) is not None:
+        try:
+            delta_log.latest_version(table)
+        except LineageError:  # no Delta table there (yet)
+            return None
+        return table, None
     return catalog_table(spark, delta_spark.table_sql(table) if by_path else table)
 
 
