@@ -300,3 +300,33 @@ def test_sql_write_statements_are_told_by_their_target(query, target):
     from lineage_plugin.tracking.spark_write_hooks import sql_target
 
     assert sql_target(query) == target
+
+
+def test_a_thread_without_a_run_while_two_runs_are_active_writes_unstamped(spark, table):
+    """Which run it belongs to would be a guess: not stamped, not recorded, a warning."""
+    started, finish = threading.Event(), threading.Event()
+    other_run: list[str] = []
+
+    def second_run() -> None:
+        with mlflow.start_run() as run:
+            other_run.append(run.info.run_id)
+            started.set()
+            finish.wait(60)
+
+    def no_run_writer() -> None:
+        frame(spark, [9]).write.format("delta").mode("append").save(table)
+
+    holder = threading.Thread(target=second_run)
+    holder.start()
+    started.wait(60)
+    try:
+        with mlflow.start_run() as run, pytest.warns(lp.LineageWarning, match="several runs"):
+            writer = threading.Thread(target=no_run_writer)
+            writer.start()
+            writer.join()
+    finally:
+        finish.set()
+        holder.join()
+    assert history(spark, f"delta.`{table}`")[1]["userMetadata"] is None
+    assert outputs_of(run) == []
+    assert lp.get_run_lineage(other_run[0]).outputs == ()
