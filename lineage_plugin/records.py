@@ -126,7 +126,7 @@ class DeltaOutput:
     Attributes:
         uri: Normalised table URI, as for :class:`DeltaInput`.
         version: The table version the commit created.
-        engine: What wrote it: ``deltalake`` or ``polars``.
+        engine: What wrote it: ``deltalake``, ``polars`` or ``spark``.
         table_id: The Delta table id (``metaData.id``) at that version.
         name: A short display name (the last path segment, or a catalog name).
         commit_timestamp: Milliseconds since the epoch of the commit.

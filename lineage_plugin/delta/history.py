@@ -25,7 +25,7 @@ from typing import Any
 
 from lineage_plugin.delta import delta_rs
 from lineage_plugin.delta import log as delta_log
-from lineage_plugin.delta.stamps import RUN_ID_KEY
+from lineage_plugin.delta.stamps import RUN_ID_KEY, stamp_of
 from lineage_plugin.errors import LineageError, TableNotFoundError
 from lineage_plugin.records import drop_nulls
 
@@ -85,7 +85,7 @@ class DeltaCommit:
             metrics=_as_text(info.get("operationMetrics")),
             user=_first_text(info, ("userName", "userId", "user")),
             engine=_first_text(info, ("engineInfo", "clientVersion")),
-            run_id=_first_text(info, (RUN_ID_KEY,)),
+            run_id=stamp_of(info).get(RUN_ID_KEY),
         )
 
 
@@ -360,12 +360,13 @@ def commits_with(
     after: int,
     storage_options: dict[str, str] | None = None,
 ) -> list[tuple[int, dict[str, Any]]]:
-    """The commits after version ``after`` whose ``commitInfo`` has ``key`` set to ``value``
-    (a key of the commit's custom metadata), oldest first, with their ``commitInfo``.
+    """The commits after version ``after`` whose stamp has ``key`` set to ``value`` (a key of
+    the commit's custom metadata, or of a Spark stamp in ``userMetadata``), oldest first, with
+    their ``commitInfo``.
 
     Raises:
         TableNotFoundError: There is no Delta table at ``uri``.
         DeltaLogError: The ``_delta_log`` cannot be read.
     """
     found = commit_infos_after(uri, after, storage_options=storage_options)
-    return [(version, info) for version, info in found if info.get(key) == value]
+    return [(version, info) for version, info in found if stamp_of(info).get(key) == value]

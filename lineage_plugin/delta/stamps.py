@@ -13,6 +13,12 @@ the commit's ``commitInfo``:
 The user's own custom metadata is kept as given: a key the user set (``userMetadata`` or any
 other, the three above included) is never overwritten, and the user's ``CommitProperties``
 object is never changed (a new one is passed on).
+
+Spark can put only one free text in a commit: ``commitInfo.userMetadata`` (the writer option
+``userMetadata``, or the session conf ``spark.databricks.delta.commitInfo.userMetadata``). A
+Spark write of a run carries the stamp there as a JSON object of the same three keys
+(:func:`spark_user_metadata`); a user's own ``userMetadata`` is kept and the commit is then
+not stamped (see :mod:`lineage_plugin.tracking.spark_writes`). :func:`stamp_of` reads either.
 """
 
 from __future__ import annotations
@@ -56,6 +62,28 @@ class Stamp:
         if self.experiment_id is not None:
             keys[EXPERIMENT_ID_KEY] = str(self.experiment_id)
         return keys
+
+
+def spark_user_metadata(stamp: Stamp) -> str:
+    """The stamp as the ``userMetadata`` text of a Spark commit (compact JSON, sorted keys)."""
+    return json.dumps(stamp.metadata(), sort_keys=True, separators=(",", ":"))
+
+
+def stamp_of(info: dict[str, Any]) -> dict[str, str]:
+    """The stamp keys a ``commitInfo`` carries: top-level custom metadata (deltalake), else a
+    JSON object in ``userMetadata`` (Spark); ``{}`` for a commit a run did not stamp."""
+    if RUN_ID_KEY in info:
+        return {k: str(info[k]) for k in STAMP_KEYS if info.get(k) is not None}
+    text = info.get("userMetadata")
+    if not isinstance(text, str) or RUN_ID_KEY not in text:
+        return {}
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict) or not isinstance(parsed.get(RUN_ID_KEY), str):
+        return {}
+    return {k: str(parsed[k]) for k in STAMP_KEYS if parsed.get(k) is not None}
 
 
 def stamped_properties(given: Any, stamp: Stamp) -> Any:

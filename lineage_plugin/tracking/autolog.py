@@ -57,7 +57,9 @@ def autolog(disable: bool = False) -> None:
     Hooks ``deltalake.DeltaTable`` reads, polars ``read_delta``/``scan_delta``, PySpark Delta
     reads (``spark.read...load/table``, ``spark.table``, ``DeltaTable.forPath/forName``, SQL),
     ``mlflow.log_input`` of Delta datasets, and the writes of ``deltalake`` and polars
-    (``write_deltalake``, ``DeltaTable.merge/update/delete/restore/optimize``, ``write_delta``),
+    (``write_deltalake``, ``DeltaTable.merge/update/delete/restore/optimize``, ``write_delta``)
+    and of Spark (``df.write...save/saveAsTable/insertInto``, ``df.writeTo``, Delta SQL,
+    delta-spark's ``DeltaTable`` operations),
     whatever the tracking URI. ``MLFLOW_LINEAGE_AUTOLOG=
     true`` does the same in every MLflow process. Without either, loading a ``lineage+`` store
     turns capture on for the runs tracked through ``lineage+`` stores only. Calling it again does

@@ -50,7 +50,7 @@ from lineage_plugin.delta.stamps import WRITE_ID_KEY, Stamp, operation_metrics, 
 from lineage_plugin.errors import AmbiguousRunError, CaptureError, LineageError, LineageWarning
 from lineage_plugin.tracking.capture import session
 from lineage_plugin.tracking.patching import bypassed, patch, patch_function
-from lineage_plugin.tracking.runs import target_run
+from lineage_plugin.tracking.runs import Target, target_run
 
 ENGINE = "deltalake"
 #: Where a ``TableMerger`` keeps the write its ``merge()`` call stamped, for ``execute()``.
@@ -127,14 +127,23 @@ def _ambiguous(what: str, runs: tuple[str, ...]) -> None:
     warnings.warn(f"mlflow-delta-lineage: {message}", LineageWarning, stacklevel=4)
 
 
-def _plan(
-    what: str, where: Callable[[dict[str, Any]], tuple[str, Any, int]], bound: Any, var: str | None
-) -> Write | None:
-    """The stamped write this call is, or ``None`` when it is not stamped."""
+def writing_run(what: str) -> Target | None:
+    """The run a write call made now belongs to (see the module doc), or ``None``: no run
+    active, or several in other threads (a warning; strict: :class:`AmbiguousRunError`)."""
     target = target_run()
     if target.run_id is None:
         if target.ambiguous_runs:
             _ambiguous(what, target.ambiguous_runs)
+        return None
+    return target
+
+
+def _plan(
+    what: str, where: Callable[[dict[str, Any]], tuple[str, Any, int]], bound: Any, var: str | None
+) -> Write | None:
+    """The stamped write this call is, or ``None`` when it is not stamped."""
+    target = writing_run(what)
+    if target is None:
         return None
     if var is not None and bound.arguments.get(var):
         session().fail(
@@ -150,28 +159,57 @@ def _plan(
 
 def record_write(write: Write) -> None:
     """Record the versions a stamped call created (found by its stamp) on its run."""
-    run_id = write.stamp.run_id
+
+    def find() -> list[tuple[int, dict[str, Any]]]:
+        return history.commits_with(
+            write.uri,
+            WRITE_ID_KEY,
+            write.stamp.write_id,
+            after=write.after,
+            storage_options=write.storage_options,
+        )
+
+    def describe(version: int) -> delta_log.VersionInfo:
+        return delta_log.resolve(write.uri, version, storage_options=write.storage_options)
+
+    record_found(write.what, write.stamp.run_id, write.engine, find, describe)
+
+
+def record_found(
+    what: str,
+    run_id: str,
+    engine: str,
+    find: Callable[[], list[tuple[int, dict[str, Any]]]],
+    describe: Callable[[int], delta_log.VersionInfo],
+    name: str | None = None,
+) -> None:
+    """Record on ``run_id`` the versions a write call created.
+
+    Args:
+        what: The call, for messages.
+        run_id: The run that made it.
+        engine: What wrote (``deltalake``, ``polars``, ``spark``).
+        find: The ``(version, commitInfo)`` of the commits the call made; raises
+            :class:`CaptureError` with the reason when they cannot be told.
+        describe: The table version with its id and commit.
+        name: The table's display name (a catalog name), else its last path segment.
+
+    A failure marks the run incomplete with the reason (strict: an error), never the write.
+    """
     try:
         with not_recorded():
-            found = history.commits_with(
-                write.uri,
-                WRITE_ID_KEY,
-                write.stamp.write_id,
-                after=write.after,
-                storage_options=write.storage_options,
-            )
             outputs = [
-                delta_log.resolve(
-                    write.uri, version, storage_options=write.storage_options
-                ).to_output(engine=write.engine, operation_metrics=operation_metrics(info))
-                for version, info in found
+                describe(version).to_output(
+                    engine=engine, name=name, operation_metrics=operation_metrics(info)
+                )
+                for version, info in find()
             ]
     except CaptureError as exc:
-        session().fail(f"{write.what}: {exc}", run_id=run_id, error=type(exc))
+        session().fail(f"{what}: {exc}", run_id=run_id, error=type(exc))
         return
     except Exception as exc:
         session().fail(
-            f"{write.what}: could not find the version it wrote ({type(exc).__name__}: {exc})",
+            f"{what}: could not find the version it wrote ({type(exc).__name__}: {exc})",
             run_id=run_id,
         )
         return

@@ -22,6 +22,8 @@ from lineage_plugin.tracking.capture import capture_read, current_read_context, 
 from lineage_plugin.tracking.patching import bypassed
 
 ENGINE = "spark"
+#: Where the option hooks keep a reader's or writer's options (keys lowercased).
+OPTIONS = "_lineage_options"
 
 
 def record_read(spark: Any, uri: str, version: int, what: str, name: str | None = None) -> None:
@@ -124,6 +126,7 @@ CONNECT_ADVICE = (
 
 
 def is_connect(spark: Any) -> bool:
+    """Whether ``spark`` is a Spark Connect session."""
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
@@ -171,3 +174,35 @@ def around_connect_action(
 
     action.__lineage_original__ = original  # type: ignore[attr-defined]
     return action
+
+
+def catalog_table(spark: Any, name: str) -> tuple[str, str] | None:
+    """``(location, full catalog name)`` of table ``name`` when it is a Delta table.
+
+    A view is not a table: classic Spark records the Delta tables behind it per action (from
+    the plan); Spark Connect cannot see them, so the run is marked incomplete.
+    """
+    try:
+        with not_recorded():
+            detail = spark.sql(f"DESCRIBE DETAIL {name}").first()
+    except Exception as exc:  # a view, a temp table, not a table at all
+        if is_connect(spark) and "NOT_VIEW" in str(exc):
+            session().fail(
+                f"spark table {name} on Spark Connect: it is a view, and the Delta tables "
+                f"behind it cannot be seen without a JVM. {CONNECT_ADVICE}"
+            )
+        return None
+    if detail is None or (detail["format"] or "").lower() != "delta":
+        return None
+    return detail["location"], detail["name"] or name
+
+
+def remember_option(result: Any, a: dict[str, Any]) -> None:
+    """After ``option(key, value)`` of a reader or writer: remember it (keys lowercased)."""
+    a["self"].__dict__.setdefault(OPTIONS, {})[str(a["key"]).lower()] = a["value"]
+
+
+def remember_options(result: Any, a: dict[str, Any]) -> None:
+    """After ``options(**options)`` of a reader or writer: remember them."""
+    options = a["self"].__dict__.setdefault(OPTIONS, {})
+    options.update({str(k).lower(): v for k, v in a["options"].items()})

@@ -33,20 +33,23 @@ from typing import Any
 from lineage_plugin.delta import log as delta_log
 from lineage_plugin.delta import spark as delta_spark
 from lineage_plugin.delta.own_reads import not_recorded
+from lineage_plugin.tracking import spark_write_hooks
 from lineage_plugin.tracking.capture import session
 from lineage_plugin.tracking.patching import after_hook, bound_arguments, bypassed, patch
 from lineage_plugin.tracking.reproducing import pinned_version
 from lineage_plugin.tracking.spark_actions import (
     CONNECT_ADVICE,
+    OPTIONS,
     around_action,
     around_connect_action,
-    is_connect,
+    catalog_table,
     plan_version,
     record_read,
+    remember_option,
+    remember_options,
 )
 
 _FORMAT = "_lineage_format"
-_OPTIONS = "_lineage_options"
 _SOURCE = "_lineage_source"
 _ACTIONS = (
     "collect",
@@ -68,27 +71,6 @@ _WRITES = ("save", "saveAsTable", "insertInto")
 # ------------------------------------------------------------------ resolving versions
 
 
-def _catalog_table(spark: Any, name: str) -> tuple[str, str] | None:
-    """``(location, full catalog name)`` of table ``name`` when it is a Delta table.
-
-    A view is not a table: classic Spark records the Delta tables behind it per action (from
-    the plan); Spark Connect cannot see them, so the run is marked incomplete.
-    """
-    try:
-        with not_recorded():
-            detail = spark.sql(f"DESCRIBE DETAIL {name}").first()
-    except Exception as exc:  # a view, a temp table, not a table at all
-        if is_connect(spark) and "NOT_VIEW" in str(exc):
-            session().fail(
-                f"spark table {name} on Spark Connect: it is a view, and the Delta tables "
-                f"behind it cannot be seen without a JVM. {CONNECT_ADVICE}"
-            )
-        return None
-    if detail is None or (detail["format"] or "").lower() != "delta":
-        return None
-    return detail["location"], detail["name"] or name
-
-
 def _pin(spark: Any, uri: str, options: dict[str, Any]) -> int | None:
     """The version to read: the one asked for, the reproduction's pin, or the latest now."""
     if "versionasof" in options:
@@ -104,15 +86,6 @@ def _pin(spark: Any, uri: str, options: dict[str, Any]) -> int | None:
 
 def _remember_format(result: Any, a: dict[str, Any]) -> None:
     a["self"].__dict__[_FORMAT] = str(a["source"]).lower()
-
-
-def _remember_option(result: Any, a: dict[str, Any]) -> None:
-    a["self"].__dict__.setdefault(_OPTIONS, {})[str(a["key"]).lower()] = a["value"]
-
-
-def _remember_options(result: Any, a: dict[str, Any]) -> None:
-    options = a["self"].__dict__.setdefault(_OPTIONS, {})
-    options.update({str(k).lower(): v for k, v in a["options"].items()})
 
 
 def _pinned_read(original: Callable[..., Any], kind: str) -> Callable[..., Any]:
@@ -164,14 +137,14 @@ def _reader_session(reader: Any) -> Any:
 
 def _reader_options(reader: Any) -> dict[str, Any]:
     """The options set on a reader: remembered by the hooks (classic), or its own (Connect)."""
-    return reader.__dict__.get(_OPTIONS) or getattr(reader, "_options", None) or {}
+    return reader.__dict__.get(OPTIONS) or getattr(reader, "_options", None) or {}
 
 
 def _delta_target(reader: Any, a: dict[str, Any], kind: str) -> tuple[str, str | None] | None:
     """``(location, catalog name)`` when the read is a Delta read, else ``None``."""
     if kind == "table":
         name = a["tableName"]
-        return _catalog_table(_reader_session(reader), name) if isinstance(name, str) else None
+        return catalog_table(_reader_session(reader), name) if isinstance(name, str) else None
     fmt = a.get("format") or reader.__dict__.get(_FORMAT) or getattr(reader, "_format", None)
     fmt = (fmt or "").lower()
     path = a.get("path")
@@ -248,15 +221,15 @@ def _delta_table_to_df(
     return to_df
 
 
-def _owner(cls: type, name: str) -> type:
+def owner(cls: type, name: str) -> type:
     return next(k for k in cls.__mro__ if name in k.__dict__)
 
 
-def _patch_actions(frame: type, writer: type, wrap: Callable[..., Any]) -> None:
+def _patch_actions(frame: type, writer: type | None, wrap: Callable[..., Any]) -> None:
     """Wrap the DataFrame actions and the writer's saves (whose frame is ``writer._df``)."""
     for name in _ACTIONS:
-        patch(_owner(frame, name), name, lambda f, n=name: wrap(f, n))
-    for name in _WRITES:
+        patch(owner(frame, name), name, lambda f, n=name: wrap(f, n))
+    for name in _WRITES if writer is not None else ():
         patch(writer, name, lambda f, n=name: wrap(f, f"write.{n}", lambda w: w._df))
 
 
@@ -267,12 +240,16 @@ def install(module: Any = None) -> None:
     from pyspark.sql.readwriter import DataFrameReader, DataFrameWriter
 
     patch(DataFrameReader, "format", lambda f: after_hook(f, _remember_format, always=True))
-    patch(DataFrameReader, "option", lambda f: after_hook(f, _remember_option, always=True))
-    patch(DataFrameReader, "options", lambda f: after_hook(f, _remember_options, always=True))
+    patch(DataFrameReader, "option", lambda f: after_hook(f, remember_option, always=True))
+    patch(DataFrameReader, "options", lambda f: after_hook(f, remember_options, always=True))
     patch(DataFrameReader, "load", lambda f: _pinned_read(f, "load"))
     patch(DataFrameReader, "table", lambda f: _pinned_read(f, "table"))
-    patch(_owner(SparkSession, "table"), "table", _session_table)
-    _patch_actions(DataFrame, DataFrameWriter, around_action)
+    patch(owner(SparkSession, "table"), "table", _session_table)
+    _patch_actions(DataFrame, None, around_action)
+    # The saves record their reads (around_action) and what they write.
+    spark_write_hooks.install_writers(
+        owner(SparkSession, "sql"), DataFrame, DataFrameWriter, around_action
+    )
 
 
 def install_connect(module: Any = None) -> None:
@@ -300,6 +277,7 @@ def install_delta_tables(module: Any = None) -> None:
             lambda f, k=kind: classmethod(after_hook(f.__func__, _remember_source(k), always=True)),
         )
     patch(DeltaTable, "toDF", lambda f: _delta_table_to_df(f, _classic_source))
+    spark_write_hooks.install_delta_tables()
 
 
 def install_delta_connect(module: Any = None) -> None:
