@@ -330,3 +330,30 @@ def test_a_thread_without_a_run_while_two_runs_are_active_writes_unstamped(spark
     assert history(spark, f"delta.`{table}`")[1]["userMetadata"] is None
     assert outputs_of(run) == []
     assert lp.get_run_lineage(other_run[0]).outputs == ()
+
+
+def test_reindex_recovers_a_spark_stamped_write_whose_run_recorded_nothing(
+    spark, table, lineage_tracking
+):
+    """A Spark commit stamped in ``userMetadata`` by a run whose record lost the write:
+    ``reindex`` finds it in the table's history (as it does deltalake's stamps)."""
+    from mlflow.tracking import MlflowClient
+
+    from lineage_plugin.queries import reindex
+
+    with mlflow.start_run() as reader:  # the table is in recorded lineage
+        spark.read.format("delta").load(table).collect()
+    client = MlflowClient()
+    silent = client.create_run(reader.info.experiment_id, run_name="no-plugin").info.run_id
+    client.set_terminated(silent)
+    metadata = json.dumps({"mlflow.runId": silent})  # no active run: the plugin adds nothing
+    frame(spark, [7]).write.format("delta").mode("append").option("userMetadata", metadata).save(
+        table
+    )
+    assert outputs_of(mlflow.get_run(silent)) == []
+    summary = reindex(tracking_uri=lineage_tracking)
+    assert summary.stamped_writes == 1
+    written = lp.timeline(table=table, tracking_uri=lineage_tracking).to_dict()["entries"]
+    assert [(e["table_version"], e["run_id"]) for e in written if e["kind"] == "write"] == [
+        (1, silent)
+    ]

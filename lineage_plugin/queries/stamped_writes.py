@@ -57,7 +57,7 @@ def _stamped(uri: str, known: set[tuple[str, str, int]]) -> list[tuple[str, Delt
     ``known`` (run id, table URI, version): the recorded ones."""
     from lineage_plugin.delta.history import commit_infos_after
     from lineage_plugin.delta.log import resolve
-    from lineage_plugin.delta.stamps import RUN_ID_KEY, operation_metrics
+    from lineage_plugin.delta.stamps import RUN_ID_KEY, operation_metrics, stamp_of
 
     try:
         infos = commit_infos_after(uri, -1)
@@ -65,7 +65,7 @@ def _stamped(uri: str, known: set[tuple[str, str, int]]) -> list[tuple[str, Delt
         return []
     found = []
     for version, info in infos:
-        run_id = info.get(RUN_ID_KEY)
+        run_id = stamp_of(info).get(RUN_ID_KEY)  # deltalake's custom metadata or Spark's
         if not isinstance(run_id, str) or not run_id or (run_id, uri, version) in known:
             continue
         try:
