@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 #: The schema version this code reads and writes.
-INDEX_SCHEMA_VERSION = 4
+INDEX_SCHEMA_VERSION = 5
 SCHEMA_KEY = "schema_version"
 
 
@@ -77,6 +77,8 @@ def _define() -> dict[str, Table]:
         Index("lineage_reads_table_version", "table_uri", "version"),
         Index("lineage_reads_table_time", "table_uri", "run_start"),
         Index("lineage_reads_table_name", "table_name"),
+        # A table's page is addressed by its Delta table id: its newest read, one seek (schema 5).
+        Index("lineage_reads_table_id", "table_id", "run_start"),
     )
     model_versions = Table(
         "lineage_model_versions",
@@ -188,12 +190,19 @@ def _migrate_3_to_4(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _migrate_4_to_5(conn: Connection) -> None:
+    """Reads are found by Delta table id (``lineage_reads_table_id``), for the table pages."""
+    for index in tables()["reads"].indexes:
+        index.create(conn, checkfirst=True)
+
+
 #: Migrations from version N to N+1, applied in order. The current version is created by
 #: create_all; a test builds each older layout and migrates it.
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
     3: _migrate_3_to_4,
+    4: _migrate_4_to_5,
 }
 
 
