@@ -12,7 +12,7 @@ from typing import Any
 
 from lineage_plugin.errors import LineageError
 from lineage_plugin.queries.history import SERVING_STAGES
-from lineage_plugin.queries.impact import UnknownTableError
+from lineage_plugin.queries.impact import ImpactReport, UnknownTableError
 from lineage_plugin.queries.times import json_output
 from lineage_plugin.queries.workspace import Workspace
 from lineage_plugin.records import drop_nulls
@@ -83,16 +83,17 @@ def _readers(
 
     t = tables()
     reads, runs, mvs, held = t["reads"], t["runs"], t["model_versions"], t["holdings"]
+    in_range = (reads.c.table_uri == uri, reads.c.version.between(low, high))
     rows = conn.execute(
         select(reads.c.version, reads.c.restored_from, runs)
         .join(runs, runs.c.run_id == reads.c.run_id)
-        .where(reads.c.table_uri == uri, reads.c.version.between(low, high))
+        .where(*in_range)
         .distinct()
     ).all()
-    run_ids = sorted({r.run_id for r in rows})
+    # The readers as a subquery, not a list of ids: a page's readers can be thousands.
     versions = conn.execute(
         select(mvs.c.name, mvs.c.version, mvs.c.run_id, mvs.c.deleted).where(
-            mvs.c.run_id.in_(run_ids)
+            mvs.c.run_id.in_(select(reads.c.run_id).where(*in_range))
         )
     ).all()
     names = sorted({v.name for v in versions})
@@ -180,8 +181,9 @@ def table_page(
             found = {c.version: c.to_dict() for c in commits(table["uri"], start=low, end=top)}
         except LineageError as exc:
             warnings.append(f"Commits of {table['uri']} are not shown: {exc}")
+    # The readers and commits have no nulls already: only these dicts' own values are checked.
     versions = [
-        drop_nulls(
+        _present(
             {
                 "version": v,
                 "commit": found.get(v),
@@ -192,17 +194,19 @@ def table_page(
         )
         for v in range(top, low - 1, -1)
     ]
-    return json_output(
-        drop_nulls(
-            {
-                "table": drop_nulls(table),
-                "latest": latest,
-                "versions": versions,
-                "older": low - 1 if low > 0 else None,
-                "warnings": warnings or None,
-            }
-        )
-    )
+    page = {
+        "table": drop_nulls(table),
+        "latest": latest,
+        "versions": versions,
+        "older": low - 1 if low > 0 else None,
+        "warnings": warnings or None,
+    }
+    return json_output(_present(page))
+
+
+def _present(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without its ``None`` values (not looking inside them, as ``drop_nulls`` does)."""
+    return {k: v for k, v in data.items() if v is not None}
 
 
 def _max_read_version(uri: str) -> Any:
@@ -230,9 +234,11 @@ def visible_impact(
     from_version: int | None,
     to_version: int | None = None,
     include_deleted: bool = False,
-) -> dict[str, Any]:
-    """``impact URI --from-version N [--to-version M]`` as its JSON, without the model versions
-    of models the user may not read."""
+) -> ImpactReport:
+    """``impact URI --from-version N [--to-version M]`` without the model versions of models the
+    user may not read (its ``to_dict()`` is the JSON)."""
+    import dataclasses
+
     from lineage_plugin.queries.impact import impact
 
     report = impact(
@@ -241,6 +247,6 @@ def visible_impact(
         to_version=to_version,
         include_deleted=include_deleted,
         tracking_uri=tracking_uri,
-    ).to_dict()
-    report["model_versions"] = [m for m in report["model_versions"] if may_read(m["name"])]
-    return report
+    )
+    readable = tuple(m for m in report.model_versions if may_read(m["name"]))
+    return dataclasses.replace(report, model_versions=readable)
