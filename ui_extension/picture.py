@@ -73,17 +73,19 @@ class Picture:
     axis_y: float
 
 
-def spans(events: Iterable[Event]) -> list[Span]:
-    """Replay a model's events (oldest first) into the spans each version held."""
+def spans(events: Iterable[Event], versions: Collection[str] | None = None) -> list[Span]:
+    """Replay a model's events (oldest first) into the spans each version held (only these
+    ``versions``' spans, when given: the replay still reads every event)."""
     open_: dict[tuple[str, str, str], int] = {}  # (kind, label, version) -> start
     alias_holder: dict[str, str] = {}
     stage_of: dict[str, str] = {}
     done: list[Span] = []
+    wanted = None if versions is None else set(versions)
 
     def close(kind: str, label: str, version: str, at: int) -> None:
         start = open_.pop((kind, label, version), None)
-        if start is not None:
-            done.append(Span(kind=kind, label=label, version=version, start=start, end=at))
+        if start is not None and (wanted is None or version in wanted):
+            done.append(Span(kind, label, version, start, at))
 
     for e in events:
         if e.kind == ALIAS_SET and e.alias:
@@ -109,7 +111,7 @@ def spans(events: Iterable[Event]) -> list[Span]:
             for alias in [a for a, v in alias_holder.items() if v == e.version]:
                 del alias_holder[alias]
     done += [
-        Span(kind=k, label=lb, version=v, start=s, end=None) for (k, lb, v), s in open_.items()
+        Span(k, lb, v, s, None) for (k, lb, v), s in open_.items() if wanted is None or v in wanted
     ]
     return sorted(done, key=lambda s: (s.start, s.version))
 
@@ -177,10 +179,7 @@ def picture(
     Returns:
         A :class:`Picture`; with no spans it has no lanes.
     """
-    all_spans = spans(events)
-    if versions is not None:
-        wanted = set(versions)
-        all_spans = [s for s in all_spans if s.version in wanted]
+    all_spans = spans(events, versions)
     if start is not None:
         all_spans = [s for s in all_spans if s.end is None or s.end > start]
     if not all_spans:

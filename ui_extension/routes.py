@@ -6,6 +6,7 @@ version or table is a 404, malformed input a 400, with the message a CLI user wo
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -138,10 +139,15 @@ def require_model(name: str) -> Any:
         ) from None
 
 
-def _stock_prefix() -> str:
+@functools.cache
+def _static_prefix_variable() -> str:
     from mlflow.server.handlers import STATIC_PREFIX_ENV_VAR
 
-    return os.environ.get(STATIC_PREFIX_ENV_VAR, "").rstrip("/")
+    return STATIC_PREFIX_ENV_VAR
+
+
+def _stock_prefix() -> str:
+    return os.environ.get(_static_prefix_variable(), "").rstrip("/")
 
 
 def stock_url(*parts: str) -> str:

@@ -121,7 +121,7 @@ def _readers(
     for r in rows:
         model_versions = by_run.get(r.run_id, [])
         out.setdefault(r.version, []).append(
-            drop_nulls(
+            _present(  # its model versions have no nulls already
                 {
                     "run_id": r.run_id,
                     "run_name": r.run_name,
