@@ -38,6 +38,8 @@ def model_page(name: str) -> str:
     from lineage_plugin.ui.model_pages import HISTORY_ROWS, VERSION_ROWS, model
     from lineage_plugin.ui.picture import picture
 
+    from lineage_plugin.events import ARCHIVED
+
     name = name_arg(name)
     registered = require_model(name)
     at = time_arg("at")
@@ -53,6 +55,13 @@ def model_page(name: str) -> str:
     labels = {str(r.version): filters.data_label(list(r.tables)) for r in page.rows}
     now = int(time.time() * 1000)
     drawn = picture(page.events, labels, now=now, at=at, start=page.since, versions=labels)
+    # As of a time: what was held then, and the versions Archived then (shown in one row).
+    held_now, archived = [], []
+    for h in page.data.get("held_at", []):
+        if h["kind"] == "stage" and h["label"] == ARCHIVED:
+            archived.append(h["version"])
+        else:
+            held_now.append(h)
     return render_template(
         "lineage/model.html",
         m=page.data,
@@ -65,6 +74,8 @@ def model_page(name: str) -> str:
         all_versions=all_versions,
         all_history=all_history,
         at=at,
+        held_now=held_now,
+        archived=archived,
     )
 
 
