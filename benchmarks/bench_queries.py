@@ -399,7 +399,7 @@ def main() -> int:
     started = time.perf_counter()
     db, facts = D.ensure_data(wd, scale, args.regenerate)
     counts = D.check_data(db, scale)
-    world = D.World(scale, str(wd / "queries" / scale.key / "lake"))
+    world = D.World(scale, str(D.data_root(wd, scale) / "lake"))
     size_mb = os.path.getsize(db) / 1e6
 
     print(

@@ -131,7 +131,9 @@ class World:
                         uri=self.uris[t],
                         version=v,
                         engine="polars" if rng.random() < 0.2 else "deltalake",
-                        context="evaluation" if n >= self.s.reads_per_run - 2 else "training",
+                        context="evaluation"
+                        if n >= max(1, self.s.reads_per_run - 2)
+                        else "training",
                         table_id=self.ids[t],
                         name=self.names[t],
                         commit_timestamp=self.commit_ts(t, v),
@@ -189,7 +191,7 @@ def version_tags(record, lineage_run_tags: dict[str, str]) -> dict[str, str]:
     return out
 
 
-class _State:
+class ModelState:
     """A registered model's state while its history is generated (a RegistryState)."""
 
     def __init__(self) -> None:
@@ -222,6 +224,64 @@ class _State:
         return [v for v, s in self.stage.items() if s == stage]
 
 
+class History:
+    """One registered model's history as it is generated: each registry call is planned by
+    ``lineage_plugin.events`` against the state before it (as the plugin's stores do), its
+    events and tag writes kept, and the state changed as MLflow would change it."""
+
+    def __init__(self, world: World, model: int) -> None:
+        self.name = world.model_name(model)
+        self.user = USERS[model % len(USERS)]
+        self.state = ModelState()
+        self.events: list = []
+        self.tag_writes: dict[str, dict[str, str | None]] = {}
+        self.last_touch: dict[str, int] = {}
+
+    def register(self, version: str, record) -> None:
+        """A new version, trained by the run of ``record`` (a RunLineage)."""
+        self.state.versions[version] = record
+
+    def _apply(self, change, when: int) -> None:
+        self.events.extend(change.events)
+        for version, tags in change.version_tags.items():
+            self.tag_writes.setdefault(version, {}).update(tags)
+            self.last_touch[version] = when
+
+    def transition(self, version: str, stage: str, archive: bool, when: int) -> None:
+        """``transition_model_version_stage`` (``archive``: archive_existing_versions)."""
+        from lineage_plugin import events as E
+
+        plan = E.plan_transition(
+            self.state, self.name, version, stage, archive, user=self.user, now=when
+        )
+        self._apply(plan, when)
+        if archive:
+            for other in self.state.versions_in_stage(stage):
+                if other != version:
+                    self.state.stage[other] = "Archived"
+        self.state.stage[version] = stage
+
+    def alias_set(self, alias: str, version: str, when: int) -> None:
+        """``set_registered_model_alias``."""
+        from lineage_plugin import events as E
+
+        plan = E.plan_alias_set(self.state, self.name, alias, version, user=self.user, now=when)
+        self._apply(plan, when)
+        self.state.aliases[alias] = version
+
+    def alias_delete(self, alias: str, when: int) -> None:
+        """``delete_registered_model_alias``."""
+        from lineage_plugin import events as E
+
+        plan = E.plan_alias_delete(self.state, self.name, alias, user=self.user, now=when)
+        self._apply(plan, when)
+        del self.state.aliases[alias]
+
+    def result(self):
+        """(events, tag writes per version, final state, last tag write time per version)."""
+        return self.events, self.tag_writes, self.state, self.last_touch
+
+
 def model_history(world: World, model: int, records: dict[int, object], created: list[int]):
     """The registry history of one model: (events, tag writes per version, final state).
 
@@ -230,50 +290,29 @@ def model_history(world: World, model: int, records: dict[int, object], created:
     with (k + model) % 4 == 3 go to Production two days later with
     archive_existing_versions=True and take the ``champion`` alias.
     """
-    from lineage_plugin import events as E
-
-    name = world.model_name(model)
-    state = _State()
-    tag_writes: dict[str, dict[str, str | None]] = {}
-    events = []
-    last_touch: dict[str, int] = {}
-    user = USERS[model % len(USERS)]
-
-    def apply(change, when: int) -> None:
-        events.extend(change.events)
-        for version, tags in change.version_tags.items():
-            tag_writes.setdefault(version, {}).update(tags)
-            last_touch[version] = when
-
+    h = History(world, model)
     for k in range(world.s.versions_per_model):
         v = str(k + 1)
-        state.versions[v] = records[world.mv_run_index(model, k)]
+        h.register(v, records[world.mv_run_index(model, k)])
         t = created[k]
-        when = t + 10 * 60_000
-        apply(E.plan_transition(state, name, v, "Staging", False, user=user, now=when), when)
-        state.stage[v] = "Staging"
+        h.transition(v, "Staging", False, t + 10 * 60_000)
         if k % 2 == 1:
-            when = t + DAY
-            apply(E.plan_alias_set(state, name, "challenger", v, user=user, now=when), when)
-            state.aliases["challenger"] = v
+            h.alias_set("challenger", v, t + DAY)
             if k % 7 == 6:
-                when = t + DAY + 3_600_000
-                apply(E.plan_alias_delete(state, name, "challenger", user=user, now=when), when)
-                del state.aliases["challenger"]
+                h.alias_delete("challenger", t + DAY + 3_600_000)
         if (k + model) % 4 == 3:
-            when = t + 2 * DAY
-            apply(E.plan_transition(state, name, v, "Production", True, user=user, now=when), when)
-            for other in state.versions_in_stage("Production"):
-                state.stage[other] = "Archived"
-            state.stage[v] = "Production"
-            when = t + 2 * DAY + 5 * 60_000
-            apply(E.plan_alias_set(state, name, "champion", v, user=user, now=when), when)
-            state.aliases["champion"] = v
-    return events, tag_writes, state, last_touch
+            h.transition(v, "Production", True, t + 2 * DAY)
+            h.alias_set("champion", v, t + 2 * DAY + 5 * 60_000)
+    return h.result()
 
 
-def write_delta_logs(world: World, log) -> None:
-    """One ``_delta_log`` per table: every commit file, no data files."""
+def write_delta_logs(world: World, log, checkpoint_every: int | None = None) -> None:
+    """One ``_delta_log`` per table: every commit file, no data files.
+
+    With ``checkpoint_every``, deltalake checkpoints the log after every that many commits
+    (``DeltaTable.create_checkpoint()``; deltalake's own writers checkpoint every 100 by
+    default), as a long-lived table's log has them.
+    """
     started = time.perf_counter()
     compact = (",", ":")
     schema = json.dumps(
@@ -327,6 +366,10 @@ def write_delta_logs(world: World, log) -> None:
             lines.append(json.dumps({"add": add}, separators=compact))
             with open(os.path.join(log_dir, f"{v:020d}.json"), "w", encoding="utf-8") as fh:
                 fh.write("\n".join(lines) + "\n")
+            if checkpoint_every and (v + 1) % checkpoint_every == 0:
+                from deltalake import DeltaTable
+
+                DeltaTable(path).create_checkpoint()
         if (t + 1) % max(1, world.s.tables // 4) == 0:
             log(
                 f"[setup]   delta logs: {t + 1}/{world.s.tables} tables "
@@ -334,8 +377,12 @@ def write_delta_logs(world: World, log) -> None:
             )
 
 
-def write_mlflow(world: World, db: str, artifacts: str, log) -> dict:
-    """Experiments, runs, run tags, registered models, versions, their tags and aliases."""
+def write_mlflow(world: World, db: str, artifacts: str, log, history=model_history) -> dict:
+    """Experiments, runs, run tags, registered models, versions, their tags and aliases.
+
+    ``history(world, model, records, created)`` makes each model's registry history
+    (:func:`model_history` by default).
+    """
     import sqlite3
 
     started = time.perf_counter()
@@ -405,7 +452,7 @@ def write_mlflow(world: World, db: str, artifacts: str, log) -> dict:
         created = [
             run_times[world.mv_run_index(m, k)][1] + 3_600_000 for k in range(s.versions_per_model)
         ]
-        events, tag_writes, state, last_touch = model_history(world, m, records, created)
+        events, tag_writes, state, last_touch = history(world, m, records, created)
         all_events.extend(events)
         rm_rows.append((name, created[0] - 60_000, max([*last_touch.values(), *created])))
         for k in range(s.versions_per_model):
@@ -545,16 +592,44 @@ def _replay_holdings(events) -> list[dict]:
     ]
 
 
-def ensure_data(wd, scale: Scale, regenerate: bool, log=print) -> tuple[str, dict]:
-    """The cached database (generated when missing); returns (db path, generation facts)."""
+def data_root(wd, scale: Scale, subdir: str = "queries"):
+    """Where :func:`ensure_data` keeps the data of ``scale``: ``<wd>/<subdir>/<scale.key>``."""
+    return wd / subdir / scale.key
+
+
+def ensure_data(
+    wd,
+    scale: Scale,
+    regenerate: bool,
+    log=print,
+    *,
+    subdir: str = "queries",
+    history=None,
+    checkpoint_every: int | None = None,
+) -> tuple[str, dict]:
+    """The cached database (generated when missing); returns (db path, generation facts).
+
+    Args:
+        wd: The benchmarks' cache directory.
+        scale: What to generate.
+        regenerate: Throw the cached data away first.
+        log: Called with progress lines.
+        subdir: The cache's sub-directory (one per benchmark that generates its own data).
+        history: The models' history (see :func:`write_mlflow`); default :func:`model_history`.
+        checkpoint_every: Checkpoint the Delta logs (see :func:`write_delta_logs`); default none.
+    """
     import shutil
 
     import common as C
 
-    root = wd / "queries" / scale.key
+    root = data_root(wd, scale, subdir)
     db = root / "registry.db"
     marker = root / "generated.json"
     want = {"generator": GENERATOR_VERSION, "scale": asdict(scale), "mlflow": _mlflow_version()}
+    if history is not None:
+        want["history"] = f"{history.__module__}.{history.__qualname__}"
+    if checkpoint_every:
+        want["checkpoint_every"] = checkpoint_every
     if not regenerate and marker.exists() and db.exists():
         facts = json.loads(marker.read_text())
         if all(facts.get(k) == v for k, v in want.items()):
@@ -568,10 +643,12 @@ def ensure_data(wd, scale: Scale, regenerate: bool, log=print) -> tuple[str, dic
     log(f"[setup] generating {scale.key} into {root} (cached) ...")
     facts = dict(want)
     t0 = time.perf_counter()
-    write_delta_logs(world, log)
+    write_delta_logs(world, log, checkpoint_every)
     facts["seconds_delta_logs"] = round(time.perf_counter() - t0, 1)
     log(f"[setup] delta logs written in {facts['seconds_delta_logs']} s")
-    written = write_mlflow(world, str(partial), (root / "artifacts").as_uri(), log)
+    written = write_mlflow(
+        world, str(partial), (root / "artifacts").as_uri(), log, history or model_history
+    )
     facts.update({k: v for k, v in written.items() if not k.startswith("_")})
     log(
         f"[setup] MLflow tables written: runs + tags in {written['seconds_runs']} s, registry "

@@ -314,21 +314,50 @@ def test_a_copied_version_has_the_lineage_but_not_the_source_history(lineage_tra
     assert_index_is_what_reindex_builds(uri)
 
 
-def test_an_index_from_before_keeps_working_after_the_migration(lineage_tracking, sales):
-    """Schema 3 -> 4: runs gain ``deleted``; an index migrated in place answers as before."""
-    uri = lineage_tracking
-    run_id = _reader(sales, 1)
+def _migrated_from(uri: str, version: int, *undo: str) -> sa.Engine:
+    """Make the index at ``uri`` a schema-``version`` one (``undo``: the statements that take
+    the later layout away), migrate it in place, and check it reached the current schema."""
     engine = sa.create_engine(index_url(uri))
     with engine.begin() as conn:
-        conn.execute(sa.text("ALTER TABLE lineage_runs DROP COLUMN deleted"))
-        conn.execute(sa.text("DROP INDEX lineage_runs_experiment"))
-        conn.execute(sa.text("UPDATE lineage_index_meta SET value = '3'"))
+        for statement in undo:
+            conn.execute(sa.text(statement))
+        conn.execute(sa.text(f"UPDATE lineage_index_meta SET value = '{version}'"))
     LineageIndex(index_url(uri)).ensure()
     with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT value FROM lineage_index_meta")).scalar() == str(
+            INDEX_SCHEMA_VERSION
+        )
+    return engine
+
+
+def test_an_index_from_before_keeps_working_after_the_migration(lineage_tracking, sales):
+    """Schema 3 -> 4: runs gain ``deleted``; an index migrated in place answers as before."""
+    run_id = _reader(sales, 1)
+    engine = _migrated_from(
+        lineage_tracking,
+        3,
+        "ALTER TABLE lineage_runs DROP COLUMN deleted",
+        "DROP INDEX lineage_runs_experiment",
+    )
+    with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT deleted FROM lineage_runs")).scalar() == 0
-        value = conn.execute(sa.text("SELECT value FROM lineage_index_meta")).scalar()
-        assert value == str(INDEX_SCHEMA_VERSION)
     engine.dispose()
+    assert _readers(impact(sales, from_version=1)) == {run_id: False}
+
+
+def test_a_schema_4_index_gains_the_writes_and_the_table_id_index(lineage_tracking, sales):
+    """Schema 4 -> 5: the writes table, and reads indexed by Delta table id (the table pages
+    find them by it)."""
+    run_id = _reader(sales, 1)
+    engine = _migrated_from(
+        lineage_tracking, 4, "DROP INDEX lineage_reads_table_id", "DROP TABLE lineage_writes"
+    )
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("lineage_reads")}
+        assert "lineage_writes" in inspector.get_table_names()
+    engine.dispose()
+    assert indexes["lineage_reads_table_id"] == ["table_id", "run_start"]
     assert _readers(impact(sales, from_version=1)) == {run_id: False}
 
 

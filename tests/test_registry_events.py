@@ -369,8 +369,10 @@ def test_an_index_of_schema_version_1_is_migrated_in_place(empty_database, tmp_p
         assert tuple(event) == ("m", 1, "1700000000001-00abcdef")
         pk = sa.inspect(conn).get_pk_constraint("lineage_events")["constrained_columns"]
         holdings_indexes = sa.inspect(conn).get_indexes("lineage_holdings")
+        reads_indexes = {i["name"] for i in sa.inspect(conn).get_indexes("lineage_reads")}
     assert pk == ["name", "version", "event_id"]
     assert holdings_indexes == []
+    assert "lineage_reads_table_id" in reads_indexes  # schema 5
     assert [e.alias for e in indexed_events(url)] == ["champion"]
     # and the migrated index takes new events like a fresh one
     again = RegistryEvent.from_json(indexed_events(url)[0].to_json())
@@ -380,7 +382,7 @@ def test_an_index_of_schema_version_1_is_migrated_in_place(empty_database, tmp_p
     fresh.ensure()
     with fresh.engine.connect() as conn:
         assert sa.inspect(conn).get_indexes("lineage_holdings") == []
-        assert len(sa.inspect(conn).get_indexes("lineage_reads")) == 3
+        assert len(sa.inspect(conn).get_indexes("lineage_reads")) == 4
 
 
 @on_backends()

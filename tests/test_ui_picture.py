@@ -79,5 +79,24 @@ def test_the_layout_puts_overlapping_spans_on_their_own_rows_inside_the_picture(
     assert [label for _, label in drawn.ticks][0] == "00:00:01"
 
 
+def test_a_picture_from_a_later_start_clips_what_began_before_and_drops_what_ended():
+    drawn = picture(HISTORY, {}, now=6000, start=2200)
+    bars = {(lane.label, bar.span.version): bar for lane in drawn.lanes for bar in lane.bars}
+    assert ("champion", "1") not in bars  # ended at 2000, before the picture starts
+    production = bars["Production", "1"]  # 1500-3000: drawn from the left edge
+    assert production.x == LEFT
+    assert "from 1970-01-01 00:00:01 to 1970-01-01 00:00:03" in production.title
+    assert bars["champion", "2"].x == LEFT  # 2000-4000
+    assert bars["Production", "2"].x > LEFT  # from 2500
+    assert [label for _, label in drawn.ticks][0] == "00:00:02"
+
+
+def test_a_picture_of_some_versions_draws_only_theirs():
+    drawn = picture(HISTORY, {}, now=6000, versions={"2"})
+    assert {bar.span.version for lane in drawn.lanes for bar in lane.bars} == {"2"}
+    assert [lane.label for lane in drawn.lanes] == ["champion", "Production"]
+    assert picture(HISTORY, {}, now=6000, versions=set()).lanes == []
+
+
 def test_no_events_draw_nothing():
     assert picture([], {}, now=1000).lanes == []

@@ -48,8 +48,8 @@ def model(name: str) -> Response:
     from lineage_plugin.ui.model_pages import model as query
 
     name = name_arg(name)
-    require_model(name)
-    return json_response(query(workspace(), name, time_arg("at")).data)
+    registered = require_model(name)
+    return json_response(query(workspace(), name, time_arg("at"), registered=registered).data)
 
 
 def model_timeline(name: str) -> Response:

@@ -47,6 +47,19 @@ def shell_join(words: list[str]) -> str:
     return shlex.join(str(w) for w in words)
 
 
+def link(endpoint: str, **values: Any) -> str:
+    """``url_for(endpoint, **values)``, built once per request for the same arguments: a page's
+    rows link to the same versions and tables over and over."""
+    from flask import g, url_for
+
+    cache = g.setdefault("lineage_links", {})
+    key = (endpoint, *sorted(values.items()))
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = url_for(endpoint, **values)
+    return found
+
+
 def register(bp: Blueprint) -> None:
     """Make the filters and the stock-UI link builder available to the templates."""
     from lineage_plugin.ui.routes import stock_file, stock_url
@@ -70,3 +83,6 @@ def register(bp: Blueprint) -> None:
     @bp.app_context_processor
     def _globals() -> dict[str, Any]:
         return {"stock_url": stock_url, "stock_file": stock_file, "iso_input": iso_input}
+
+    # A global, not a context value: the macros imported by the templates call it too.
+    bp.add_app_template_global(link, "link")

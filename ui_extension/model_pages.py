@@ -6,19 +6,22 @@ the registry store of the server they run in; neither opens a Delta table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from lineage_plugin.events import MODEL_KINDS
+from lineage_plugin.events import MODEL_KINDS, NO_STAGE
 from lineage_plugin.events import RegistryEvent as Event
-from lineage_plugin.queries.history import SERVING_STAGES, model_events, replay
+from lineage_plugin.queries.history import SERVING_STAGES, Held, model_events, replay
 from lineage_plugin.queries.times import json_output
 from lineage_plugin.queries.workspace import Workspace
 from lineage_plugin.records import drop_nulls
 
 #: Rows of the history table shown before "show all".
 HISTORY_ROWS = 200
+#: The newest versions a model's page lists and draws before "show all" (older versions in use
+#: are listed too).
+VERSION_ROWS = 50
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def models(ws: Workspace, may_read: Callable[[str], bool], query: str = "") -> l
         in_use = [
             {"version": str(v), "holds": sorted(label for _, label in labels)}
             for v, labels in sorted(held.get(m.name, {}).items(), reverse=True)
-            if any(k == "alias" or label in SERVING_STAGES for k, label in labels)
+            if _in_use(labels)
         ]
         out.append(
             {
@@ -137,24 +140,38 @@ def models(ws: Workspace, may_read: Callable[[str], bool], query: str = "") -> l
     return [drop_nulls(m) for m in out]
 
 
-def version_rows(ws: Workspace, name: str) -> list[VersionRow]:
-    """Every indexed version of a model, newest first, with its tables and what it holds."""
+def _in_use(labels: Iterable[tuple[str, str]]) -> bool:
+    """Whether ``(kind, label)`` holdings put a version in use (an alias or a serving stage)."""
+    return any(kind == "alias" or label in SERVING_STAGES for kind, label in labels)
+
+
+def version_rows(
+    ws: Workspace, name: str, *, newest: int | None = None
+) -> tuple[list[VersionRow], int]:
+    """The indexed versions of a model, newest first, with their tables and what they hold.
+
+    Args:
+        ws: The server's stores.
+        name: The registered model.
+        newest: Only the newest this many, plus every older version in use; ``None``: every
+            version.
+
+    Returns:
+        The rows, and how many versions were left out.
+    """
     from sqlalchemy import select
 
-    t = _index_tables()
-    mvs, reads = t["model_versions"], t["reads"]
+    mvs = _index_tables()["model_versions"]
     with ws.require_index().begin() as conn:
         versions = conn.execute(
             select(mvs).where(mvs.c.name == name).order_by(mvs.c.version.desc())
         ).all()
-        run_ids = sorted({v.run_id for v in versions if v.run_id})
-        read_rows = conn.execute(
-            select(reads).where(reads.c.run_id.in_(run_ids)).order_by(reads.c.position)
-        ).all()
         held = holdings(conn, [name]).get(name, {})
-    by_run: dict[str, list[dict[str, Any]]] = {}
-    for r in read_rows:
-        by_run.setdefault(r.run_id, []).append(_read(r))
+        total = len(versions)
+        if newest is not None:
+            keep = {v for v, labels in held.items() if _in_use(labels)}
+            versions = [v for i, v in enumerate(versions) if i < newest or v.version in keep]
+        by_run = _reads_by_run(conn, {v.run_id for v in versions if v.run_id})
     rows = []
     for v in versions:
         labels = held.get(v.version, [])
@@ -170,7 +187,65 @@ def version_rows(ws: Workspace, name: str) -> list[VersionRow]:
                 tables=tuple(by_run.get(v.run_id or "", ())),
             )
         )
-    return rows
+    return rows, total - len(rows)
+
+
+class EventMark(NamedTuple):
+    """An event as the picture and the "as of" replay read it: no user, data or cause."""
+
+    event_id: str
+    kind: str
+    version: str
+    time: int
+    stage: str | None
+    alias: str | None
+
+
+def event_marks(ws: Workspace, name: str) -> list[EventMark]:
+    """The model's events, oldest first, from the index's columns (no payload is parsed)."""
+    from operator import itemgetter
+
+    from sqlalchemy import String, cast, select
+
+    e = _index_tables()["events"]
+    version = cast(e.c.version, String)  # as events have it
+    query = select(e.c.event_id, e.c.kind, version, e.c.time, e.c.stage, e.c.alias)
+    with ws.require_index().begin() as conn:
+        rows = conn.execute(query.where(e.c.name == name)).all()
+    # Tuples, not the rows: reading a row's fields by name costs 15 times more, and the
+    # picture and the replay read each event's several times. Sorted here by id: the database
+    # would sort them in a temporary B-tree.
+    marks = list(map(EventMark._make, rows))
+    marks.sort(key=itemgetter(0))
+    return marks
+
+
+def _reads_by_run(conn: Any, run_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """The tables each of these runs read (run id -> reads, in the order read)."""
+    from sqlalchemy import select
+
+    reads = _index_tables()["reads"]
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    query = select(reads).where(reads.c.run_id.in_(sorted(run_ids))).order_by(reads.c.position)
+    for r in conn.execute(query):
+        by_run.setdefault(r.run_id, []).append(_read(r))
+    return by_run
+
+
+def trained_on(
+    ws: Workspace, name: str, versions: Iterable[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The tables each of these versions of a model was trained on (version -> reads)."""
+    from sqlalchemy import select
+
+    mvs = _index_tables()["model_versions"]
+    wanted = sorted({int(v) for v in versions})
+    with ws.require_index().begin() as conn:
+        pairs = conn.execute(
+            select(mvs.c.version, mvs.c.run_id).where(mvs.c.name == name, mvs.c.version.in_(wanted))
+        ).all()
+        by_run = _reads_by_run(conn, {run for _, run in pairs if run})
+    return {str(v): by_run.get(run or "", []) for v, run in pairs}
 
 
 def _read(r: Any) -> dict[str, Any]:
@@ -188,20 +263,17 @@ def _read(r: Any) -> dict[str, Any]:
     )
 
 
-def held_at(events: list[Event], at: int, rows: list[VersionRow]) -> list[dict[str, Any]]:
-    """Which version held each alias and stage at ``at`` (epoch ms), with its tables.
+def held_at(held: Held, tables: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Which version held each alias and stage at a moment, with its tables.
 
     Args:
-        events: The model's events, oldest first.
-        at: The moment.
-        rows: The model's versions (for the tables each was trained on).
+        held: What the model's versions held then (:func:`replay` of the events up to then).
+        tables: Version -> the tables it was trained on.
 
     Returns:
         One entry per alias and stage held then (``kind``, ``label``, ``version``, ``tables``),
         aliases first, each sorted by name.
     """
-    held = replay([e for e in events if e.time <= at])
-    tables = {str(r.version): list(r.tables) for r in rows}
     out = [
         {"kind": "alias", "label": alias, "version": v, "tables": tables.get(v, [])}
         for alias, v in sorted(held.aliases.items())
@@ -209,14 +281,16 @@ def held_at(events: list[Event], at: int, rows: list[VersionRow]) -> list[dict[s
     out += [
         {"kind": "stage", "label": stage, "version": v, "tables": tables.get(v, [])}
         for v, stage in sorted(held.stages.items(), key=lambda item: (item[1], int(item[0])))
-        if stage != "None"
+        if stage != NO_STAGE
     ]
     return out
 
 
-def history_rows(events: list[Event], rows: list[VersionRow]) -> list[dict[str, Any]]:
-    """The stage and alias history as table rows, newest first: who, when, what, which data."""
-    tables = {str(r.version): list(r.tables) for r in rows}
+def history_rows(
+    events: list[Event], tables: Mapping[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The stage and alias history as table rows, newest first: who, when, what, which data
+    (the event's, else the version's from ``tables``)."""
     out = []
     for e in reversed(events):
         version = None if e.kind in MODEL_KINDS else e.version
@@ -243,21 +317,46 @@ def history_rows(events: list[Event], rows: list[VersionRow]) -> list[dict[str, 
 
 @dataclass(frozen=True)
 class ModelPage:
-    """A model's page: its data (the ``/lineage/api/models/<name>`` JSON) and, for the
-    picture, its events and versions."""
+    """A model's page: its data (the ``/lineage/api/models/<name>`` JSON when nothing is left
+    out) and, for the picture, its events and the versions listed.
+
+    Attributes:
+        data: What the page shows.
+        events: Every event of the model, oldest first (as :class:`EventMark` when the history
+            shown is limited).
+        rows: The versions listed.
+        hidden_versions: Versions left out of ``rows``.
+        hidden_history: Events left out of ``data["history"]``.
+        since: Where the picture starts: the registration of the oldest of the newest versions
+            listed, when versions are left out; else ``None`` (from the first event).
+    """
 
     data: dict[str, Any]
-    events: list[Event]
+    events: list[Event] | list[EventMark]
     rows: list[VersionRow]
+    hidden_versions: int = 0
+    hidden_history: int = 0
+    since: int | None = None
 
 
-def model(ws: Workspace, name: str, at: int | None) -> ModelPage:
+def model(
+    ws: Workspace,
+    name: str,
+    at: int | None,
+    *,
+    registered: Any | None = None,
+    newest: int | None = None,
+    history: int | None = None,
+) -> ModelPage:
     """Everything a model's page shows.
 
     Args:
         ws: The server's stores.
         name: The registered model.
         at: Epoch ms for the "as of" view, or ``None``.
+        registered: MLflow's ``RegisteredModel``, when the caller has read it already.
+        newest: List only the newest this many versions, plus those in use now; ``None``: all.
+        history: Only the newest this many history rows; ``None``: all.
 
     Returns:
         A :class:`ModelPage`; its ``data`` has ``name``, ``description``, ``versions`` (newest
@@ -266,16 +365,41 @@ def model(ws: Workspace, name: str, at: int | None) -> ModelPage:
     Raises:
         UnknownModelError: No such registered model.
     """
-    registered = ws.registered_model(name)
-    rows = version_rows(ws, name)
-    events = model_events(ws, name)
+    registered = registered or ws.registered_model(name)
+    rows, hidden_versions = version_rows(ws, name, newest=newest)
+    if history is None:
+        events = shown = model_events(ws, name)
+    else:
+        events = event_marks(ws, name)
+        shown = model_events(ws, name, ids=[e.event_id for e in events[-history:]])
+    tables = {str(r.version): list(r.tables) for r in rows}
+    # Each part is put in its JSON form once (the rows are already).
+    head = {"name": name, "description": registered.description or None, "at": at}
     data: dict[str, Any] = {
-        "name": name,
-        "description": registered.description or None,
-        "at": at,
+        **json_output(drop_nulls(head)),
         "versions": [r.to_dict() for r in rows],
-        "history": history_rows(events, rows),
+        "history": json_output(history_rows(shown, tables)),
     }
     if at is not None:
-        data["held_at"] = held_at(events, at, rows)
-    return ModelPage(data=json_output(drop_nulls(data)), events=events, rows=rows)
+        then = replay([e for e in events if e.time <= at])
+        # The data of the versions in use then (an Archived version's is not shown on the page;
+        # with every version listed, every version's is known).
+        in_use = {
+            *then.aliases.values(),
+            *(v for v, s in then.stages.items() if s in SERVING_STAGES),
+        }
+        missing = in_use - tables.keys()
+        if missing:
+            tables = {**tables, **trained_on(ws, name, missing)}
+        data["held_at"] = json_output(held_at(then, tables))
+    since = None
+    if hidden_versions and newest:
+        since = min((r.created for r in rows[:newest] if r.created is not None), default=None)
+    return ModelPage(
+        data=data,
+        events=events,
+        rows=rows,
+        hidden_versions=hidden_versions,
+        hidden_history=len(events) - len(shown),
+        since=since,
+    )

@@ -6,9 +6,10 @@ Only geometry is computed here; the template draws it as SVG (no script, no inli
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from lineage_plugin.events import (
     ALIAS_DELETED,
@@ -27,8 +28,7 @@ ROW_HEIGHT = 24
 TICKS = 5
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """One version holding one alias or stage from ``start`` to ``end`` (``None``: still)."""
 
     kind: str
@@ -73,17 +73,19 @@ class Picture:
     axis_y: float
 
 
-def spans(events: Iterable[Event]) -> list[Span]:
-    """Replay a model's events (oldest first) into the spans each version held."""
+def spans(events: Iterable[Event], versions: Collection[str] | None = None) -> list[Span]:
+    """Replay a model's events (oldest first) into the spans each version held (only these
+    ``versions``' spans, when given: the replay still reads every event)."""
     open_: dict[tuple[str, str, str], int] = {}  # (kind, label, version) -> start
     alias_holder: dict[str, str] = {}
     stage_of: dict[str, str] = {}
     done: list[Span] = []
+    wanted = None if versions is None else set(versions)
 
     def close(kind: str, label: str, version: str, at: int) -> None:
         start = open_.pop((kind, label, version), None)
-        if start is not None:
-            done.append(Span(kind=kind, label=label, version=version, start=start, end=at))
+        if start is not None and (wanted is None or version in wanted):
+            done.append(Span(kind, label, version, start, at))
 
     for e in events:
         if e.kind == ALIAS_SET and e.alias:
@@ -109,7 +111,7 @@ def spans(events: Iterable[Event]) -> list[Span]:
             for alias in [a for a, v in alias_holder.items() if v == e.version]:
                 del alias_holder[alias]
     done += [
-        Span(kind=k, label=lb, version=v, start=s, end=None) for (k, lb, v), s in open_.items()
+        Span(k, lb, v, s, None) for (k, lb, v), s in open_.items() if wanted is None or v in wanted
     ]
     return sorted(done, key=lambda s: (s.start, s.version))
 
@@ -160,6 +162,7 @@ def picture(
     now: int,
     at: int | None = None,
     start: int | None = None,
+    versions: Collection[str] | None = None,
 ) -> Picture:
     """Lay out a model's history.
 
@@ -168,15 +171,20 @@ def picture(
         data: Version -> the label of its data (``sales@v3, stores@v1``).
         now: The right edge (epoch ms).
         at: The "as of" time to mark, if any.
-        start: The left edge; defaults to the first span's start.
+        start: The left edge: spans that ended before it are left out, and those that began
+            earlier are drawn from it (their titles keep their times). Default: the first
+            span's start.
+        versions: Draw only these versions' spans; default every version's.
 
     Returns:
         A :class:`Picture`; with no spans it has no lanes.
     """
-    all_spans = spans(events)
+    all_spans = spans(events, versions)
+    if start is not None:
+        all_spans = [s for s in all_spans if s.end is None or s.end > start]
     if not all_spans:
         return Picture(width=WIDTH, height=0, lanes=[], ticks=[], marker=None, axis_y=0)
-    t0 = min([s.start for s in all_spans] + ([start] if start is not None else []))
+    t0 = start if start is not None else min(s.start for s in all_spans)
     t1 = max([now, *[s.end for s in all_spans if s.end is not None], at or 0])
     scale = (WIDTH - LEFT - RIGHT) / max(t1 - t0, 1)
 
@@ -196,11 +204,12 @@ def picture(
             end = s.end if s.end is not None else t1
             text = f"v{s.version}" + (f" · {data[s.version]}" if data.get(s.version) else "")
             until = _utc(s.end) if s.end is not None else "now"
-            width = round(max(x(end) - x(s.start), 2.0), 1)
+            left = x(max(s.start, t0))
+            width = round(max(x(end) - left, 2.0), 1)
             lane.bars.append(
                 Bar(
                     span=s,
-                    x=x(s.start),
+                    x=left,
                     y=y + row * ROW_HEIGHT + 2,
                     width=width,
                     text=fitted(text, width),

@@ -6,6 +6,7 @@ version or table is a 404, malformed input a 400, with the message a CLI user wo
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -30,6 +31,8 @@ _VERSION = re.compile(r"[0-9]{1,10}")
 # A date or date-time without an offset: the UI shows UTC, so its URLs mean UTC too.
 _NAIVE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?")
 _MAX_NAME = 1000
+# What ``quote(text, safe="")`` leaves unchanged.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 # The password of a URL in a message (``postgresql://user:secret@host/db``): never shown.
 _PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
 
@@ -109,12 +112,15 @@ class UnknownModelPageError(LineageNotFoundError):
     """No registered model of that name (a 404)."""
 
 
-def require_model(name: str) -> None:
+def require_model(name: str) -> Any:
     """Stop (403) when the request's user may not read registered model ``name``, and (404)
     when there is none.
 
     The 404 says only that: the CLI's message for it names the tracking URI (a database URL
     may hold a password) and other models (some the user may not read).
+
+    Returns:
+        MLflow's ``RegisteredModel``.
     """
     from flask import abort
     from lineage_plugin.ui.access import current
@@ -123,7 +129,7 @@ def require_model(name: str) -> None:
     if not current().may_read(name):
         abort(403)
     try:
-        workspace().registry_store.get_registered_model(name)
+        return workspace().registry_store.get_registered_model(name)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
@@ -133,15 +139,22 @@ def require_model(name: str) -> None:
         ) from None
 
 
-def _stock_prefix() -> str:
+@functools.cache
+def _static_prefix_variable() -> str:
     from mlflow.server.handlers import STATIC_PREFIX_ENV_VAR
 
-    return os.environ.get(STATIC_PREFIX_ENV_VAR, "").rstrip("/")
+    return STATIC_PREFIX_ENV_VAR
+
+
+def _stock_prefix() -> str:
+    return os.environ.get(_static_prefix_variable(), "").rstrip("/")
 
 
 def stock_url(*parts: str) -> str:
     """A link to a page of the stock MLflow UI (``stock_url("models", "m", "versions", "2")``)."""
-    return f"{_stock_prefix()}/#/" + "/".join(quote(str(p), safe="") for p in parts)
+    # A table page links every reader's run: ids and numbers are left as they are, unquoted.
+    path = "/".join(p if _UNRESERVED.fullmatch(p) else quote(p, safe="") for p in map(str, parts))
+    return f"{_stock_prefix()}/#/{path}"
 
 
 def stock_file(path: str) -> str:

@@ -88,16 +88,17 @@ def _readers(
 
     t = tables()
     reads, runs, mvs, held = t["reads"], t["runs"], t["model_versions"], t["holdings"]
+    in_range = (reads.c.table_uri == uri, reads.c.version.between(low, high))
     rows = conn.execute(
         select(reads.c.version, reads.c.restored_from, runs)
         .join(runs, runs.c.run_id == reads.c.run_id)
-        .where(reads.c.table_uri == uri, reads.c.version.between(low, high))
+        .where(*in_range)
         .distinct()
     ).all()
-    run_ids = sorted({r.run_id for r in rows})
+    # The readers as a subquery, not a list of ids: a page's readers can be thousands.
     versions = conn.execute(
         select(mvs.c.name, mvs.c.version, mvs.c.run_id, mvs.c.deleted).where(
-            mvs.c.run_id.in_(run_ids)
+            mvs.c.run_id.in_(select(reads.c.run_id).where(*in_range))
         )
     ).all()
     names = sorted({v.name for v in versions})
@@ -127,7 +128,7 @@ def _readers(
             continue
         model_versions = by_run.get(r.run_id, [])
         out.setdefault(r.version, []).append(
-            drop_nulls(
+            _present(  # its model versions have no nulls already
                 {
                     "run_id": r.run_id,
                     "run_name": r.run_name,
@@ -187,8 +188,9 @@ def table_page(
             found = {c.version: c.to_dict() for c in commits(table["uri"], start=low, end=top)}
         except LineageError as exc:
             warnings.append(f"Commits of {table['uri']} are not shown: {exc}")
+    # The readers and commits have no nulls already: only these dicts' own values are checked.
     versions = [
-        drop_nulls(
+        _present(
             {
                 "version": v,
                 "commit": found.get(v),
@@ -199,17 +201,19 @@ def table_page(
         )
         for v in range(top, low - 1, -1)
     ]
-    return json_output(
-        drop_nulls(
-            {
-                "table": drop_nulls(table),
-                "latest": latest,
-                "versions": versions,
-                "older": low - 1 if low > 0 else None,
-                "warnings": warnings or None,
-            }
-        )
-    )
+    page = {
+        "table": drop_nulls(table),
+        "latest": latest,
+        "versions": versions,
+        "older": low - 1 if low > 0 else None,
+        "warnings": warnings or None,
+    }
+    return json_output(_present(page))
+
+
+def _present(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without its ``None`` values (not looking inside them, as ``drop_nulls`` does)."""
+    return {k: v for k, v in data.items() if v is not None}
 
 
 def _max_read_version(uri: str) -> Any:

@@ -31,28 +31,51 @@ def models_page() -> str:
 
 
 def model_page(name: str) -> str:
-    """``/lineage/models/<name>[?at=TIME]``: versions, data, and the stage/alias history."""
+    """``/lineage/models/<name>[?at=TIME][&versions=all][&history=all]``: versions, data, and
+    the stage/alias history (the newest versions and history rows, unless all are asked for)."""
     from flask import render_template
     from lineage_plugin.ui import filters
-    from lineage_plugin.ui.model_pages import HISTORY_ROWS, model
+    from lineage_plugin.ui.model_pages import HISTORY_ROWS, VERSION_ROWS, model
     from lineage_plugin.ui.picture import picture
 
+    from lineage_plugin.events import ARCHIVED
+
     name = name_arg(name)
-    require_model(name)
+    registered = require_model(name)
     at = time_arg("at")
-    page = model(workspace(), name, at)
+    all_versions, all_history = _flag("versions"), _flag("history")
+    page = model(
+        workspace(),
+        name,
+        at,
+        registered=registered,
+        newest=None if all_versions else VERSION_ROWS,
+        history=None if all_history else HISTORY_ROWS,
+    )
     labels = {str(r.version): filters.data_label(list(r.tables)) for r in page.rows}
     now = int(time.time() * 1000)
-    drawn = picture(page.events, labels, now=now, at=at)
-    history = page.data["history"]
-    show_all = _flag("history")
+    drawn = picture(page.events, labels, now=now, at=at, start=page.since, versions=labels)
+    # As of a time: what was held then, and the versions Archived then (shown in one row).
+    held_now, archived = [], []
+    for h in page.data.get("held_at", []):
+        if h["kind"] == "stage" and h["label"] == ARCHIVED:
+            archived.append(h["version"])
+        else:
+            held_now.append(h)
     return render_template(
         "lineage/model.html",
         m=page.data,
         picture=drawn,
-        history=history if show_all else history[:HISTORY_ROWS],
-        hidden=0 if show_all else max(len(history) - HISTORY_ROWS, 0),
+        history=page.data["history"],
+        hidden=page.hidden_history,
+        hidden_versions=page.hidden_versions,
+        newest=VERSION_ROWS,
+        since=page.since,
+        all_versions=all_versions,
+        all_history=all_history,
         at=at,
+        held_now=held_now,
+        archived=archived,
     )
 
 

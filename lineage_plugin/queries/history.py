@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from lineage_plugin.errors import LineageError
@@ -46,8 +47,21 @@ class Held:
                 del self.aliases[alias]
 
 
-def model_events(ws: Workspace, name: str, *, until: int | None = None) -> list[Event]:
-    """The indexed events of a registered model, in time order."""
+def model_events(
+    ws: Workspace,
+    name: str,
+    *,
+    until: int | None = None,
+    ids: Collection[str] | None = None,
+) -> list[Event]:
+    """The indexed events of a registered model, in time order.
+
+    Args:
+        ws: The stores and index.
+        name: The registered model.
+        until: Only the events up to this time (epoch ms).
+        ids: Only the events of these ids; ``None``: all.
+    """
     from sqlalchemy import select
 
     from lineage_plugin.store.index_schema import tables
@@ -56,6 +70,8 @@ def model_events(ws: Workspace, name: str, *, until: int | None = None) -> list[
     query = select(events.c.payload).where(events.c.name == name).order_by(events.c.event_id)
     if until is not None:
         query = query.where(events.c.time <= until)
+    if ids is not None:
+        query = query.where(events.c.event_id.in_(sorted(ids)))
     with ws.require_index().begin() as conn:
         return [Event.from_dict(json.loads(p)) for p in conn.execute(query).scalars()]
 

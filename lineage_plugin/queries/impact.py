@@ -159,7 +159,10 @@ def impact(
         content = func.coalesce(reads.c.restored_from, reads.c.version)
         where = [reads.c.table_uri == uri]
         if from_version is not None:
-            where.append(content >= from_version)
+            # A restored copy is a later version than the one it copies (restored_from <
+            # version), so content >= N implies version >= N: the (table_uri, version) index
+            # then reads only the range instead of every read of the table.
+            where += [content >= from_version, reads.c.version >= from_version]
         if to_version is not None:
             where.append(content <= to_version)
         query = (

@@ -86,6 +86,8 @@ def _define() -> dict[str, Table]:
         Index("lineage_reads_table_version", "table_uri", "version"),
         Index("lineage_reads_table_time", "table_uri", "run_start"),
         Index("lineage_reads_table_name", "table_name"),
+        # A table's page is addressed by its Delta table id: its newest read, one seek (schema 5).
+        Index("lineage_reads_table_id", "table_id", "run_start"),
     )
     # The graph's run -> table version edges: one row per commit a run made (schema 5).
     writes = Table(
@@ -207,13 +209,15 @@ def _migrate_3_to_4(conn: Connection) -> None:
 
 
 def _migrate_4_to_5(conn: Connection) -> None:
-    """The table versions runs wrote (``lineage_writes``, with its indexes).
+    """Schema 5: the table versions runs wrote (``lineage_writes``, with its indexes), and
+    reads found by Delta table id (``lineage_reads_table_id``, for the table pages).
 
     Runs indexed before have no writes until ``mlflow-lineage reindex`` (a plugin before this
     version recorded none).
     """
-    writes = tables()["writes"]
-    writes.create(conn, checkfirst=True)  # creates its indexes with it
+    tables()["writes"].create(conn, checkfirst=True)  # creates its indexes with it
+    for index in tables()["reads"].indexes:
+        index.create(conn, checkfirst=True)
 
 
 #: Migrations from version N to N+1, applied in order. The current version is created by
