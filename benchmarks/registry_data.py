@@ -627,7 +627,7 @@ def ensure_data(
     marker = root / "generated.json"
     want = {"generator": GENERATOR_VERSION, "scale": asdict(scale), "mlflow": _mlflow_version()}
     if history is not None:
-        want["history"] = f"{history.__module__}.{history.__qualname__}"
+        want["history"] = history.__qualname__  # not its module: __main__ when run as a script
     if checkpoint_every:
         want["checkpoint_every"] = checkpoint_every
     if not regenerate and marker.exists() and db.exists():
