@@ -36,6 +36,12 @@ def restore_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 help="Restore even if the commits undone deleted rows (they come back).",
             ),
             click.option(
+                "--upstream",
+                is_flag=True,
+                help="Restore the tables upstream too (those the training tables were "
+                "computed from by recorded pipeline runs), each to the version read.",
+            ),
+            click.option(
                 "--engine",
                 type=click.Choice(["deltalake", "spark"]),
                 help="Who writes the RESTORE (default: deltalake when it can open the table, "
@@ -61,6 +67,7 @@ def restore(
     reason: str | None,
     allow_missing_files: bool,
     allow_undo_deletes: bool,
+    upstream: bool,
     engine: str | None,
     tracking_uri: str | None,
     as_json: bool,
@@ -78,6 +85,7 @@ def restore(
       mlflow-lineage restore diabetes 1 --reason "MERGE of predictions into target"
       mlflow-lineage restore diabetes 1 --table diabetes --yes --json
       mlflow-lineage restore diabetes 1 --engine spark --yes
+      mlflow-lineage restore churn 2 --upstream --dry-run
     """
     from lineage_plugin.recovery.restore import restore as run_restore
 
@@ -92,6 +100,7 @@ def restore(
             allow_undo_deletes=allow_undo_deletes,
             engine=engine,
             confirm=None if (yes or dry_run) else confirm_restore,
+            upstream=upstream,
             progress=terminal_progress(as_json),
             tracking_uri=tracking_uri,
         )
@@ -115,6 +124,19 @@ def restore(
     is_flag=True,
     help="Read the tables as they are now instead of the recorded versions.",
 )
+@click.option(
+    "--upstream",
+    is_flag=True,
+    help="First re-run the recorded pipeline runs that wrote the training's table versions "
+    "(and those behind them), into scratch tables, never the real ones.",
+)
+@click.option(
+    "--scratch",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="With --upstream: write the scratch tables to DIR (empty or new; kept). "
+    "Default: a temporary directory, removed at the end.",
+)
 @common_options
 def reproduce(
     model: str,
@@ -123,6 +145,8 @@ def reproduce(
     tolerance: float,
     register: bool,
     no_pin: bool,
+    upstream: bool,
+    scratch: str | None,
     tracking_uri: str | None,
     as_json: bool,
 ) -> None:
@@ -133,14 +157,22 @@ def reproduce(
     works whether or not the table was restored. Then compares the original and the new
     model's predictions on the recorded training data. Exit 1 when they differ.
 
+    With --upstream, the pipeline runs that wrote the versions the training read are re-run
+    first, in order, each reading what the ones before it rebuilt; every version they write
+    is compared with the recorded one, and the training reads the rebuilt versions.
+
     \b
     Examples:
       mlflow-lineage reproduce diabetes champion
       mlflow-lineage reproduce diabetes 3 --register
       mlflow-lineage reproduce diabetes 3 --tolerance 1e-9
       mlflow-lineage reproduce diabetes 3 --command "python train.py --alpha 0.1"
+      mlflow-lineage reproduce diabetes 3 --upstream --scratch /tmp/rebuilt
     """
     from lineage_plugin.recovery.reproduce import reproduce as run_reproduce
+
+    if scratch and not upstream:
+        raise click.UsageError("--scratch goes with --upstream.")
 
     report = run_reproduce(
         model,
@@ -149,6 +181,8 @@ def reproduce(
         tolerance=tolerance,
         register=register,
         pin=not no_pin,
+        upstream=upstream,
+        scratch=scratch,
         progress=terminal_progress(as_json),
         tracking_uri=tracking_uri,
     )
@@ -176,6 +210,7 @@ def rollback(
     reason: str | None,
     allow_missing_files: bool,
     allow_undo_deletes: bool,
+    upstream: bool,
     engine: str | None,
     tolerance: float,
     command: str | None,
@@ -199,6 +234,7 @@ def rollback(
       mlflow-lineage rollback diabetes 1 --alias champion
       mlflow-lineage rollback diabetes 1 --yes --allow-undo-deletes
       mlflow-lineage rollback diabetes 1 --stage Production --yes --reason "bad MERGE"
+      mlflow-lineage rollback churn 1 --upstream --alias champion --dry-run
     """
     from lineage_plugin.recovery.rollback import rollback as run_rollback
 
@@ -217,6 +253,7 @@ def rollback(
             allow_undo_deletes=allow_undo_deletes,
             engine=engine,
             confirm=None if (yes or dry_run) else confirm_restore,
+            upstream=upstream,
             tolerance=tolerance,
             command=command,
             progress=terminal_progress(as_json),

@@ -318,6 +318,7 @@ def reproduce(report: dict[str, Any]) -> str:
     v = report["verification"]
     out = [f"Reproduced model {report['name']} version {report['version']}"]
     out += [f"  warning: {w}" for w in report.get("warnings", [])]
+    out += _upstream_steps(report.get("upstream", []), report.get("scratch"))
     out.append(f"  retrained by run {v.get('reproduced_run_id')}: {v.get('reproduced_model_uri')}")
     if v.get("reproduced_version"):
         out.append(f"  registered as version {v['reproduced_version']}")
@@ -331,6 +332,26 @@ def reproduce(report: dict[str, Any]) -> str:
             f"{v.get('reproduced_run_id')} ({VERIFICATION_TAG})."
         )
     return "\n".join(out)
+
+
+_SAME = {True: "identical", False: "DIFFERENT", None: "not compared"}
+
+
+def _upstream_steps(steps: list[dict[str, Any]], scratch: str | None) -> list[str]:
+    out = []
+    for n, step in enumerate(steps, 1):
+        out.append(
+            f"  upstream step {n}: run {step['run_id']} re-run as {step['reproduced_run_id']}"
+        )
+        for o in step["outputs"]:
+            note = f" ({o['note']})" if o.get("note") else ""
+            out.append(
+                f"    {o['table']}@v{o['version']} -> scratch v{o['scratch_version']}: "
+                f"{_SAME[o.get('identical')]}{note}"
+            )
+    if steps:
+        out.append(f"  scratch tables kept in {scratch}" if scratch else "  scratch tables removed")
+    return out
 
 
 def _verification(v: dict[str, Any]) -> str:

@@ -18,7 +18,8 @@ class CheckReport:
     Attributes:
         name: Registered model name.
         version: Model version.
-        problems: ``{"kind": "data" | "environment" | "code" | "lineage", "message": ...}``.
+        problems: ``{"kind": "data" | "environment" | "code" | "lineage", "message": ...}``
+            (``data`` ones also name the table version: ``uri``, ``version``).
         tables_checked: How many recorded table versions were checked.
         packages_checked: How many recorded library versions were compared.
     """
@@ -108,7 +109,10 @@ def _data_problems(inputs: tuple[DeltaInput, ...]) -> list[dict[str, str]]:
         spark_says = _through_spark(inp) if reasons else None
         if spark_says is not None:  # Spark reaches what deltalake could not: its word counts
             reasons = spark_says
-        problems += [{"kind": "data", "message": f"{inp.label}: {r}"} for r in reasons]
+        problems += [
+            {"kind": "data", "message": f"{inp.label}: {r}", "uri": inp.uri, "version": inp.version}
+            for r in reasons
+        ]
     return problems
 
 

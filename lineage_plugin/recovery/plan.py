@@ -175,8 +175,11 @@ def plan_restore(
     return plan_in(Workspace(tracking_uri), name, version, table=table)
 
 
-def plan_in(ws: Workspace, name: str, version: str | int, *, table: str | None) -> RestorePlan:
-    """:func:`plan_restore` in an open :class:`Workspace`."""
+def plan_in(
+    ws: Workspace, name: str, version: str | int, *, table: str | None, upstream: bool = False
+) -> RestorePlan:
+    """:func:`plan_restore` in an open :class:`Workspace`; with ``upstream``, the tables
+    upstream of the version too (:func:`~lineage_plugin.recovery.chain.upstream_inputs`)."""
     from lineage_plugin import tags as T
     from lineage_plugin.delta.log import normalize_uri
     from lineage_plugin.queries.show import resolve
@@ -188,6 +191,11 @@ def plan_in(ws: Workspace, name: str, version: str | int, *, table: str | None) 
             f"Model '{name}' version {number} has no recorded Delta tables, so there is "
             "nothing to restore. See: mlflow-lineage show."
         )
+    if upstream:
+        from lineage_plugin.recovery.chain import upstream_inputs
+
+        known = {i.uri for i in recorded}
+        recorded += [i for i in upstream_inputs(ws, name, number) if i.uri not in known]
     inputs = recorded
     if table is not None:
         wanted = normalize_uri(table) if ("/" in table or "://" in table) else None

@@ -15,6 +15,7 @@ leaves versions, aliases, stages and tags as they were: its result is a tag on i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shlex
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin import tags as T
-from lineage_plugin.errors import OperationInterruptedError
+from lineage_plugin.errors import LineageError, OperationInterruptedError
 from lineage_plugin.progress import status_lines, tracked
 from lineage_plugin.records import DeltaInput, Verification, drop_nulls
 from lineage_plugin.recovery.reproduce_runs import (
@@ -37,6 +38,8 @@ from lineage_plugin.recovery.training import child_env, run_training, scratch_re
 
 if TYPE_CHECKING:
     from lineage_plugin.queries.workspace import Workspace
+    from lineage_plugin.recovery.chain import ChainStep
+    from lineage_plugin.recovery.chain_run import Rebuilt, StepReport
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +59,8 @@ class ReproduceReport:
             reproductions only).
         likely_causes: When not verified, what differs between the original run and the
             reproduction (:func:`lineage_plugin.recovery.mismatch.likely_causes`).
+        upstream: With ``upstream``, each pipeline step re-run before the training.
+        scratch: The scratch directory the steps wrote to, when it was given (kept).
     """
 
     name: str
@@ -68,11 +73,14 @@ class ReproduceReport:
     verification: Verification
     event_id: str | None = None
     likely_causes: tuple[str, ...] = ()
+    upstream: tuple[StepReport, ...] = ()
+    scratch: str | None = None
 
     @property
     def verified(self) -> bool:
-        """The reproduced model predicts exactly (or within the tolerance) like the original."""
-        return self.verification.verified
+        """The reproduced model predicts exactly (or within the tolerance) like the original,
+        and no upstream step wrote other rows than its recorded run."""
+        return self.verification.verified and all(s.identical is not False for s in self.upstream)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain data (sorted keys, no nulls)."""
@@ -89,6 +97,8 @@ class ReproduceReport:
                 "verification": self.verification.to_dict(),
                 "event_id": self.event_id,
                 "likely_causes": list(self.likely_causes),
+                "upstream": [s.to_dict() for s in self.upstream] or None,
+                "scratch": self.scratch,
             }
         )
 
@@ -102,6 +112,8 @@ def reproduce(
     register: bool = False,
     pin: bool = True,
     timeout: float | None = None,
+    upstream: bool = False,
+    scratch: str | None = None,
     progress: Callable[[str], None] | None = None,
     tracking_uri: str | None = None,
 ) -> ReproduceReport:
@@ -119,7 +131,13 @@ def reproduce(
             registers itself goes to a scratch registry and is discarded.
         pin: Pin the child's Delta reads to the recorded versions (the default). ``False``
             reads whatever the tables hold now.
-        timeout: Seconds to allow the training.
+        timeout: Seconds to allow the training (and each upstream step).
+        upstream: First re-run, in order, the recorded pipeline runs that wrote the table
+            versions the training read (and those behind them), writing to scratch tables,
+            never to the real ones; the training then reads the rebuilt versions. Each
+            step's output is compared with the recorded version, row for row.
+        scratch: With ``upstream``, the directory for the scratch tables (must be empty;
+            kept afterwards). Default: a temporary directory, removed at the end.
         progress: Receives one line per step and the training's output lines.
         tracking_uri: Where MLflow is (default: MLflow's tracking URI).
 
@@ -130,8 +148,9 @@ def reproduce(
 
     Raises:
         LineageError: Unknown version; no recorded data or command; the recorded table
-            versions cannot be read.
-        VerificationError: The training recorded no run or logged no model.
+            versions cannot be read (and, with ``upstream``, are not re-made); an upstream
+            step cannot be re-run.
+        VerificationError: The training (or a step) recorded no run or logged no model.
         OperationInterruptedError: Ctrl-C; the training was stopped, the registry untouched.
 
     Example:
@@ -143,21 +162,36 @@ def reproduce(
 
     say = status_lines(progress)
     ws = Workspace(tracking_uri)
-    plan = plan_retraining(ws, name, version, command=command, pin=pin, say=say)
+    steps = _upstream_steps(ws, name, version, pin, command) if upstream else ()
+    rebuilt_versions = {(o.uri, o.version) for step in steps for o in step.writes}
+    plan = plan_retraining(
+        ws, name, version, command=command, pin=pin, rebuilt=rebuilt_versions, say=say
+    )
     number, pins, data, warnings = plan.version, plan.pinned, plan.data, list(plan.warnings)
     mv = ws.model_version(name, number)
-    request = ReproduceRequest(token=uuid.uuid4().hex, model=name, version=number, pins=pins)
     original_run = ws.run(mv.run_id) if mv.run_id else None
     argv, cwd, code = list(plan.command), plan.cwd, plan.code
-    # Three steps: train, compare the predictions, record the result.
-    with tracked(progress, f"Reproducing version {number}", 3) as advance:
+    # Three steps (train, compare the predictions, record the result), after the upstream.
+    with (
+        tracked(progress, f"Reproducing version {number}", 3 + len(steps)) as advance,
+        _rebuilding(ws, steps, upstream, name, number, scratch, timeout, say, advance) as rebuilt,
+    ):
+        if rebuilt is not None:  # the training's own writes go to scratch tables too
+            if original_run is not None:
+                rebuilt.prepare(T.outputs_from_tags(original_run.data.tags), say)
+            request = rebuilt.request(name, number, pins)
+            data = rebuilt.compared_on(data)
+        else:
+            request = ReproduceRequest(
+                token=uuid.uuid4().hex, model=name, version=number, pins=pins
+            )
         advance(0, "training")
         # A command given runs as given; the recorded one runs at the recorded commit.
         with (
             checkout_recorded_code(None if command else code, argv, cwd, say) as (argv, cwd),
-            scratch_registry() as scratch,
+            scratch_registry() as registry,
         ):
-            env = child_env(ws.tracking_uri, scratch, original_run)
+            env = child_env(ws.tracking_uri, registry, original_run)
             env[REPRODUCE_ENV] = request.to_env()
             say(f"Retraining: {shlex.join(argv)}  (in {cwd})")
             if pins:
@@ -196,14 +230,15 @@ def reproduce(
             reproduced_run_id=run.info.run_id,
             reproduced_model_uri=model_uri,
         )
-        causes: tuple[str, ...] = ()
+        chain = tuple(rebuilt.steps) if rebuilt is not None else ()
+        causes = tuple(_differing_steps(chain))
         if not verification.verified:  # say why: what the two runs recorded differently
             from lineage_plugin.recovery.mismatch import likely_causes
 
-            causes = likely_causes(original_run, run)
+            causes += tuple(likely_causes(original_run, run))
         advance(1, "recording the result")
         event_id = None
-        if verification.verified:
+        if verification.verified and not causes:
             if register or registered:
                 verification = _register(ws, name, number, model_uri, run, verification, registered)
             event_id = _record(ws, name, number, mv.run_id, verification)
@@ -222,7 +257,64 @@ def reproduce(
         verification=verification,
         event_id=event_id,
         likely_causes=causes,
+        upstream=chain,
+        scratch=scratch if chain else None,
     )
+
+
+def _upstream_steps(
+    ws: Workspace, name: str, version: str | int, pin: bool, command: str | None
+) -> tuple[ChainStep, ...]:
+    from lineage_plugin.recovery.chain import plan_chain
+
+    if not pin:
+        raise LineageError(
+            "--upstream re-runs the pipeline on the recorded table versions, so it cannot be "
+            "combined with --no-pin. Drop one of them."
+        )
+    return plan_chain(ws, name, str(version))
+
+
+def _rebuilding(
+    ws: Workspace,
+    steps: tuple[ChainStep, ...],
+    upstream: bool,
+    name: str,
+    version: str,
+    scratch: str | None,
+    timeout: float | None,
+    say: Callable[[str], None],
+    advance: Callable[..., None],
+) -> contextlib.AbstractContextManager[Rebuilt | None]:
+    """The upstream steps re-run into scratch tables (``None`` without ``upstream``)."""
+    if not upstream:
+        return contextlib.nullcontext(None)
+    from lineage_plugin.recovery.chain_run import rebuilding
+
+    if not steps:
+        say("Nothing upstream to re-run: the training read only versions no recorded run wrote.")
+    return rebuilding(
+        ws,
+        steps,
+        model=name,
+        version=version,
+        root=scratch,
+        timeout=timeout,
+        say=say,
+        advance=advance,
+    )
+
+
+def _differing_steps(steps: tuple[StepReport, ...]) -> list[str]:
+    return [
+        f"Upstream step {s.run_name or s.run_id} (re-run as {s.reproduced_run_id}) wrote "
+        f"other rows than its recorded run: "
+        + ", ".join(
+            f"{o['table']}@v{o['version']}" for o in s.outputs if o.get("identical") is False
+        )
+        for s in steps
+        if s.identical is False
+    ]
 
 
 def _compare(

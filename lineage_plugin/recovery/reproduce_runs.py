@@ -18,7 +18,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +77,7 @@ def plan_retraining(
     *,
     command: str | None = None,
     pin: bool = True,
+    rebuilt: Collection[tuple[str, int]] = (),
     say: Callable[[str], None] | None = None,
 ) -> RetrainingPlan:
     """What retraining ``name`` ``version`` would do; nothing runs.
@@ -87,6 +88,8 @@ def plan_retraining(
         version: A version number, alias or stage.
         command: A command line given instead of the recorded one.
         pin: Pin the reads to the recorded versions.
+        rebuilt: Table versions ``(uri, version)`` that ``reproduce --upstream`` re-makes:
+            their being unreadable is a warning, not an error.
         say: Receives a warning line per drift found.
 
     Raises:
@@ -99,7 +102,7 @@ def plan_retraining(
     number = resolve(ws, name, str(version))
     lineage = T.model_version_lineage(ws.model_version(name, number))
     data = _training_table(lineage.inputs, name, number)
-    warnings = _drift_warnings(ws, name, number, say or (lambda _line: None))
+    warnings = _drift_warnings(ws, name, number, set(rebuilt), say or (lambda _line: None))
     code = lineage.run.code if lineage.run else None
     argv, cwd = training_command(code, command)
     return RetrainingPlan(
@@ -127,19 +130,28 @@ def _training_table(inputs: tuple[DeltaInput, ...], name: str, version: str) -> 
 
 
 def _drift_warnings(
-    ws: Workspace, name: str, version: str, say: Callable[[str], None]
+    ws: Workspace,
+    name: str,
+    version: str,
+    rebuilt: set[tuple[str, int]],
+    say: Callable[[str], None],
 ) -> list[str]:
     from lineage_plugin.queries.check import check
 
     report = check(name, version, tracking_uri=ws.tracking_uri)
-    data = [p["message"] for p in report.problems if p["kind"] == "data"]
+
+    def remade(p: dict[str, Any]) -> bool:
+        return p["kind"] == "data" and (p.get("uri"), p.get("version")) in rebuilt
+
+    data = [p["message"] for p in report.problems if p["kind"] == "data" and not remade(p)]
     if data:
         raise LineageError(
             "The recorded table versions cannot be read, so the training cannot see its "
             "data again:\n  " + "\n  ".join(data)
         )
     found = [
-        p["message"] if p["message"].startswith(p["kind"]) else f"{p['kind']}: {p['message']}"
+        (p["message"] if p["message"].startswith(p["kind"]) else f"{p['kind']}: {p['message']}")
+        + (" (reproduce --upstream re-makes it in a scratch table)" if remade(p) else "")
         for p in report.problems
         if p["kind"] != "lineage"
     ]
@@ -262,6 +274,27 @@ def _logged_model_name(ws: Workspace, mv: Any) -> str | None:
     return source.rstrip("/").rsplit("/", 1)[-1] if source.startswith("runs:/") else None
 
 
+def runs_tagged(ws: Workspace, token: str) -> list[Any]:
+    """The runs a reproducing child recorded (tagged with its request's ``token``)."""
+    from mlflow.entities import ViewType
+
+    from lineage_plugin.queries.workspace import pages
+    from lineage_plugin.tracking.reproducing import TOKEN_TAG
+
+    store = ws.tracking_store
+    experiments = [
+        e.experiment_id
+        for e in pages(lambda t: store.search_experiments(view_type=ViewType.ALL, page_token=t))
+    ]
+    return list(
+        pages(
+            lambda t: store.search_runs(
+                experiments, f"tags.`{TOKEN_TAG}` = '{token}'", ViewType.ALL, page_token=t
+            )
+        )
+    )
+
+
 def find_reproduced(
     ws: Workspace, token: str, original_run: Any, mv: Any, exit_code: int
 ) -> tuple[Any, str]:
@@ -273,23 +306,8 @@ def find_reproduced(
     Raises:
         VerificationError: No run was recorded, it logged no model, or several runs match.
     """
-    from mlflow.entities import ViewType
-
-    from lineage_plugin.queries.workspace import pages
-    from lineage_plugin.tracking.reproducing import TOKEN_TAG
-
     store = ws.tracking_store
-    experiments = [
-        e.experiment_id
-        for e in pages(lambda t: store.search_experiments(view_type=ViewType.ALL, page_token=t))
-    ]
-    runs = list(
-        pages(
-            lambda t: store.search_runs(
-                experiments, f"tags.`{TOKEN_TAG}` = '{token}'", ViewType.ALL, page_token=t
-            )
-        )
-    )
+    runs = runs_tagged(ws, token)
     after = f" (the training exited with code {exit_code}; its output is above)"
     if not runs:
         raise VerificationError(

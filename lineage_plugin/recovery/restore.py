@@ -82,6 +82,7 @@ def restore(
     allow_undo_deletes: bool = False,
     engine: str | None = None,
     confirm: Confirm | None = None,
+    upstream: bool = False,
     progress: Callable[[str], None] | None = None,
     tracking_uri: str | None = None,
 ) -> RestoreReport:
@@ -103,6 +104,9 @@ def restore(
         confirm: Asked with the plan before anything is written (and again with a new plan
             if a table moved meanwhile); ``None`` means yes, and a moved table then stops
             the restore.
+        upstream: Restore the tables upstream of the version too (those its training
+            tables were computed from, through the recorded pipeline runs), each to the
+            version the run nearest the model read.
         progress: Receives one line per step.
         tracking_uri: Where MLflow is (default: MLflow's tracking URI).
 
@@ -126,7 +130,7 @@ def restore(
     if engine is not None and engine not in ENGINES:
         raise LineageError(f"Unknown engine '{engine}': use one of {', '.join(ENGINES)}.")
     ws = Workspace(tracking_uri)
-    plan = plan_in(ws, name, version, table=table)
+    plan = plan_in(ws, name, version, table=table, upstream=upstream)
     while True:
         _refuse_if_blocked(plan, allow_missing_files, allow_undo_deletes, engine)
         if dry_run or not plan.pending:
@@ -138,7 +142,7 @@ def restore(
         try:
             _check_unmoved(plan)
         except _TableMoved as moved:
-            plan = plan_in(ws, name, plan.version, table=table)
+            plan = plan_in(ws, name, plan.version, table=table, upstream=upstream)
             message = f"{moved} Nothing was written."
             if confirm is None:
                 raise ConcurrentCommitError(

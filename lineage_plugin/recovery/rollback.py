@@ -124,6 +124,7 @@ def rollback(
     confirm: Confirm | None = None,
     tolerance: float = 0.0,
     command: str | None = None,
+    upstream: bool = False,
     progress: Callable[[str], None] | None = None,
     tracking_uri: str | None = None,
 ) -> RollbackReport:
@@ -145,6 +146,8 @@ def rollback(
         confirm: Asked with the restore plan before writing (``None``: yes).
         tolerance: Largest prediction difference counted as equal (0: exact).
         command: Retrain with this command instead of the recorded one.
+        upstream: Restore the tables upstream of the version too (as
+            :func:`~lineage_plugin.recovery.restore.restore` does with ``upstream``).
         progress: Receives one line per step.
         tracking_uri: Where MLflow is (default: MLflow's tracking URI).
 
@@ -191,6 +194,7 @@ def rollback(
             allow_undo_deletes=allow_undo_deletes,
             engine=engine,
             confirm=confirm,
+            upstream=upstream,
             progress=Indented(progress, "      "),
             tracking_uri=ws.tracking_uri,
         )

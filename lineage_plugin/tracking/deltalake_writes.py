@@ -50,6 +50,7 @@ from lineage_plugin.delta.stamps import WRITE_ID_KEY, Stamp, operation_metrics, 
 from lineage_plugin.errors import AmbiguousRunError, CaptureError, LineageError, LineageWarning
 from lineage_plugin.tracking.capture import session
 from lineage_plugin.tracking.patching import bypassed, patch, patch_function
+from lineage_plugin.tracking.reproducing import redirect_write
 from lineage_plugin.tracking.runs import Target, target_run
 
 ENGINE = "deltalake"
@@ -238,11 +239,16 @@ def _stamp(bound: Any, write: Write) -> None:
 
 
 def _stamping(
-    what: str, where: Callable[[dict[str, Any]], tuple[str, Any, int]], *, merge: bool = False
+    what: str,
+    where: Callable[[dict[str, Any]], tuple[str, Any, int]],
+    *,
+    merge: bool = False,
+    target: str = "self",
 ) -> Callable[[Any], Any]:
     """``make(original)`` for :func:`~lineage_plugin.tracking.patching.patch`: the call gets
     the run's stamp in its ``commit_properties``, and what it wrote is recorded (for
-    ``merge``, by the ``execute()`` of the merger it returns)."""
+    ``merge``, by the ``execute()`` of the merger it returns). In a reproduction, the
+    argument ``target`` (the table written) is first pointed at its scratch table."""
 
     def make(original: Any) -> Any:
         is_classmethod = isinstance(original, classmethod)
@@ -254,12 +260,15 @@ def _stamping(
 
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if _in_write.get() or bypassed():
+            if _in_write.get():
                 return function(*args, **kwargs)
             try:
                 bound = signature.bind(*args, **kwargs)
             except TypeError:  # a bad call: let deltalake say what is wrong
                 return function(*args, **kwargs)
+            redirect_write(bound, target)  # first: a reproduction never writes a real table
+            if bypassed():
+                return function(*bound.args, **bound.kwargs)
             try:
                 write = _plan(what, where, bound, var)
             except LineageError:
@@ -273,7 +282,7 @@ def _stamping(
                 write = None
             if write is None:
                 with _writing():
-                    return function(*args, **kwargs)
+                    return function(*bound.args, **bound.kwargs)
             _stamp(bound, write)
             if not merge:
                 return _recorded(lambda: function(*bound.args, **bound.kwargs), write)
@@ -341,9 +350,15 @@ def install(module: Any = None) -> None:
 
     # In place: `from deltalake import write_deltalake` may have run before this.
     patch_function(
-        writer_module, "write_deltalake", _stamping("write_deltalake", _of_target("table_or_uri"))
+        writer_module,
+        "write_deltalake",
+        _stamping("write_deltalake", _of_target("table_or_uri"), target="table_or_uri"),
     )
-    patch(DeltaTable, "create", _stamping("DeltaTable.create", _of_target("table_uri")))
+    patch(
+        DeltaTable,
+        "create",
+        _stamping("DeltaTable.create", _of_target("table_uri"), target="table_uri"),
+    )
     for method in _TABLE_METHODS:
         if method in DeltaTable.__dict__:
             patch(DeltaTable, method, _stamping(f"DeltaTable.{method}", _of_self))

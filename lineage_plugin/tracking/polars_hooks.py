@@ -22,6 +22,7 @@ from typing import Any
 from lineage_plugin.tracking.deltalake_hooks import record_table_read
 from lineage_plugin.tracking.deltalake_writes import labelled
 from lineage_plugin.tracking.patching import ReadDetails, after_hook, patch
+from lineage_plugin.tracking.reproducing import install_polars_paths
 
 ENGINE = "polars"
 
@@ -44,8 +45,10 @@ def install(module: Any = None) -> None:
         if method in owner.__dict__:
             patch(owner, method, lambda f: labelled(f, ENGINE))
     try:
+        from polars.io.delta import _utils
         from polars.io.delta._dataset import DeltaDataset
     except ImportError:  # older polars: reads are still recorded by the deltalake hooks
         return
+    install_polars_paths(_utils)  # only in a process started by `reproduce --upstream`
     if "to_dataset_scan" in DeltaDataset.__dict__:
         patch(DeltaDataset, "to_dataset_scan", lambda f: after_hook(f, _after_scan))
