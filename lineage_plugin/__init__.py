@@ -35,6 +35,8 @@ _EXPORTS = {
     "restore": "lineage_plugin.recovery.restore",
     "reproduce": "lineage_plugin.recovery.reproduce",
     "rollback": "lineage_plugin.recovery.rollback",
+    "vacuum": "lineage_plugin.recovery.vacuum",
+    "VacuumRefusedError": "lineage_plugin.errors",
     "TableRestore": "lineage_plugin.records",
     "Verification": "lineage_plugin.records",
     "RestoreRefusedError": "lineage_plugin.errors",
@@ -63,6 +65,8 @@ __all__ = [
     "reproduce",
     "restore",
     "rollback",
+    "vacuum",
+    "VacuumRefusedError",
     "RegistryEvent",
     "check",
     "check_index",
@@ -102,6 +106,7 @@ if TYPE_CHECKING:
         OpenLineageError,
         RestoreRefusedError,
         UnsupportedURIError,
+        VacuumRefusedError,
         VerificationError,
     )
     from lineage_plugin.events import RegistryEvent
@@ -128,6 +133,7 @@ if TYPE_CHECKING:
     from lineage_plugin.recovery.reproduce import reproduce
     from lineage_plugin.recovery.restore import restore
     from lineage_plugin.recovery.rollback import rollback
+    from lineage_plugin.recovery.vacuum import vacuum
     from lineage_plugin.tracking.autolog import autolog
     from lineage_plugin.tracking.capture import read_context
 

@@ -75,6 +75,14 @@ class ConcurrentCommitError(RestoreRefusedError):
     """A table moved on between the plan the operator approved and the restore."""
 
 
+class VacuumRefusedError(LineageError):
+    """A vacuum was refused (a protected version is already unreadable); nothing was deleted."""
+
+    def __init__(self, message: str, *, refusals: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.refusals = tuple(refusals)
+
+
 class OperationCancelledError(LineageError):
     """The operator answered no; nothing was written."""
 

@@ -56,6 +56,8 @@ REPRODUCES_VERSION = "lineage.reproduces"
 VERIFICATION = "lineage.verification"
 #: On a run whose OpenLineage events could not be sent: ``failed: <event>: <reason>``.
 OPENLINEAGE = "lineage.openlineage"
+#: Set by users on a model version (``true``) so that ``vacuum`` keeps the data it read.
+PROTECT = "lineage.protect"
 
 #: Written by the plugin on model versions to hold the registry's history (see events.py and
 #: deleted.py): the events, what a version holds now, and the records of deleted versions.

@@ -29,6 +29,8 @@ def start_session(warehouse: Path) -> Any:
         .config("spark.default.parallelism", "2")
         .config("spark.driver.memory", "2g")
         .config("spark.databricks.delta.snapshotPartitions", "2")
+        # VACUUM lists and deletes files in this many tasks (10,000 by default: a minute here).
+        .config("spark.sql.sources.parallelPartitionDiscovery.parallelism", "4")
         # Derby (the JDBC test's database) logs beside the warehouse, not in the working dir.
         .config("spark.driver.extraJavaOptions", f"-Dderby.stream.error.file={warehouse}/derby.log")
     )

@@ -28,6 +28,7 @@ def cli() -> None:
       mlflow-lineage restore diabetes champion --dry-run
       mlflow-lineage reproduce diabetes champion
       mlflow-lineage rollback diabetes 1 --alias champion
+      mlflow-lineage vacuum /data/diabetes --dry-run
     """
 
 
@@ -43,6 +44,7 @@ for _command in (
     recovery_commands.restore,
     recovery_commands.reproduce,
     recovery_commands.rollback,
+    recovery_commands.vacuum,
 ):
     cli.add_command(_command)
 

@@ -1,4 +1,4 @@
-"""The commands that write after a bad write: restore, reproduce, rollback."""
+"""The commands that write: restore, reproduce, rollback (after a bad write) and vacuum."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 import click
 
-from lineage_plugin.cli import render
+from lineage_plugin.cli import render, render_vacuum
 from lineage_plugin.cli.options import common_options, emit, retraining_options
 from lineage_plugin.cli.progress import terminal_progress
 from lineage_plugin.errors import RestoreRefusedError
@@ -276,9 +276,90 @@ def refused(exc: RestoreRefusedError, as_json: bool) -> NoReturn:
 
 def confirm_restore(plan: Any) -> bool:
     click.echo(render.restore_plan(plan.to_dict()), err=True)
+    return _ask("Restore these tables now?")
+
+
+def _ask(question: str) -> bool:
     try:
-        return click.confirm("Restore these tables now?", default=False, err=True)
+        return click.confirm(question, default=False, err=True)
     except click.Abort as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):
             raise  # Ctrl-C at the prompt: interrupted (exit 130), not a "no"
         return False  # no terminal to answer on (end of input): not confirmed
+
+
+@click.command()
+@click.argument("table")
+@click.option(
+    "--retention-hours",
+    type=click.FloatRange(min=0),
+    metavar="H",
+    help="Delete unreferenced files older than H hours (default: the table's "
+    "delta.deletedFileRetentionDuration, 7 days unless set).",
+)
+@click.option(
+    "--keep-newest",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="Also keep the data of each registered model's N newest versions.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would go and what is kept; delete nothing."
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before deleting.")
+@click.option(
+    "--engine",
+    type=click.Choice(["deltalake", "spark"]),
+    help="Who runs the VACUUM (default: deltalake, which keeps exactly the protected "
+    "versions; Spark keeps everything from the oldest protected version on).",
+)
+@common_options
+def vacuum(
+    table: str,
+    retention_hours: float | None,
+    keep_newest: int,
+    dry_run: bool,
+    yes: bool,
+    engine: str | None,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """VACUUM a Delta table, keeping every version a model in use was trained on.
+
+    Protected versions: those read by a model version that holds an alias or the Staging
+    or Production stage, by one of each model's N newest versions, or by a version tagged
+    lineage.protect=true, and the versions upstream of those (pipeline runs). It refuses
+    (exit 2, nothing deleted) when a protected version is already unreadable.
+
+    \b
+    Examples:
+      mlflow-lineage vacuum /data/churn --dry-run
+      mlflow-lineage vacuum /data/churn --retention-hours 0 --keep-newest 1 --yes
+      mlflow-lineage vacuum s3://lake/features --engine spark --dry-run --json
+    """
+    from lineage_plugin.errors import VacuumRefusedError
+    from lineage_plugin.recovery.vacuum import vacuum as run_vacuum
+
+    try:
+        report = run_vacuum(
+            table,
+            retention_hours=retention_hours,
+            keep_newest=keep_newest,
+            dry_run=dry_run,
+            engine=engine,
+            confirm=None if (yes or dry_run) else confirm_vacuum,
+            progress=terminal_progress(as_json),
+            tracking_uri=tracking_uri,
+        )
+    except VacuumRefusedError as exc:
+        if not as_json:  # with --json the refusals are in the JSON error
+            click.echo("\n".join(f"Refused: {r}" for r in exc.refusals), err=True)
+        raise
+    emit(as_json, report.to_dict(), render_vacuum.vacuum)
+
+
+def confirm_vacuum(plan: Any) -> bool:
+    click.echo(render_vacuum.vacuum_plan(plan.to_dict()), err=True)
+    return _ask("Delete these files now?")

@@ -1,0 +1,216 @@
+"""Which table versions the registry still needs: the data of model versions in use.
+
+A model version *guards* the table versions it was trained on when it holds an alias or the
+Staging or Production stage, when it is one of the ``keep_newest`` newest versions of its model,
+or when it carries the tag ``lineage.protect=true``. With pipeline provenance, it guards the
+versions upstream of those too (what the runs that wrote its inputs read, and so on: the graph
+in the lineage index).
+
+The registry is read from MLflow itself (the system of record), not from the index, so a
+registry change made by a client without the plugin still counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lineage_plugin import tags as T
+from lineage_plugin.errors import LineageError
+from lineage_plugin.queries.workspace import Workspace
+from lineage_plugin.records import DeltaInput
+
+#: The stages that mean "in use" (Archived and None do not).
+IN_USE_STAGES = ("Production", "Staging")
+#: How many of each model's newest versions ``vacuum`` keeps the data of by default.
+KEEP_NEWEST = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class Guard:
+    """A model version whose training data must stay readable, and why.
+
+    Attributes:
+        name: Registered model name.
+        version: Its version.
+        run_id: Its training run (``None``: none recorded).
+        why: ``alias champion``, ``stage Production``, ``newest 3``, ``tag lineage.protect``.
+        inputs: The table versions it read (from its lineage record).
+        unknown: Why its record could not be read (then ``inputs`` is empty).
+    """
+
+    name: str
+    version: str
+    run_id: str | None
+    why: tuple[str, ...]
+    inputs: tuple[DeltaInput, ...] = ()
+    unknown: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``name vN``."""
+        return f"{self.name} v{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON."""
+        return {"name": self.name, "version": self.version, "why": list(self.why)}
+
+
+@dataclass
+class Protection:
+    """The protected versions of one table.
+
+    Attributes:
+        uri: The table's normalised URI.
+        versions: Version -> the guards that need it, each with ``via`` (the table version
+            of theirs it is upstream of; ``None`` when they read it themselves).
+        unknown: Guards whose lineage record could not be read: they may need any version.
+    """
+
+    uri: str
+    versions: dict[int, list[tuple[Guard, dict[str, Any] | None]]] = field(default_factory=dict)
+    unknown: list[Guard] = field(default_factory=list)
+
+    def add(self, version: int, guard: Guard, via: dict[str, Any] | None = None) -> None:
+        """Record that ``guard`` needs ``version`` (once per guard)."""
+        entries = self.versions.setdefault(version, [])
+        if all(g is not guard for g, _ in entries):
+            entries.append((guard, via))
+
+    def kept(self, version: int) -> list[dict[str, Any]]:
+        """The guards of ``version`` as JSON."""
+        return [
+            {**g.to_dict(), **({"via": via} if via else {})} for g, via in self.versions[version]
+        ]
+
+
+def guards(ws: Workspace, *, keep_newest: int = KEEP_NEWEST) -> list[Guard]:
+    """Every model version whose data must stay readable, in registry order.
+
+    Args:
+        ws: Where MLflow is.
+        keep_newest: How many of each model's newest versions count (0: none).
+
+    Raises:
+        LineageError: ``keep_newest`` is negative.
+    """
+    if keep_newest < 0:
+        raise LineageError(f"--keep-newest must be 0 or more, not {keep_newest}.")
+    by_model: dict[str, list[Any]] = defaultdict(list)
+    for mv in ws.model_versions():
+        by_model[mv.name].append(mv)
+    # A searched ModelVersion carries no aliases: the registered model has them.
+    aliases: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for model in ws.registered_models():
+        for alias, version in (getattr(model, "aliases", None) or {}).items():
+            aliases[(model.name, str(version))].append(alias)
+    found = []
+    for name in sorted(by_model):
+        versions = sorted(by_model[name], key=lambda mv: -int(mv.version))
+        for rank, mv in enumerate(versions):
+            why = _reasons(
+                mv,
+                aliases[(name, str(mv.version))],
+                newest=rank < keep_newest,
+                keep_newest=keep_newest,
+            )
+            if why:
+                found.append(_guard(ws, mv, why))
+    return found
+
+
+def _reasons(mv: Any, aliases: Iterable[str], *, newest: bool, keep_newest: int) -> tuple[str, ...]:
+    why = [f"alias {a}" for a in sorted({*aliases, *(getattr(mv, "aliases", None) or ())})]
+    if mv.current_stage in IN_USE_STAGES:
+        why.append(f"stage {mv.current_stage}")
+    if newest:
+        why.append(f"newest {keep_newest}")
+    if str((mv.tags or {}).get(T.PROTECT, "")).strip().lower() == "true":
+        why.append(f"tag {T.PROTECT}")
+    return tuple(why)
+
+
+def _guard(ws: Workspace, mv: Any, why: tuple[str, ...]) -> Guard:
+    """The guard of ``mv``: its inputs from its own record, else from its run's."""
+    base = {"name": mv.name, "version": str(mv.version), "run_id": mv.run_id or None, "why": why}
+    try:
+        lineage = T.model_version_lineage(mv)
+        if lineage.run is not None:
+            return Guard(**base, inputs=lineage.run.inputs)
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+        problem = f"its lineage manifest cannot be read ({type(exc).__name__})"
+    else:
+        problem = "it has no lineage record"
+    run = ws.run(mv.run_id) if mv.run_id else None
+    if run is not None:
+        try:
+            record = T.run_lineage_from_tags(mv.run_id, run.data.tags)
+        except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+            problem += f", nor its run's ({type(exc).__name__})"
+        else:
+            return Guard(**base, inputs=record.inputs)
+    return Guard(**base, unknown=problem)
+
+
+def needed_versions(inp: DeltaInput) -> range:
+    """The versions a read needs: its version, or a change-data read's whole range."""
+    start = inp.change_data_from if inp.change_data_from is not None else inp.version
+    return range(min(start, inp.version), inp.version + 1)
+
+
+def protection(
+    ws: Workspace, uri: str, table_id: str | None, all_guards: Iterable[Guard]
+) -> Protection:
+    """The versions of one table the guards need.
+
+    Args:
+        ws: Where MLflow and the lineage index are.
+        uri: The table's normalised URI.
+        table_id: Its Delta table id now (a read recorded under another path with this id is
+            the same table; a read with another id is of a table that was re-created).
+        all_guards: From :func:`guards`.
+
+    Raises:
+        IndexUnavailableError: The lineage index (for the upstream graph) cannot be opened.
+    """
+    result = Protection(uri=uri)
+    with_runs: dict[str, list[Guard]] = defaultdict(list)
+    for guard in all_guards:
+        if guard.unknown:
+            result.unknown.append(guard)
+            continue
+        for inp in guard.inputs:
+            same = (
+                inp.uri == uri
+                if inp.table_id is None or table_id is None
+                else (inp.table_id == table_id)
+            )
+            if same:
+                for version in needed_versions(inp):
+                    result.add(version, guard)
+        if guard.run_id:
+            with_runs[guard.run_id].append(guard)
+    if with_runs:
+        _upstream(ws, result, with_runs)
+    return result
+
+
+def _upstream(ws: Workspace, result: Protection, with_runs: dict[str, list[Guard]]) -> None:
+    """Add the versions of the table upstream of the guards' runs (one walk per run)."""
+    from lineage_plugin.queries.graph import Walk, upstream
+
+    with ws.require_index().begin() as conn:
+        for run_id, run_guards in with_runs.items():
+            walk = Walk()
+            walk.add_run(run_id, None, 1)
+            upstream(conn, walk, {run_id})
+            for node, depth in walk.table_depth.items():
+                if node[0] != result.uri or depth < 2:
+                    continue
+                path = walk.table_path(node)
+                via = next((hop for hop in path[1:] if hop["kind"] == "table_version"), path[0])
+                for guard in run_guards:
+                    result.add(node[1], guard, via)
