@@ -236,6 +236,28 @@ def retraining_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def keep_newest_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--keep-newest N``, shared by ``vacuum`` and ``check --all``."""
+    return click.option(
+        "--keep-newest",
+        type=click.IntRange(min=0),
+        default=3,
+        show_default=True,
+        metavar="N",
+        help="Count each registered model's N newest versions as in use.",
+    )(fn)
+
+
+def duration_value(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+    """Click callback: a length of time (``12h``, ``7d``) as hours."""
+    from lineage_plugin.queries.times import TimeFormatError, parse_duration
+
+    try:
+        return parse_duration(value)
+    except TimeFormatError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def time_value(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
     """Click callback: a TIME option's value as epoch milliseconds."""
     from lineage_plugin.queries.times import TimeFormatError, parse_time

@@ -8,8 +8,14 @@ from typing import Any
 
 import click
 
-from lineage_plugin.cli import render, render_graph
-from lineage_plugin.cli.options import common_options, emit, time_value
+from lineage_plugin.cli import render, render_graph, render_risks
+from lineage_plugin.cli.options import (
+    common_options,
+    duration_value,
+    emit,
+    keep_newest_option,
+    time_value,
+)
 from lineage_plugin.cli.progress import terminal_progress
 
 
@@ -154,24 +160,68 @@ def timeline(
 
 
 @click.command()
-@click.argument("model")
-@click.argument("version")
+@click.argument("model", required=False)
+@click.argument("version", required=False)
+@click.option(
+    "--all",
+    "check_all",
+    is_flag=True,
+    help="Check the data of every model version in use (alias, Staging or Production, the "
+    "N newest, lineage.protect) and of the versions upstream of it. For a scheduled job.",
+)
+@click.option(
+    "--within",
+    "within_hours",
+    default="3d",
+    show_default=True,
+    callback=duration_value,
+    metavar="TIME",
+    help="A table version that a plain VACUUM or log clean-up, with the table's own "
+    "settings, can make unreadable within TIME (12h, 7d, 2w) is at risk.",
+)
+@keep_newest_option
 @common_options
-def check(model: str, version: str, tracking_uri: str | None, as_json: bool) -> None:
+def check(
+    model: str | None,
+    version: str | None,
+    check_all: bool,
+    within_hours: float,
+    keep_newest: int,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
     """Would retraining now reproduce this model version? Exit 1 with the reasons if not.
 
-    Compares today's library versions and code with the recorded ones, and checks that each
-    recorded table version is still readable (files not vacuumed, log not cleaned up).
+    Compares today's library versions and code with the recorded ones, checks that each
+    recorded table version is still readable (files not vacuumed, log not cleaned up), and
+    says when a plain VACUUM or log clean-up with the table's settings can make it unreadable.
+
+    With --all (no MODEL VERSION): the data of every model version in use, upstream versions
+    included; exit 1 if any is unreadable or at risk within --within. --keep-newest counts
+    for --all only.
 
     \b
     Examples:
       mlflow-lineage check diabetes 3
       mlflow-lineage check diabetes Production --json
+      mlflow-lineage check --all --within 2d
     """
-    from lineage_plugin.queries import check as query
+    if check_all:
+        if model is not None:
+            raise click.UsageError("Give either MODEL VERSION or --all, not both.")
+        from lineage_plugin.queries.at_risk import check_all as query_all
 
-    report = query(model, version, tracking_uri=tracking_uri)
-    emit(as_json, report.to_dict(), render.check)
+        report = query_all(
+            within_hours=within_hours, keep_newest=keep_newest, tracking_uri=tracking_uri
+        )
+        emit(as_json, report.to_dict(), render_risks.check_all)
+    else:
+        if model is None or version is None:
+            raise click.UsageError("Give MODEL VERSION, or --all for every model version in use.")
+        from lineage_plugin.queries import check as query
+
+        report = query(model, version, within_hours=within_hours, tracking_uri=tracking_uri)
+        emit(as_json, report.to_dict(), render.check)
     if not report.ok:
         sys.exit(1)
 

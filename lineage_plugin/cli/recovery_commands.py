@@ -9,7 +9,12 @@ from typing import Any, NoReturn
 import click
 
 from lineage_plugin.cli import render, render_vacuum
-from lineage_plugin.cli.options import common_options, emit, retraining_options
+from lineage_plugin.cli.options import (
+    common_options,
+    emit,
+    keep_newest_option,
+    retraining_options,
+)
 from lineage_plugin.cli.progress import terminal_progress
 from lineage_plugin.errors import RestoreRefusedError
 
@@ -297,14 +302,7 @@ def _ask(question: str) -> bool:
     help="Delete unreferenced files older than H hours (default: the table's "
     "delta.deletedFileRetentionDuration, 7 days unless set).",
 )
-@click.option(
-    "--keep-newest",
-    type=click.IntRange(min=0),
-    default=3,
-    show_default=True,
-    metavar="N",
-    help="Also keep the data of each registered model's N newest versions.",
-)
+@keep_newest_option
 @click.option(
     "--dry-run", is_flag=True, help="Show what would go and what is kept; delete nothing."
 )

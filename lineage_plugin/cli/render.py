@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from lineage_plugin.cli import render_risks
 from lineage_plugin.queries.times import format_time
 from lineage_plugin.tags import VERIFICATION as VERIFICATION_TAG
 
@@ -254,10 +255,18 @@ def check(report: dict[str, Any]) -> str:
         f"{report['tables_checked']} table version(s), "
         f"{report['packages_checked']} library version(s) checked"
     )
+    later = [
+        f"  {r['uri']}@v{r['version']} {render_risks.risk_line(r)}"
+        for r in report.get("risks", [])
+        if not r.get("due")
+    ]
     if report["ok"]:
-        return head + f"retraining now would see the same inputs ({checked})."
-    lines = [head + f"retraining now would NOT reproduce it ({checked}):"]
-    lines += [f"  [{p['kind']}] {p['message']}" for p in report["problems"]]
+        lines = [head + f"retraining now would see the same inputs ({checked})."]
+    else:
+        lines = [head + f"retraining now would NOT reproduce it ({checked}):"]
+        lines += [f"  [{p['kind']}] {p['message']}" for p in report["problems"]]
+    if later:
+        lines += ["Clean-ups that can make recorded versions unreadable later:", *later]
     return "\n".join(lines)
 
 

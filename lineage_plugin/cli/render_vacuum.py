@@ -15,7 +15,8 @@ def _size(n: int | None) -> str:
     return ""
 
 
-def _guard(g: dict[str, Any]) -> str:
+def guard_text(g: dict[str, Any]) -> str:
+    """``churn v1 (alias champion, upstream of features v0)``."""
     via = g.get("via")
     upstream = f", upstream of {via.get('name') or via['uri']} v{via['version']}" if via else ""
     return f"{g['name']} v{g['version']} ({', '.join(g['why'])}{upstream})"
@@ -35,7 +36,8 @@ def vacuum_plan(plan: dict[str, Any]) -> str:
     if kept:
         out.append(f"  versions kept for the models that need them ({len(kept)}):")
         out += [
-            f"    v{k['version']}: " + "; ".join(_guard(g) for g in k["protected_by"]) for k in kept
+            f"    v{k['version']}: " + "; ".join(guard_text(g) for g in k["protected_by"])
+            for k in kept
         ]
     out += [f"  note: {n}" for n in plan.get("notes", [])]
     return "\n".join(out)

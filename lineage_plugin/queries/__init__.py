@@ -1,9 +1,10 @@
 """Lineage queries: ``show``, ``diff``, ``impact``, ``upstream``, ``timeline``, ``check``,
-``export``, ``reindex`` and ``check_index`` (``reindex --check``). Each returns a typed report whose
-``to_dict()`` is the documented ``--json``."""
+``check_all``, ``export``, ``reindex`` and ``check_index`` (``reindex --check``). Each returns a
+typed report whose ``to_dict()`` is the documented ``--json``."""
 
 from __future__ import annotations
 
+from lineage_plugin.queries.at_risk import CheckAllReport, check_all
 from lineage_plugin.queries.check import CheckReport, check
 from lineage_plugin.queries.diff import DiffReport, diff
 from lineage_plugin.queries.impact import ImpactReport, UnknownTableError, impact
@@ -16,6 +17,7 @@ from lineage_plugin.queries.upstream import UpstreamReport, upstream
 from lineage_plugin.queries.workspace import UnknownModelError, Workspace
 
 __all__ = [
+    "CheckAllReport",
     "CheckReport",
     "DiffReport",
     "ImpactReport",
@@ -29,6 +31,7 @@ __all__ = [
     "UpstreamReport",
     "Workspace",
     "check",
+    "check_all",
     "check_index",
     "diff",
     "impact",

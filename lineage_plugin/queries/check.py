@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from lineage_plugin.errors import LineageError
+from lineage_plugin.queries.at_risk import WITHIN_HOURS, risks_of
 from lineage_plugin.queries.show import resolve
+from lineage_plugin.queries.times import json_output
 from lineage_plugin.queries.workspace import Workspace
 from lineage_plugin.records import CodeVersion, DeltaInput, ModelVersionLineage, drop_nulls
 
@@ -22,13 +26,17 @@ class CheckReport:
             (``data`` ones also name the table version: ``uri``, ``version``).
         tables_checked: How many recorded table versions were checked.
         packages_checked: How many recorded library versions were compared.
+        risks: When a plain VACUUM or log clean-up, with the tables' settings, can make a
+            recorded version unreadable (``uri``, ``version``, ``kind``, ``at``, ``due``,
+            ``detail``); the ``due`` ones are ``retention`` problems too.
     """
 
     name: str
     version: str
-    problems: tuple[dict[str, str], ...]
+    problems: tuple[dict[str, Any], ...]
     tables_checked: int
     packages_checked: int
+    risks: tuple[dict[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -45,26 +53,36 @@ class CheckReport:
                 "problems": list(self.problems),
                 "tables_checked": self.tables_checked,
                 "packages_checked": self.packages_checked,
+                "risks": json_output(list(self.risks)),
             }
         )
 
 
-def check(name: str, version: str | int, *, tracking_uri: str | None = None) -> CheckReport:
+def check(
+    name: str,
+    version: str | int,
+    *,
+    within_hours: float = WITHIN_HOURS,
+    tracking_uri: str | None = None,
+) -> CheckReport:
     """Compare today's environment, code and tables with what a model version recorded.
 
     Args:
         name: Registered model name.
         version: A version number, alias or stage.
+        within_hours: A recorded table version that a plain VACUUM or log clean-up can make
+            unreadable within this many hours is a problem (every such risk is listed).
         tracking_uri: Where MLflow is (default: MLflow's tracking URI).
 
     Returns:
         A :class:`CheckReport`; ``ok`` is False when retraining would not see the same
         inputs (a table version no longer readable, a library version changed, other code:
         another git commit, or an entry script or local module whose SHA-256 changed or that
-        is missing) or cannot tell (no code recorded: neither a git commit nor file hashes).
+        is missing), cannot tell (no code recorded: neither a git commit nor file hashes), or
+        a recorded table version is at risk within ``within_hours``.
 
     Raises:
-        LineageError: Unknown model or version.
+        LineageError: Unknown model or version, or a negative ``within_hours``.
 
     Example:
         >>> report = check("diabetes", 1)
@@ -72,6 +90,8 @@ def check(name: str, version: str | int, *, tracking_uri: str | None = None) -> 
     """
     from lineage_plugin import tags as T
 
+    if within_hours < 0:
+        raise LineageError(f"--within must be 0 or more, not {within_hours:g} hours.")
     ws = Workspace(tracking_uri)
     number = resolve(ws, name, str(version))
     lineage = T.model_version_lineage(ws.model_version(name, number))
@@ -85,6 +105,7 @@ def check(name: str, version: str | int, *, tracking_uri: str | None = None) -> 
             }
         )
     problems.extend(_data_problems(lineage.inputs))
+    risks = _risks(lineage.inputs, problems, within_hours)
     compared = _environment_problems(lineage, problems)
     problems.extend(_code_problems(lineage))
     return CheckReport(
@@ -93,7 +114,40 @@ def check(name: str, version: str | int, *, tracking_uri: str | None = None) -> 
         problems=tuple(problems),
         tables_checked=len(lineage.inputs),
         packages_checked=compared,
+        risks=tuple(risks),
     )
+
+
+def _risks(
+    inputs: tuple[DeltaInput, ...], problems: list[dict[str, Any]], within_hours: float
+) -> list[dict[str, Any]]:
+    """The retention risks of the readable recorded versions; the due ones become problems."""
+    from lineage_plugin.queries.times import format_time
+
+    unreadable = {(p["uri"], p["version"]) for p in problems if p["kind"] == "data"}
+    wanted: dict[str, set[int]] = {}
+    labels: dict[str, str] = {}
+    for inp in inputs:
+        if (inp.uri, inp.version) not in unreadable:
+            wanted.setdefault(inp.uri, set()).add(inp.version)
+            labels[inp.uri] = inp.name or inp.uri
+    now = int(time.time() * 1000)
+    risks = []
+    for uri, found in risks_of(wanted, now_ms=now, within_hours=within_hours).items():
+        for risk in found.get("risks", ()):
+            risks.append({"uri": uri, **risk})
+            if risk["due"]:
+                problems.append(
+                    {
+                        "kind": "retention",
+                        "message": f"{labels[uri]}@v{risk['version']}: {risk['detail']}, from "
+                        f"{format_time(risk['at'])}. Raise the table property it names, and "
+                        "vacuum with mlflow-lineage vacuum.",
+                        "uri": uri,
+                        "version": risk["version"],
+                    }
+                )
+    return risks
 
 
 def _data_problems(inputs: tuple[DeltaInput, ...]) -> list[dict[str, str]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,24 +193,53 @@ def protection(
                     result.add(version, guard)
         if guard.run_id:
             with_runs[guard.run_id].append(guard)
-    if with_runs:
-        _upstream(ws, result, with_runs)
+    for node_uri, version, guard, via in _upstream(ws, with_runs):
+        if node_uri == uri:
+            result.add(version, guard, via)
     return result
 
 
-def _upstream(ws: Workspace, result: Protection, with_runs: dict[str, list[Guard]]) -> None:
-    """Add the versions of the table upstream of the guards' runs (one walk per run)."""
+def protections(ws: Workspace, all_guards: Iterable[Guard]) -> dict[str, Protection]:
+    """The protected versions of every table the guards need, by the URI they were read at.
+
+    Args:
+        ws: Where MLflow and the lineage index are.
+        all_guards: From :func:`guards`.
+
+    Raises:
+        IndexUnavailableError: The lineage index (for the upstream graph) cannot be opened.
+    """
+    found: dict[str, Protection] = {}
+    with_runs: dict[str, list[Guard]] = defaultdict(list)
+    for guard in all_guards:
+        for inp in guard.inputs:
+            for version in needed_versions(inp):
+                found.setdefault(inp.uri, Protection(uri=inp.uri)).add(version, guard)
+        if guard.run_id and not guard.unknown:
+            with_runs[guard.run_id].append(guard)
+    for uri, version, guard, via in _upstream(ws, with_runs):
+        found.setdefault(uri, Protection(uri=uri)).add(version, guard, via)
+    return dict(sorted(found.items()))
+
+
+def _upstream(
+    ws: Workspace, with_runs: dict[str, list[Guard]]
+) -> Iterator[tuple[str, int, Guard, dict[str, Any]]]:
+    """Each table version upstream of the guards' runs (one walk per run), with its guard and
+    ``via`` (the guard's own input it is upstream of)."""
     from lineage_plugin.queries.graph import Walk, upstream
 
+    if not with_runs:
+        return
     with ws.require_index().begin() as conn:
         for run_id, run_guards in with_runs.items():
             walk = Walk()
             walk.add_run(run_id, None, 1)
             upstream(conn, walk, {run_id})
             for node, depth in walk.table_depth.items():
-                if node[0] != result.uri or depth < 2:
+                if depth < 2:
                     continue
                 path = walk.table_path(node)
                 via = next((hop for hop in path[1:] if hop["kind"] == "table_version"), path[0])
                 for guard in run_guards:
-                    result.add(node[1], guard, via)
+                    yield node[0], node[1], guard, via

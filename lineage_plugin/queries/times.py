@@ -67,6 +67,28 @@ def parse_time(text: str, *, now_ms: int | None = None) -> int:
     return int(parsed.timestamp() * 1000)
 
 
+def parse_duration(text: str) -> float:
+    """Parse a length of time (``90m``, ``12h``, ``7d``, ``2w``, ``0``) into hours.
+
+    Raises:
+        TimeFormatError: The text is not such a length.
+
+    Example:
+        >>> parse_duration("2d")
+        48.0
+    """
+    value = text.strip().lower()
+    if value == "0":
+        return 0.0
+    match = _RELATIVE.match(value)
+    if match is None or value.endswith("ago"):
+        raise TimeFormatError(
+            f"Cannot read the length of time '{text}'. Use a number and a unit: 90m, 12h, "
+            "7d or 2w (or 0)."
+        )
+    return int(match.group(1)) * _UNITS[match.group(2)] / 3600
+
+
 def format_time(ms: int | None) -> str:
     """Epoch milliseconds as local ISO time with offset, to the second (``-`` for none)."""
     if ms is None:

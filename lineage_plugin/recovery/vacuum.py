@@ -205,6 +205,7 @@ def plan_vacuum(
     _refuse_unreadable(found, current.metadata().id)
     kept = tuple({"version": v, "protected_by": found.kept(v)} for v in sorted(found.versions))
     notes = _notes(found, retention_hours, settings.file_retention_hours)
+    notes += _log_notes(found)
     spark_hours = None
     if engine == "spark":
         spark_hours = _spark_hours(uri, retention_hours, settings, sorted(found.versions))
@@ -264,6 +265,21 @@ def _notes(found: Protection, asked: float | None, table_hours: float) -> list[s
         for g in found.unknown
     ]
     return notes
+
+
+def _log_notes(found: Protection) -> list[str]:
+    """What log clean-up will take of the protected versions: vacuum keeps files, not logs."""
+    from lineage_plugin.queries.at_risk import risks_of
+    from lineage_plugin.queries.times import format_time
+
+    now = int(time.time() * 1000)
+    risks = risks_of({found.uri: found.versions}, now_ms=now, within_hours=0)[found.uri]
+    return [
+        f"v{r['version']} is kept, but {r['detail']}, from {format_time(r['at'])}: this vacuum "
+        "keeps its files, not its log; raise delta.logRetentionDuration to keep it readable."
+        for r in risks.get("risks", ())
+        if r["kind"] == "log"
+    ]
 
 
 def _spark_hours(uri: str, asked: float | None, settings: Any, protected: list[int]) -> float:
