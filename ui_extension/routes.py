@@ -131,7 +131,8 @@ def require_model(name: str) -> Any:
     try:
         return workspace().registry_store.get_registered_model(name)
     except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+        # INVALID_PARAMETER_VALUE: a name MLflow cannot hold ('/', ':'), so no model has it.
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise
         raise UnknownModelPageError(
             f"There is no registered model '{name[:200]}'. The models page lists those you may "

@@ -136,7 +136,7 @@ def impact(
     Raises:
         UnknownTableError: No run read the table.
         LineageError: The range is empty (``from_version`` > ``to_version``), or a bound is
-            past the table's latest version.
+            negative or past the table's latest version.
 
     Example:
         >>> report = impact("/data/diabetes", from_version=3)
@@ -146,6 +146,9 @@ def impact(
 
     from lineage_plugin.store.index_schema import tables
 
+    negative = [f"{flag} {v}" for flag, v in _bounds(from_version, to_version) if v < 0]
+    if negative:
+        raise LineageError(f"Versions start at 0: {' and '.join(negative)} is not a version.")
     if from_version is not None and to_version is not None and from_version > to_version:
         raise LineageError(
             f"--from-version {from_version} is after --to-version {to_version}; swap them."
@@ -188,10 +191,15 @@ def impact(
     return _report(table, uri, from_version, to_version, rows, held, include_deleted, walk)
 
 
+def _bounds(from_version: int | None, to_version: int | None) -> list[tuple[str, int]]:
+    """The bounds given, with their option names."""
+    bounds = (("--from-version", from_version), ("--to-version", to_version))
+    return [(flag, v) for flag, v in bounds if v is not None]
+
+
 def _check_bounds(table: str, uri: str, from_version: int | None, to_version: int | None) -> None:
     """Refuse a bound past the table's latest version (the table as it is now, when readable)."""
-    bounds = (("--from-version", from_version), ("--to-version", to_version))
-    given = [(flag, v) for flag, v in bounds if v is not None]
+    given = _bounds(from_version, to_version)
     if not given:
         return
     from lineage_plugin.delta.log import resolve

@@ -11,6 +11,9 @@ from typing import Any
 
 from lineage_plugin.errors import LineageError
 
+#: The times a datetime can hold (years 1 to 9999), in epoch milliseconds.
+_EARLIEST_MS = -62_135_596_800_000
+_LATEST_MS = 253_402_300_799_999
 _RELATIVE = re.compile(r"^(\d+)\s*(s|m|h|d|w)(?:\s+ago)?$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -41,6 +44,15 @@ def parse_time(text: str, *, now_ms: int | None = None) -> int:
         >>> parse_time("1970-01-01T00:00:01+00:00")
         1000
     """
+    ms = _parse_time(text, now_ms)
+    if not _EARLIEST_MS <= ms <= _LATEST_MS:
+        raise TimeFormatError(
+            f"The time '{text[:80]}' is out of range: give a time between the years 1 and 9999."
+        )
+    return ms
+
+
+def _parse_time(text: str, now_ms: int | None) -> int:
     value = text.strip().lower()
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     if value == "now":
@@ -51,7 +63,7 @@ def parse_time(text: str, *, now_ms: int | None = None) -> int:
         if value == "yesterday":
             midnight -= timedelta(days=1)
         return int(midnight.timestamp() * 1000)
-    if value.isdigit() and len(value) >= 10:
+    if value.isascii() and value.isdigit() and len(value) >= 10:
         return int(value)
     match = _RELATIVE.match(value)
     if match:
@@ -64,7 +76,10 @@ def parse_time(text: str, *, now_ms: int | None = None) -> int:
             "2026-11-17T09:30 (local time unless an offset like +00:00 is given), epoch "
             "milliseconds, a relative time such as 12h or 7d (ago), or now/today/yesterday."
         ) from None
-    return int(parsed.timestamp() * 1000)
+    try:
+        return int(parsed.timestamp() * 1000)
+    except (OverflowError, OSError, ValueError):  # a date local time cannot place (year 1)
+        return _EARLIEST_MS - 1
 
 
 def parse_duration(text: str) -> float:

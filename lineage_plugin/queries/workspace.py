@@ -105,6 +105,10 @@ class Workspace:
         try:
             return store.get_registered_model(name)
         except MlflowException as exc:
+            if exc.error_code == "INVALID_PARAMETER_VALUE":  # a name MLflow cannot hold
+                raise UnknownModelError(
+                    f"There is no registered model '{name}': {exc.message}"
+                ) from exc
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
             raise UnknownModelError(self._no_such_model(name)) from exc
