@@ -11,9 +11,17 @@ through in Chromium.
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 
+import mlflow
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+from helpers import read_pandas
 from lineage_plugin.ui.graph_picture import RUN, TABLE_VERSION, Node, layout
+from mlflow import MlflowClient
+from test_graph import build_pipeline
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -69,3 +77,75 @@ def test_the_partial_says_how_many_nodes_the_cap_left_out(lineage_flask_app):
     assert len(nodes_of(svg_of(html, "g"))) == 60
     assert "+5 more not drawn" in html
     assert render_partial(lineage_flask_app, layout([], []), "none").strip() == ""
+
+
+# --- The pages, on a real pipeline -----------------------------------------------------------
+
+
+@pytest.fixture
+def pipeline(lineage_tracking, make_table, tmp_path, monkeypatch, lineage_flask_app):
+    """``test_graph.build_pipeline``'s registry, served in-process; adds ``client`` and the
+    experiment id ``exp`` of its runs."""
+    from mlflow.server.constants import BACKEND_STORE_URI_ENV_VAR
+
+    ids = build_pipeline(make_table, tmp_path)
+    monkeypatch.setenv(BACKEND_STORE_URI_ENV_VAR, lineage_tracking)
+    exp = mlflow.get_experiment_by_name("lineage-tests").experiment_id
+    return {**ids, "exp": exp, "client": lineage_flask_app.test_client()}
+
+
+def page(client, path: str) -> str:
+    response = client.get(path)
+    assert response.status_code == 200, response.get_data(as_text=True)[-2000:]
+    return response.get_data(as_text=True)
+
+
+def table_id(path: str) -> str:
+    return DeltaTable(path).metadata().id
+
+
+def test_version_page_draws_upstream_and_links_each_node(pipeline):
+    p = pipeline
+    html = page(p["client"], "/lineage/models/churn/versions/2")
+    svg = svg_of(html, "version-graph")
+    assert svg.get("aria-label") == "Lineage graph of churn version 2"
+    raw, feats = table_id(p["raw"]), table_id(p["features"])
+    assert sorted(nodes_of(svg)) == sorted(
+        [
+            ("node node-table-version", f"/lineage/tables/{raw}?version=1", "raw@v1"),
+            ("node node-run", f"/#/experiments/{p['exp']}/runs/{p['features1']}", "run features-1"),
+            ("node node-table-version", f"/lineage/tables/{feats}?version=1", "features@v1"),
+            ("node node-run", f"/#/experiments/{p['exp']}/runs/{p['train1']}", "run train-1"),
+            ("node node-model-version", "/lineage/models/churn/versions/2", "churn v2 (this)"),
+        ]
+    )
+    assert len(svg.findall(f"{SVG}path")) == 4  # raw -> run -> features -> run -> model
+    # Each link leads to a page that answers.
+    for _, href, _ in nodes_of(svg):
+        if href.startswith("/lineage/"):
+            page(p["client"], href)
+
+
+def test_version_page_draws_what_was_trained_downstream_of_its_run(pipeline):
+    """A run downstream reads what the training run of churn v1 wrote and registers ``score``
+    v1: it is on v1's picture, and on neither side of v2's."""
+    p = pipeline
+    scored = os.path.join(os.path.dirname(p["raw"]), "scored")
+    with mlflow.start_run(run_id=p["train0"]):  # the training run writes its scores
+        frame = read_pandas(DeltaTable(p["features"], version=0))
+        write_deltalake(scored, pa.Table.from_pandas(frame))
+    with mlflow.start_run(run_name="score") as run:
+        read_pandas(DeltaTable(scored, version=0))
+        MlflowClient().create_registered_model("score")
+        MlflowClient().create_model_version("score", "s3://b/m", run_id=run.info.run_id)
+    svg = svg_of(page(p["client"], "/lineage/models/churn/versions/1"), "version-graph")
+    labels = {label for _, _, label in nodes_of(svg)}
+    assert {"raw@v0", "run features-0", "features@v0", "run train-0", "churn v1 (this)"} <= labels
+    assert {"scored@v0", "run score", "score v1"} <= labels
+    hrefs = {label: href for _, href, label in nodes_of(svg)}
+    assert hrefs["score v1"] == "/lineage/models/score/versions/1"
+    assert hrefs["scored@v0"] == f"/lineage/tables/{table_id(scored)}?version=0"
+    page(p["client"], hrefs["scored@v0"])
+    v2 = svg_of(page(p["client"], "/lineage/models/churn/versions/2"), "version-graph")
+    other = {label for _, _, label in nodes_of(v2)}
+    assert "score v1" not in other and "raw@v0" not in other

@@ -82,6 +82,8 @@ def model_page(name: str) -> str:
 def version_page(name: str, version: str) -> str:
     """``/lineage/models/<name>/versions/<version>[?diff=OTHER]``: the full record."""
     from flask import render_template, request
+    from lineage_plugin.ui.access import current
+    from lineage_plugin.ui.graph_view import version_graph
     from lineage_plugin.ui.version_page import version_page as data
 
     name, version = name_arg(name), version_arg(version)
@@ -89,7 +91,9 @@ def version_page(name: str, version: str) -> str:
     other = request.args.get("diff", "").strip()
     other = version_arg(other) if other else None
     page = data(tracking_uri(), name, version, other)
-    return render_template("lineage/version.html", name=name, version=version, p=page)
+    run_id = page["record"].get("run", {}).get("run_id")
+    graph = version_graph(workspace(), name, version, run_id, current())
+    return render_template("lineage/version.html", name=name, version=version, p=page, graph=graph)
 
 
 def table_page(ref: str) -> str:
