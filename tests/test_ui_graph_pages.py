@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from urllib.parse import quote, unquote
 
 import mlflow
 import pyarrow as pa
@@ -22,8 +23,27 @@ from helpers import read_pandas
 from lineage_plugin.ui.graph_picture import RUN, TABLE_VERSION, Node, layout
 from mlflow import MlflowClient
 from test_graph import build_pipeline
+from ui_registry import HOSTILE, HOSTILE_IMG, HOSTILE_MODEL, HOSTILE_RUN
+
+import lineage_plugin as lp
 
 SVG = "{http://www.w3.org/2000/svg}"
+
+
+class _AnyHref:
+    """Equal to any link (a node's href, where the test is about something else)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str)
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return False
+
+
+ANY_HREF = _AnyHref()
 
 
 def svg_of(html: str, svg_id: str) -> ET.Element:
@@ -149,3 +169,122 @@ def test_version_page_draws_what_was_trained_downstream_of_its_run(pipeline):
     v2 = svg_of(page(p["client"], "/lineage/models/churn/versions/2"), "version-graph")
     other = {label for _, _, label in nodes_of(v2)}
     assert "score v1" not in other and "raw@v0" not in other
+
+
+def history_row(html: str, version: int) -> str:
+    start = html.index(f'id="v{version}"')
+    return html[start : html.index("</tr>", start)]
+
+
+def test_table_page_draws_downstream_and_says_who_wrote_each_version(pipeline):
+    p = pipeline
+    feats, raw = table_id(p["features"]), table_id(p["raw"])
+    html = page(p["client"], f"/lineage/tables/{feats}")
+    svg = svg_of(html, "table-graph")
+    assert svg.get("aria-label") == "Downstream lineage graph of features"
+    run = f"/#/experiments/{p['exp']}/runs/"
+    assert sorted(nodes_of(svg)) == sorted(
+        [
+            ("node node-table-version", f"/lineage/tables/{feats}?version=0", "features@v0"),
+            ("node node-table-version", f"/lineage/tables/{feats}?version=1", "features@v1"),
+            ("node node-run", run + p["train0"], "run train-0"),
+            ("node node-run", run + p["train1"], "run train-1"),
+            ("node node-model-version", "/lineage/models/churn/versions/1", "churn v1"),
+            ("node node-model-version", "/lineage/models/churn/versions/2", "churn v2"),
+        ]
+    )
+    assert len(svg.findall(f"{SVG}path")) == 4
+    # Written by: the feature run that wrote each version, linked to its MLflow run page.
+    assert "<th>Written by</th>" in html
+    for version, writer in ((0, "features0"), (1, "features1")):
+        row = history_row(html, version)
+        assert f'<td class="writer"><a href="{run}{p[writer]}">features-{version}</a>' in row
+    # The raw table: no run wrote it; its graph reaches through the features to the models.
+    html = page(p["client"], f"/lineage/tables/{raw}?version=1")
+    assert '<td class="writer"><span class="muted">-</span>' in history_row(html, 1)
+    labels = [label for _, _, label in nodes_of(svg_of(html, "table-graph"))]
+    assert sorted(labels) == ["churn v2", "features@v1", "raw@v1", "run features-1", "run train-1"]
+    data = p["client"].get(f"/lineage/api/tables/{feats}").get_json()
+    assert [v["written_by"]["run_id"] for v in data["versions"]] == [p["features1"], p["features0"]]
+
+
+def test_a_table_no_run_read_has_no_graph(pipeline):
+    p = pipeline
+    html = page(p["client"], f"/lineage/tables/{table_id(p['raw'])}?version=0")
+    assert 'id="table-graph"' in html  # raw@0 was read by features-0
+    write_deltalake(p["raw"], pa.table({"id": [9], "x": [0.0], "y": [0.0]}), mode="append")
+    html = page(p["client"], f"/lineage/tables/{table_id(p['raw'])}?version=2")
+    assert 'id="table-graph-none"' in html and 'id="table-graph"' not in html
+
+
+def test_hostile_table_paths_run_and_model_names_come_out_escaped(pipeline, tmp_path):
+    p = pipeline
+    table = str(tmp_path / f"raw{HOSTILE_IMG}{HOSTILE.replace('/', '')}")
+    write_deltalake(table, pa.table({"id": [1, 2], "x": [0.5, 1.5]}))
+    client = MlflowClient()
+    client.create_registered_model(HOSTILE_MODEL)
+    with mlflow.start_run(run_name=HOSTILE_RUN) as run:
+        lp.log_delta_input(table)  # pyarrow cannot open files under such a directory
+        client.create_model_version(HOSTILE_MODEL, "s3://b/m", run_id=run.info.run_id)
+    name = os.path.basename(table)
+    pages = [
+        (f"/lineage/models/{quote(HOSTILE_MODEL, safe='')}/versions/1", "version-graph"),
+        (f"/lineage/tables/{table_id(table)}", "table-graph"),
+    ]
+    for path, svg_id in pages:
+        html = page(p["client"], path)
+        assert "<script>alert" not in html and "<img src=x" not in html, path
+        svg = svg_of(html, svg_id)  # well formed: every value escaped
+        labels = {label for _, _, label in nodes_of(svg)}
+        assert {f"{name}@v0", f"run {HOSTILE_RUN}"} <= labels
+        hrefs = [unquote(href) for _, href, _ in nodes_of(svg)]
+        assert f"/lineage/models/{HOSTILE_MODEL}/versions/1" in hrefs
+        assert any(label.startswith(f"{HOSTILE_MODEL} v1") for label in labels)
+
+
+class Restricted:
+    """A user who may read the runs of one experiment only, and every model but ``churn``."""
+
+    def __init__(self, experiment_id: str) -> None:
+        self.experiment_id = experiment_id
+
+    def may_read(self, name: str) -> bool:
+        return name != "churn"
+
+    def may_read_experiment(self, experiment_id: str) -> bool:
+        return experiment_id == self.experiment_id
+
+
+@pytest.fixture
+def restricted(pipeline, lineage_flask_app):
+    """The pages as a user who may read no run of the pipeline's experiment and not churn."""
+    state = lineage_flask_app.extensions["lineage"]
+    before = state["access"]
+    other = MlflowClient().create_experiment("someone-else")
+    state["access"] = Restricted(other)
+    try:
+        yield pipeline
+    finally:
+        state["access"] = before
+
+
+def test_the_graph_hides_runs_and_models_the_user_may_not_read(restricted):
+    p = restricted
+    html = page(p["client"], f"/lineage/tables/{table_id(p['features'])}")
+    svg = svg_of(html, "table-graph")
+    assert sorted(nodes_of(svg)) == sorted(
+        [
+            ("node node-table-version", ANY_HREF, "features@v0"),
+            ("node node-table-version", ANY_HREF, "features@v1"),
+            ("node node-run node-unlinked", None, "hidden run"),
+            ("node node-run node-unlinked", None, "hidden run"),
+        ]
+    )
+    assert len(svg.findall(f"{SVG}path")) == 2  # each version to its (hidden) reader
+    row = history_row(html, 1)
+    assert "a run you may not read" in row
+    for key in ("features0", "features1", "train0", "train1"):
+        assert p[key] not in html
+    assert "churn v" not in html
+    data = p["client"].get(f"/lineage/api/tables/{table_id(p['features'])}").get_json()
+    assert [v["written_by"] for v in data["versions"]] == [{"hidden": True}, {"hidden": True}]

@@ -100,17 +100,31 @@ def table_page(ref: str) -> str:
     """``/lineage/tables/<table id or name>[?before=N][&version=N]``: history and readers."""
     from flask import render_template
     from lineage_plugin.ui.access import current
+    from lineage_plugin.ui.graph_view import table_graph
     from lineage_plugin.ui.table_page import table_page as data
     from lineage_plugin.ui.table_page import visible_impact
 
     ref = name_arg(ref)
     chosen = int_arg("version")
-    page = data(workspace(), ref, before=int_arg("before"), access=current())
+    ws = workspace()
+    page = data(ws, ref, before=int_arg("before"), access=current())
+    uri = page["table"]["uri"]
     impact = None
     if chosen is not None:
-        uri = page["table"]["uri"]
         impact = visible_impact(uri, tracking_uri(), current(), from_version=chosen)
-    return render_template("lineage/table.html", t=page, ref=ref, chosen=chosen, impact=impact)
+    # Downstream of the chosen version, else of the versions this page lists.
+    shown = [v["version"] for v in page["versions"]] or [0]
+    span = (chosen, chosen) if chosen is not None else (min(shown), max(shown))
+    graph = table_graph(ws, uri, span, current())
+    return render_template(
+        "lineage/table.html",
+        t=page,
+        ref=ref,
+        chosen=chosen,
+        impact=impact,
+        graph=graph,
+        graph_span=span,
+    )
 
 
 def _flag(name: str) -> bool:
