@@ -288,3 +288,20 @@ def test_the_graph_hides_runs_and_models_the_user_may_not_read(restricted):
     assert "churn v" not in html
     data = p["client"].get(f"/lineage/api/tables/{table_id(p['features'])}").get_json()
     assert [v["written_by"] for v in data["versions"]] == [{"hidden": True}, {"hidden": True}]
+
+
+def test_a_table_only_written_by_runs_has_a_page_with_its_writer(pipeline):
+    """The training run of churn v1 writes its predictions, which no run reads: the version
+    graph links the table, and its page answers (found through the index's writes)."""
+    p = pipeline
+    preds = os.path.join(os.path.dirname(p["raw"]), "predictions")
+    with mlflow.start_run(run_id=p["train0"]):
+        write_deltalake(preds, pa.table({"id": [1], "yhat": [0.5]}))
+    svg = svg_of(page(p["client"], "/lineage/models/churn/versions/1"), "version-graph")
+    hrefs = {label: href for _, href, label in nodes_of(svg)}
+    assert hrefs["predictions@v0"] == f"/lineage/tables/{table_id(preds)}?version=0"
+    html = page(p["client"], hrefs["predictions@v0"])
+    run = f"/#/experiments/{p['exp']}/runs/{p['train0']}"
+    assert f'<td class="writer"><a href="{run}">train-0</a>' in history_row(html, 0)
+    assert 'id="table-graph-none"' in html and "No model version read it." in html
+    assert page(p["client"], "/lineage/tables/predictions").count('id="v0"') == 1  # by name

@@ -104,6 +104,8 @@ def table_page(ref: str) -> str:
     from lineage_plugin.ui.table_page import table_page as data
     from lineage_plugin.ui.table_page import visible_impact
 
+    from lineage_plugin.queries.impact import UnknownTableError
+
     ref = name_arg(ref)
     chosen = int_arg("version")
     ws = workspace()
@@ -111,7 +113,10 @@ def table_page(ref: str) -> str:
     uri = page["table"]["uri"]
     impact = None
     if chosen is not None:
-        impact = visible_impact(uri, tracking_uri(), current(), from_version=chosen)
+        try:
+            impact = visible_impact(uri, tracking_uri(), current(), from_version=chosen)
+        except UnknownTableError:  # a table runs wrote and none read: nobody is affected
+            impact = {"from_version": chosen, "model_versions": [], "runs": []}
     # Downstream of the chosen version, else of the versions this page lists.
     shown = [v["version"] for v in page["versions"]] or [0]
     span = (chosen, chosen) if chosen is not None else (min(shown), max(shown))
