@@ -305,3 +305,36 @@ def test_a_table_only_written_by_runs_has_a_page_with_its_writer(pipeline):
     assert f'<td class="writer"><a href="{run}">train-0</a>' in history_row(html, 0)
     assert 'id="table-graph-none"' in html and "No model version read it." in html
     assert page(p["client"], "/lineage/tables/predictions").count('id="v0"') == 1  # by name
+
+
+@pytest.mark.slow
+def test_clicking_a_graph_node_in_chromium_opens_its_page(pipeline, lineage_tracking, tmp_path):
+    """A real ``mlflow server --app-name lineage`` over the pipeline's store, in Chromium: the
+    version page's picture is drawn (no CSP violation), and clicking the features box, then
+    the model version box on the table page, lands on their pages."""
+    pytest.importorskip("playwright.sync_api")
+    from browser import chromium
+    from server import mlflow_server
+
+    p = pipeline
+    problems: list[str] = []
+    with (
+        mlflow_server(lineage_tracking, tmp_path, "--app-name", "lineage") as url,
+        chromium() as browser,
+    ):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        tab = context.new_page()
+        tab.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        tab.on("pageerror", lambda exc: problems.append(str(exc)))
+        tab.goto(f"{url}/lineage/models/churn/versions/2", wait_until="load")
+        graph = tab.locator("#version-graph")
+        assert graph.evaluate("svg => svg.getBBox().width") > 500  # drawn, five columns
+        graph.locator("a.node", has_text="features@v1").click()
+        tab.wait_for_url(f"**/lineage/tables/{table_id(p['features'])}?version=1")
+        assert tab.locator("#table-name").inner_text() == "features"
+        assert "features-1" in tab.locator("#v1 td.writer").inner_text()
+        tab.locator("#table-graph a.node", has_text="churn v2").click()
+        tab.wait_for_url("**/lineage/models/churn/versions/2")
+        assert tab.locator("#version-title").inner_text().startswith("churn version 2")
+        context.close()
+    assert problems == []
