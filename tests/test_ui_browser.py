@@ -340,8 +340,9 @@ def test_hostile_values_render_as_text(reviewer: Reviewer, registry: Registry) -
     assert r.text("#version-title").startswith(f"{HOSTILE_MODEL} version 1")
     r.lineage_page("hostile-version")
     r.open(f"/lineage/tables/{registry.sales.table_id}")
-    assert r.page.get_by_text(f"run {HOSTILE_IMG}", exact=True).is_visible()
-    assert r.page.get_by_text(f"{HOSTILE_MODEL} v1", exact=True).is_visible()
+    history = r.page.locator("#table-history")  # the graph above names them too
+    assert history.get_by_text(f"run {HOSTILE_IMG}", exact=True).is_visible()
+    assert history.get_by_text(f"{HOSTILE_MODEL} v1", exact=True).is_visible()
     # The JSON is JSON: the values as they are, served as application/json.
     response = r.page.request.get(r.base + "/lineage/api/models/" + quote(HOSTILE_MODEL))
     assert response.headers["content-type"] == "application/json"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin.ui import visible
+from lineage_plugin.ui.writes import written_by
 
 from lineage_plugin.errors import LineageError
 from lineage_plugin.queries.history import SERVING_STAGES
@@ -30,7 +31,8 @@ class AmbiguousTableError(LineageError):
 
 
 def recorded_table(conn: Any, ref: str) -> dict[str, Any]:
-    """The recorded table a page reference names: a Delta table id, else a table name.
+    """The recorded table a page reference names: a Delta table id, else a table name (as a
+    run's read recorded it, else a run's write).
 
     Returns:
         ``uri``, ``name`` and ``table_id`` as the newest read recorded them.
@@ -43,21 +45,25 @@ def recorded_table(conn: Any, ref: str) -> dict[str, Any]:
 
     from lineage_plugin.store.index_schema import tables
 
-    reads = tables()["reads"]
-    columns = (reads.c.table_uri, reads.c.table_name, reads.c.table_id)
-    newest = (reads.c.run_start.desc(),)
-    row = conn.execute(
-        select(*columns).where(reads.c.table_id == ref).order_by(*newest).limit(1)
-    ).first()
-    if row is None:
-        found = conn.execute(select(*columns).where(reads.c.table_name == ref).distinct()).all()
-        uris = {r.table_uri for r in found}
-        if len(uris) > 1:
-            ids = ", ".join(sorted({r.table_id or r.table_uri for r in found}))
-            raise AmbiguousTableError(
-                f"Several recorded tables are named '{ref}'; open one by its table id: {ids}."
-            )
-        row = found[0] if found else None
+    row = None
+    for edges in (tables()["reads"], tables()["writes"]):  # a table only written has one too
+        columns = (edges.c.table_uri, edges.c.table_name, edges.c.table_id)
+        newest = (edges.c.run_start.desc(),)
+        row = conn.execute(
+            select(*columns).where(edges.c.table_id == ref).order_by(*newest).limit(1)
+        ).first()
+        if row is None:
+            found = conn.execute(select(*columns).where(edges.c.table_name == ref).distinct())
+            found = found.all()
+            uris = {r.table_uri for r in found}
+            if len(uris) > 1:
+                ids = ", ".join(sorted({r.table_id or r.table_uri for r in found}))
+                raise AmbiguousTableError(
+                    f"Several recorded tables are named '{ref}'; open one by its table id: {ids}."
+                )
+            row = found[0] if found else None
+        if row is not None:
+            break
     if row is None:
         raise UnknownTableError(
             f"No recorded lineage names a table '{ref}'. Tables get a page once a run's read "
@@ -182,6 +188,7 @@ def table_page(
             top = high if before is None else min(before, high)
         low = max(top - PER_PAGE + 1, 0)
         readers = _readers(conn, table["uri"], low, top, access)
+        writers = written_by(conn, table["uri"], low, top, access)
     found: dict[int, dict[str, Any]] = {}
     if latest is not None:
         try:
@@ -196,6 +203,7 @@ def table_page(
                 "commit": found.get(v),
                 "restore_of": _restore_of(found.get(v)),
                 "readers": readers.get(v, []),
+                "written_by": writers.get(v),
                 "in_use": any(r["in_use"] for r in readers.get(v, [])),
             }
         )

@@ -82,6 +82,8 @@ def model_page(name: str) -> str:
 def version_page(name: str, version: str) -> str:
     """``/lineage/models/<name>/versions/<version>[?diff=OTHER]``: the full record."""
     from flask import render_template, request
+    from lineage_plugin.ui.access import current
+    from lineage_plugin.ui.graph_view import version_graph
     from lineage_plugin.ui.version_page import version_page as data
 
     name, version = name_arg(name), version_arg(version)
@@ -89,24 +91,45 @@ def version_page(name: str, version: str) -> str:
     other = request.args.get("diff", "").strip()
     other = version_arg(other) if other else None
     page = data(tracking_uri(), name, version, other)
-    return render_template("lineage/version.html", name=name, version=version, p=page)
+    run_id = page["record"].get("run", {}).get("run_id")
+    graph = version_graph(workspace(), name, version, run_id, current())
+    return render_template("lineage/version.html", name=name, version=version, p=page, graph=graph)
 
 
 def table_page(ref: str) -> str:
     """``/lineage/tables/<table id or name>[?before=N][&version=N]``: history and readers."""
     from flask import render_template
     from lineage_plugin.ui.access import current
+    from lineage_plugin.ui.graph_view import table_graph
     from lineage_plugin.ui.table_page import table_page as data
     from lineage_plugin.ui.table_page import visible_impact
 
+    from lineage_plugin.queries.impact import UnknownTableError
+
     ref = name_arg(ref)
     chosen = int_arg("version")
-    page = data(workspace(), ref, before=int_arg("before"), access=current())
+    ws = workspace()
+    page = data(ws, ref, before=int_arg("before"), access=current())
+    uri = page["table"]["uri"]
     impact = None
     if chosen is not None:
-        uri = page["table"]["uri"]
-        impact = visible_impact(uri, tracking_uri(), current(), from_version=chosen)
-    return render_template("lineage/table.html", t=page, ref=ref, chosen=chosen, impact=impact)
+        try:
+            impact = visible_impact(uri, tracking_uri(), current(), from_version=chosen)
+        except UnknownTableError:  # a table runs wrote and none read: nobody is affected
+            impact = {"from_version": chosen, "model_versions": [], "runs": []}
+    # Downstream of the chosen version, else of the versions this page lists.
+    shown = [v["version"] for v in page["versions"]] or [0]
+    span = (chosen, chosen) if chosen is not None else (min(shown), max(shown))
+    graph = table_graph(ws, uri, span, current())
+    return render_template(
+        "lineage/table.html",
+        t=page,
+        ref=ref,
+        chosen=chosen,
+        impact=impact,
+        graph=graph,
+        graph_span=span,
+    )
 
 
 def _flag(name: str) -> bool:
