@@ -30,7 +30,6 @@ the target is met or not; non-zero when a child crashes or a restore is wrong.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time

@@ -326,8 +326,17 @@ def print_results(results: dict, reps: int) -> None:
         "keep_versions=the same versions)."
     )
     C.print_table(
-        ["files", "deleted", "kept versions", "plugin", "plugin IQR", "bare", "bare IQR",
-         "plugin/bare", f"<= {TARGET}"],
+        [
+            "files",
+            "deleted",
+            "kept versions",
+            "plugin",
+            "plugin IQR",
+            "bare",
+            "bare IQR",
+            "plugin/bare",
+            f"<= {TARGET}",
+        ],
         [
             [
                 COMMITS * FILES_PER_COMMIT,
