@@ -30,7 +30,6 @@ the target is met or not; non-zero when a child crashes or a restore is wrong.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -75,28 +74,6 @@ def target_version(commits: int) -> int:
 
 def files_at(version: int) -> int:
     return (version + 1) * FILES_PER_COMMIT
-
-
-# --------------------------------------------------------------------------- table
-
-
-def fresh_copy(src: Path, dest: Path) -> None:
-    """A fresh copy of a table: the log copied, the data files hard-linked.
-
-    A restore writes only into ``_delta_log`` (new commit, checkpoint, ``_last_checkpoint``),
-    never into a data file, so linking them is a copy as far as the restore can tell, and
-    10,000 links take a fraction of the time of 10,000 copies.
-    """
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    for entry in os.scandir(src):
-        if entry.is_dir():
-            shutil.copytree(entry.path, dest / entry.name)
-        else:
-            try:
-                os.link(entry.path, dest / entry.name)
-            except OSError:
-                shutil.copy2(entry.path, dest / entry.name)
 
 
 # --------------------------------------------------------------------------- children
@@ -266,7 +243,7 @@ def _cli_restore(n: int, table: Path, prepared: Path, work: Path, ctx: dict) -> 
 
     import common as C
 
-    fresh_copy(ctx["pristine"][n], table)
+    C.fresh_copy(ctx["pristine"][n], table)
     db = work / "mlflow.db"
     db.parent.mkdir(parents=True)
     shutil.copyfile(prepared, db)
@@ -307,7 +284,7 @@ def measure(n: int, ctx: dict) -> dict:
     # One store holding the run and the model version; each plugin restore gets a copy.
     # The run recorded `plugin_table`, so every plugin repetition restores a fresh copy
     # at that path.
-    fresh_copy(pristine[n], plugin_table)
+    C.fresh_copy(pristine[n], plugin_table)
     prepared = C.fresh_db(template, work / "prepared")
     _, prep, _ = C.run_child(
         [script, "--child", "prepare", str(prepared), str(plugin_table), str(target)],
@@ -323,7 +300,7 @@ def measure(n: int, ctx: dict) -> dict:
         raise SystemExit(f"{n} commits: the model version's lineage is wrong: {prep}")
 
     def plugin(tag: str, profile_out: str | None = None) -> dict:
-        fresh_copy(pristine[n], plugin_table)
+        C.fresh_copy(pristine[n], plugin_table)
         db = work / tag / "mlflow.db"
         db.parent.mkdir(parents=True)
         shutil.copyfile(prepared, db)
@@ -345,7 +322,7 @@ def measure(n: int, ctx: dict) -> dict:
         return result
 
     def bare(tag: str) -> dict:
-        fresh_copy(pristine[n], bare_table)
+        C.fresh_copy(pristine[n], bare_table)
         _, result, _ = C.run_child(
             [script, "--child", "bare", str(bare_table), str(target)], env=env, cwd=cwd
         )

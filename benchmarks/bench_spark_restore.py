@@ -161,7 +161,7 @@ class Tables:
 
     def writable(self, n: int, tag: str):
         """A copy to restore (log copied, data files linked) at a new path and its DeltaInput."""
-        from bench_restore import fresh_copy
+        from common import fresh_copy
 
         path = self.scratch / f"restore-{n}-{tag}"
         fresh_copy(self.pristine[n], path)

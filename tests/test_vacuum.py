@@ -102,6 +102,20 @@ def test_dry_run_lists_what_goes_and_who_keeps_what_and_deletes_nothing(registry
     assert data["files"] == 2 and data["bytes"] > 0 and data["deleted"] == 0
 
 
+def test_yes_reports_the_files_and_bytes_it_deleted_as_the_dry_run_planned(registry):
+    uri, path = registry
+    args = ("--retention-hours", "0", "--keep-newest", "0", "--json")
+    planned = json.loads(invoke(uri, path, *args, "--dry-run").stdout)
+    sizes = {n: os.path.getsize(os.path.join(path, n)) for n in data_files(path)}
+    result = invoke(uri, path, *args, "--yes")
+    assert result.exit_code == 0, result.output
+    done = json.loads(result.stdout)
+    gone = set(sizes) - data_files(path)
+    assert len(gone) == done["files"] == done["deleted"] == planned["files"] == 2
+    assert done["bytes"] == planned["bytes"] == sum(sizes[n] for n in gone)
+    assert done["kept"] == planned["kept"] and readable(path) == [1, 2, 3, 5]  # v0, v4 went
+
+
 def test_the_default_retention_is_the_tables_own_and_keeps_recent_files(registry):
     uri, path = registry
     result = invoke(uri, path, "--yes", "--json")

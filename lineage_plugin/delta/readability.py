@@ -127,12 +127,19 @@ def check_version_readable(
     *,
     table_id: str | None = None,
     storage_options: dict[str, str] | None = None,
+    latest_table: DeltaTable | None = None,
 ) -> list[str]:
     """Why a recorded table version can no longer be read; an empty list when it can.
 
     The reasons of :func:`why_unreadable`, as text.
     """
-    found = why_unreadable(uri, version, table_id=table_id, storage_options=storage_options)
+    found = why_unreadable(
+        uri,
+        version,
+        table_id=table_id,
+        storage_options=storage_options,
+        latest_table=latest_table,
+    )
     return [u.reason for u in found]
 
 
@@ -142,6 +149,7 @@ def why_unreadable(
     *,
     table_id: str | None = None,
     storage_options: dict[str, str] | None = None,
+    latest_table: DeltaTable | None = None,
 ) -> list[Unreadable]:
     """Why a recorded table version can no longer be read; an empty list when it can.
 
@@ -154,6 +162,9 @@ def why_unreadable(
         version: The recorded version.
         table_id: The recorded table id (``metaData.id``); ``None`` skips that check.
         storage_options: Credentials for object stores (used, never recorded).
+        latest_table: The table already open at its latest version, when the caller has it
+            (checking several versions of one table then opens the latest once; a version that
+            is the latest is checked on it).
 
     Returns:
         The reasons; ``[]`` when the version can be read.
@@ -169,7 +180,8 @@ def why_unreadable(
     try:
         if local_dir is not None:
             delta_log.latest_local_version(delta_log.log_dir_of(local_dir))
-        latest_table = delta_rs.open_table(target, None, storage_options)
+        if latest_table is None:
+            latest_table = delta_rs.open_table(target, None, storage_options)
     except TableNotFoundError as exc:
         detail = str(exc).splitlines()[0]
         return [
@@ -197,7 +209,11 @@ def why_unreadable(
         ]
 
     try:
-        table = delta_rs.open_table(target, version, storage_options)
+        table = (
+            latest_table
+            if version == latest
+            else delta_rs.open_table(target, version, storage_options)
+        )
     except LineageError:
         if table_id is not None and latest_id != table_id:
             return [Unreadable(recreated_reason(norm, table_id, latest_id, version))]

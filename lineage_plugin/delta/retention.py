@@ -23,7 +23,7 @@ clean-ups compare).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -90,13 +90,25 @@ class RetentionReport:
     skipped: str | None = None
 
 
-def retention_risks(uri: str, versions: Iterable[int]) -> RetentionReport:
+def retention_risks(
+    uri: str,
+    versions: Iterable[int],
+    *,
+    kinds: Collection[str] = ("files", "log"),
+    current: Any = None,
+) -> RetentionReport:
     """What a plain VACUUM or log clean-up with the table's settings will take of ``versions``.
 
     Args:
         uri: A local Delta table.
         versions: The versions to assess (versions the log no longer reaches are skipped:
             they are unreadable already, which :mod:`~lineage_plugin.delta.readability` says).
+        kinds: The risks to assess: ``files`` (a plain VACUUM: opens each version's snapshot
+            and reads the removes committed after it) and ``log`` (log clean-up: the log
+            listing and file times only; a version is not opened, so one whose snapshot
+            cannot be built is assessed too).
+        current: The ``deltalake.DeltaTable`` already open at its latest version, if the
+            caller has it (else it is opened).
 
     Returns:
         A :class:`RetentionReport`; ``skipped`` says why a table was not assessed (not a
@@ -117,24 +129,28 @@ def retention_risks(uri: str, versions: Iterable[int]) -> RetentionReport:
     wanted = sorted({v for v in versions if v >= 0})
     try:
         log_dir = delta_log.log_dir_of(path)
-        current = delta_rs.open_table(path, None, None)
+        if current is None:
+            current = delta_rs.open_table(path, None, None)
     except (LineageError, OSError) as exc:
         return RetentionReport(uri=uri, settings=None, skipped=f"it cannot be opened ({exc})")
     settings = settings_from(current.metadata().configuration)
     commits, checkpoints = delta_log.log_listing(log_dir)
     latest = current.version()
-    now_files = _files(current)
-    removed = _first_removals(log_dir, min(wanted, default=latest) + 1, latest)
+    files = "files" in kinds
+    now_files = _files(current) if files else set()
+    removed = _first_removals(log_dir, min(wanted, default=latest) + 1, latest) if files else {}
     risks: list[Risk] = []
     for version in wanted:
         if version > latest or version not in commits | checkpoints:
             continue
-        try:
-            snapshot = delta_rs.open_table(path, version, None)
-        except (LineageError, OSError):  # unreadable already: not a future risk
-            continue
-        risks += _file_risk(version, _files(snapshot) - now_files, removed, settings)
-        risks += _log_risk(version, log_dir, commits, checkpoints, latest, settings)
+        if files:
+            try:
+                snapshot = delta_rs.open_table(path, version, None)
+            except (LineageError, OSError):  # unreadable already: not a future risk
+                continue
+            risks += _file_risk(version, _files(snapshot) - now_files, removed, settings)
+        if "log" in kinds:
+            risks += _log_risk(version, log_dir, commits, checkpoints, latest, settings)
     return RetentionReport(
         uri=uri, settings=settings, risks=tuple(sorted(risks, key=lambda r: (r.at, r.version)))
     )

@@ -15,9 +15,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from lineage_plugin.delta import delta_rs
 from lineage_plugin.errors import LineageError
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 #: Delta's default ``delta.deletedFileRetentionDuration``: one week.
 DEFAULT_RETENTION_HOURS = 168.0
@@ -101,6 +105,7 @@ def deltalake_vacuum(
     keep_versions: Iterable[int],
     dry_run: bool,
     note: Mapping[str, str] | None = None,
+    table: DeltaTable | None = None,
 ) -> list[str]:
     """VACUUM with deltalake, never deleting a file one of ``keep_versions`` needs.
 
@@ -111,6 +116,8 @@ def deltalake_vacuum(
         keep_versions: Versions whose files stay.
         dry_run: List the files only.
         note: Custom commit metadata of the VACUUM commits (ignored with ``dry_run``).
+        table: The table at ``uri``, already open at its latest version (else it is opened);
+            a VACUUM leaves it at the VACUUM's own commits.
 
     Returns:
         The files deleted (or, with ``dry_run``, that would be), relative to the table root.
@@ -120,7 +127,8 @@ def deltalake_vacuum(
     """
     from deltalake import CommitProperties
 
-    table = delta_rs.open_table(uri, None, None)
+    if table is None:
+        table = delta_rs.open_table(uri, None, None)
     try:
         files = table.vacuum(
             retention_hours=None if retention_hours is None else math.ceil(retention_hours),
@@ -136,6 +144,28 @@ def deltalake_vacuum(
             f"deltalake's VACUUM of {uri} failed: {type(exc).__name__}: {exc}"
         ) from exc
     return sorted(files)
+
+
+def vacuumed_bytes(table: DeltaTable, deleted: int) -> int | None:
+    """The size of the ``deleted`` files a deltalake VACUUM of ``table`` just deleted.
+
+    deltalake's ``VACUUM START`` commit (one of the two it writes) records it
+    (``operationMetrics.sizeOfDataToDelete``), so nothing is sized file by file, and the
+    files need not exist any more. ``None`` when that commit is not among the table's last
+    two (a concurrent writer, or a deltalake that does not record it).
+    """
+    if deleted == 0:
+        return 0
+    try:
+        entries: list[dict[str, Any]] = table.history(2)
+    except Exception:
+        return None
+    for entry in entries:
+        metrics = entry.get("operationMetrics") or {}
+        if entry.get("operation") == "VACUUM START" and metrics.get("numFilesToDelete") == deleted:
+            size = metrics.get("sizeOfDataToDelete")
+            return int(size) if isinstance(size, int | str) and str(size).isdigit() else None
+    return None
 
 
 def spark_retention_hours(

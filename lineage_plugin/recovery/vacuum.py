@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lineage_plugin.errors import LineageError, OperationCancelledError, VacuumRefusedError
@@ -23,6 +24,8 @@ from lineage_plugin.queries.workspace import Workspace
 from lineage_plugin.records import drop_nulls
 
 ENGINES = ("deltalake", "spark")
+#: How many protected versions are checked for readability at once (threads).
+_CHECKS_AT_ONCE = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +44,8 @@ class VacuumPlan:
         files: The files that go (relative to the table root; Spark lists them absolute).
         bytes: Their size (``None`` when the table is on an object store).
         notes: What the operator should know (short retention, Spark keeping more).
+        table: The ``deltalake.DeltaTable`` the plan opened (its latest version then), which
+            deltalake's VACUUM runs on, so the table is opened once; not part of the JSON.
     """
 
     uri: str
@@ -53,6 +58,7 @@ class VacuumPlan:
     files: tuple[str, ...]
     bytes: int | None
     notes: tuple[str, ...]
+    table: Any = field(default=None, repr=False, compare=False)
 
     @property
     def keep_versions(self) -> list[int]:
@@ -149,7 +155,10 @@ def vacuum(
         raise LineageError(f"--retention-hours must be 0 or more, not {retention_hours:g}.")
     ws = Workspace(tracking_uri)
     uri = _table_uri(ws, table)
-    plan = plan_vacuum(ws, uri, retention_hours, keep_newest, engine or "deltalake", say)
+    engine = engine or "deltalake"
+    if confirm is None and not dry_run and engine == "deltalake":
+        return _vacuum_unasked(ws, uri, retention_hours, keep_newest, say)
+    plan = plan_vacuum(ws, uri, retention_hours, keep_newest, engine, say)
     if dry_run:
         return VacuumReport(plan=plan, dry_run=True)
     if confirm is not None and not confirm(plan):
@@ -162,6 +171,23 @@ def vacuum(
     deleted = _delete(again, keep)
     say(f"Deleted {len(deleted)} file(s).")
     return VacuumReport(plan=plan, dry_run=False, deleted=tuple(deleted))
+
+
+def _vacuum_unasked(
+    ws: Workspace, uri: str, retention_hours: float | None, keep_newest: int, say: Progress
+) -> VacuumReport:
+    """``--yes`` with deltalake: nobody is asked, so nothing can change between the plan and
+    the VACUUM and the plan need not list the files or be made again. The files are those the
+    VACUUM deleted, their size what its commit records."""
+    from lineage_plugin.delta import vacuum as engine_vacuum
+
+    plan = plan_vacuum(ws, uri, retention_hours, keep_newest, "deltalake", say, listing=False)
+    say(f"Vacuuming {uri}, keeping {len(plan.keep_versions)} protected version(s)...")
+    deleted = tuple(_delete(plan, plan.keep_versions))
+    say(f"Deleted {len(deleted)} file(s).")
+    size = engine_vacuum.vacuumed_bytes(plan.table, len(deleted))
+    done = replace(plan, files=deleted, bytes=size)
+    return VacuumReport(plan=done, dry_run=False, deleted=deleted)
 
 
 def _table_uri(ws: Workspace, table: str) -> str:
@@ -197,15 +223,21 @@ def plan_vacuum(
     from lineage_plugin.delta import vacuum as engine_vacuum
     from lineage_plugin.delta.delta_rs import open_table
 
-    current = open_table(uri, None, None)
-    settings = engine_vacuum.settings_from(current.metadata().configuration)
     say("Finding the model versions whose data must stay...")
-    found = protection(ws, uri, current.metadata().id, guards(ws, keep_newest=keep_newest))
+    # deltalake replays the log without the GIL: it opens the table while MLflow is read.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        opening = pool.submit(open_table, uri, None, None)
+        try:
+            in_use = guards(ws, keep_newest=keep_newest)
+        finally:
+            current = opening.result()  # not a table: that error first
+    settings = engine_vacuum.settings_from(current.metadata().configuration)
+    found = protection(ws, uri, current.metadata().id, in_use)
     say(f"Checking the {len(found.versions)} protected version(s) are still readable...")
-    _refuse_unreadable(found, current.metadata().id)
+    _refuse_unreadable(found, current)
     kept = tuple({"version": v, "protected_by": found.kept(v)} for v in sorted(found.versions))
     notes = _notes(found, retention_hours, settings.file_retention_hours)
-    notes += _log_notes(found)
+    notes += _log_notes(found, current)
     spark_hours = None
     if engine == "spark":
         spark_hours = _spark_hours(uri, retention_hours, settings, sorted(found.versions))
@@ -213,7 +245,7 @@ def plan_vacuum(
     files: list[str] = []
     if listing:
         say("Listing the files that would go...")
-        files = _list(uri, retention_hours, sorted(found.versions), spark_hours)
+        files = _list(uri, retention_hours, sorted(found.versions), spark_hours, current)
     return VacuumPlan(
         uri=uri,
         engine=engine,
@@ -225,15 +257,24 @@ def plan_vacuum(
         files=tuple(files),
         bytes=engine_vacuum.total_bytes(uri, files) if listing else None,
         notes=tuple(notes),
+        table=current,
     )
 
 
-def _refuse_unreadable(found: Protection, table_id: str) -> None:
+def _refuse_unreadable(found: Protection, current: Any) -> None:
+    """Refuse when a protected version cannot be read (``current``: the table, latest)."""
     from lineage_plugin.delta.readability import check_version_readable
 
+    def reasons_of(version: int) -> list[str]:
+        return check_version_readable(found.uri, version, table_id=table_id, latest_table=current)
+
     refusals = []
-    for version in sorted(found.versions):
-        reasons = check_version_readable(found.uri, version, table_id=table_id)
+    table_id = current.metadata().id
+    versions = sorted(found.versions)
+    # Each check opens a snapshot (deltalake, without the GIL) and stats its files: in parallel.
+    with ThreadPoolExecutor(max_workers=max(1, min(_CHECKS_AT_ONCE, len(versions)))) as pool:
+        checked = list(pool.map(reasons_of, versions))
+    for version, reasons in zip(versions, checked, strict=True):
         if reasons:
             who = ", ".join(f"{g.label} ({', '.join(g.why)})" for g, _ in found.versions[version])
             refusals.append(
@@ -267,18 +308,17 @@ def _notes(found: Protection, asked: float | None, table_hours: float) -> list[s
     return notes
 
 
-def _log_notes(found: Protection) -> list[str]:
+def _log_notes(found: Protection, current: Any) -> list[str]:
     """What log clean-up will take of the protected versions: vacuum keeps files, not logs."""
-    from lineage_plugin.queries.at_risk import risks_of
+    from lineage_plugin.delta.retention import retention_risks
     from lineage_plugin.queries.times import format_time
 
-    now = int(time.time() * 1000)
-    risks = risks_of({found.uri: found.versions}, now_ms=now, within_hours=0)[found.uri]
+    report = retention_risks(found.uri, found.versions, kinds=("log",), current=current)
     return [
-        f"v{r['version']} is kept, but {r['detail']}, from {format_time(r['at'])}: this vacuum "
+        f"v{r.version} is kept, but {r.detail}, from {format_time(r.at)}: this vacuum "
         "keeps its files, not its log; raise delta.logRetentionDuration to keep it readable."
-        for r in risks.get("risks", ())
-        if r["kind"] == "log"
+        for r in report.risks
+        if r.kind == "log"
     ]
 
 
@@ -302,13 +342,15 @@ def _spark_note(protected: list[int], hours: float) -> str:
     )
 
 
-def _list(uri: str, asked: float | None, keep: list[int], spark_hours: float | None) -> list[str]:
+def _list(
+    uri: str, asked: float | None, keep: list[int], spark_hours: float | None, current: Any
+) -> list[str]:
     from lineage_plugin.delta import vacuum as engine_vacuum
 
     if spark_hours is not None:
         return engine_vacuum.spark_vacuum(uri, retention_hours=spark_hours, dry_run=True)
     return engine_vacuum.deltalake_vacuum(
-        uri, retention_hours=asked, keep_versions=keep, dry_run=True
+        uri, retention_hours=asked, keep_versions=keep, dry_run=True, table=current
     )
 
 
@@ -327,4 +369,5 @@ def _delete(plan: VacuumPlan, keep: list[int]) -> list[str]:
         keep_versions=keep,
         dry_run=False,
         note=note,
+        table=plan.table,
     )
