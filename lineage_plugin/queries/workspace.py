@@ -69,6 +69,19 @@ class Workspace:
         return _get_store(self.tracking_uri)
 
     @functools.cached_property
+    def _registry_reader(self) -> Any:
+        """A registry store for reading only: the backend's own, without the plugin's
+        wrapper (which adds nothing to reads), so a query that only reads the registry does
+        not build the ``lineage+`` store and turn capture on in its process."""
+        from mlflow.tracking._model_registry.utils import _get_store
+
+        from lineage_plugin.store.uris import inner_uri, is_lineage_uri
+
+        if "registry_store" in self.__dict__ or not is_lineage_uri(self.tracking_uri):
+            return self.registry_store
+        return _get_store(inner_uri(self.tracking_uri))
+
+    @functools.cached_property
     def index(self) -> LineageIndex:
         """The lineage index for the URI (see :func:`lineage_plugin.store.index.index_url`)."""
         from lineage_plugin.store.index import LineageIndex, index_url
@@ -192,7 +205,7 @@ class Workspace:
 
         where = None if model is None else "name='{}'".format(model.replace("'", "''"))
         found = pages(
-            lambda token: self.registry_store.search_model_versions(
+            lambda token: self._registry_reader.search_model_versions(
                 where, max_results=_PAGE, page_token=token
             )
         )
@@ -201,7 +214,7 @@ class Workspace:
     def registered_models(self) -> Iterator[Any]:
         """Every registered model."""
         return pages(
-            lambda token: self.registry_store.search_registered_models(
+            lambda token: self._registry_reader.search_registered_models(
                 max_results=_PAGE, page_token=token
             )
         )
