@@ -50,6 +50,12 @@ class LineageNotFoundError(LineageError):
     """The model version or run has no lineage record."""
 
 
+class DamagedRecordError(LineageError, ValueError):
+    """A lineage record in MLflow cannot be read: a ``lineage.*`` tag that is not JSON, or not
+    the shape the plugin writes (written or edited by another client). A ``ValueError`` too, as
+    the JSON errors it replaces were."""
+
+
 class RestoreRefusedError(LineageError):
     """A restore was refused; the tables were left exactly as they were.
 

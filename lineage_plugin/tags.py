@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from lineage_plugin.errors import DamagedRecordError
 from lineage_plugin.records import (
     SCHEMA_VERSION,
     CodeVersion,
@@ -275,8 +276,33 @@ def code_from_tags(tags: Mapping[str, str]) -> CodeVersion | None:
     )
 
 
+_DAMAGED = (ValueError, TypeError, KeyError, AttributeError)
+
+
+def _damaged(what: str, exc: Exception) -> DamagedRecordError:
+    return DamagedRecordError(
+        f"The lineage record of {what} cannot be read: a lineage.* tag is damaged "
+        f"({type(exc).__name__}: {str(exc)[:200]}). It was not written by the plugin, or was "
+        "edited since; the record cannot be trusted. Re-register the model version from a "
+        "run with a good record, or delete the damaged tag."
+    )
+
+
 def run_lineage_from_tags(run_id: str, tags: Mapping[str, str]) -> RunLineage:
-    """Rebuild a run's lineage record from its tags."""
+    """Rebuild a run's lineage record from its tags.
+
+    Raises:
+        DamagedRecordError: A ``lineage.*`` tag is not what the plugin writes.
+    """
+    try:
+        return _run_lineage_from_tags(run_id, tags)
+    except DamagedRecordError:
+        raise
+    except _DAMAGED as exc:
+        raise _damaged(f"run {run_id}", exc) from None
+
+
+def _run_lineage_from_tags(run_id: str, tags: Mapping[str, str]) -> RunLineage:
     inputs = inputs_from_tags(tags)
     outputs = outputs_from_tags(tags)
     status = tags.get(STATUS) or (COMPLETE if inputs or outputs else MISSING)
@@ -306,10 +332,16 @@ def model_version_lineage(mv: Any) -> ModelVersionLineage:
 
     Returns:
         The record attached at registration; ``status`` is ``missing`` without one.
+
+    Raises:
+        DamagedRecordError: Its ``lineage.manifest`` is not what the plugin writes.
     """
     tags = mv.tags
     manifest = join_value(tags, MANIFEST)
-    run = RunLineage.from_dict(json.loads(manifest)) if manifest else None
+    try:
+        run = RunLineage.from_dict(json.loads(manifest)) if manifest else None
+    except _DAMAGED as exc:
+        raise _damaged(f"model {mv.name} version {mv.version}", exc) from None
     status = tags.get(STATUS) or (run.status if run else MISSING)
     return ModelVersionLineage(
         name=mv.name, version=str(mv.version), status=status, run=run, source=mv.source

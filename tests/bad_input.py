@@ -134,7 +134,7 @@ def files_state(*roots: Path | str) -> str:
             dirs.sort()
             for name in sorted(files):
                 if not name.startswith("mlflow.db"):
-                    size = os.path.getsize(os.path.join(folder, name))
+                    size = os.lstat(os.path.join(folder, name)).st_size
                     digest.update(f"{folder}/{name}:{size}".encode())
     return digest.hexdigest()
 
