@@ -1,11 +1,12 @@
 """The live index of a run on a SQL backend: read from MLflow's own tables as the run writes its
 lineage (``store.mlflow_tables.lineage_run``), row for row what ``reindex`` builds, mid-run and
-after."""
+after; and the index's tables, made in one transaction on SQLite too."""
 
 from __future__ import annotations
 
 import mlflow
 import pyarrow as pa
+import pytest
 import sqlalchemy as sa
 from deltalake import DeltaTable, write_deltalake
 from helpers import read_pandas
@@ -14,7 +15,8 @@ from postgres import on_backends
 from test_lifecycle import assert_index_is_what_reindex_builds, index_rows
 
 from lineage_plugin import tags as T
-from lineage_plugin.store.index import index_url
+from lineage_plugin.store.index import LineageIndex, index_url
+from lineage_plugin.store.index_schema import INDEX_SCHEMA_VERSION, tables
 from lineage_plugin.store.mlflow_tables import lineage_run
 
 
@@ -72,3 +74,24 @@ def test_lineage_run_reads_a_runs_lineage_and_skips_runs_without_it(lineage_trac
         True,
     )
     assert row.experiment_id == expected.info.experiment_id
+
+
+def test_the_index_tables_are_made_all_at_once_or_not_at_all_on_sqlite(sqlite_uri):
+    engine = sa.create_engine(sqlite_uri)
+    with engine.begin() as conn:  # an index of the user's own with the name of one of ours
+        conn.execute(sa.text("CREATE TABLE user_table (table_name TEXT)"))
+        conn.execute(sa.text("CREATE INDEX lineage_writes_table_name ON user_table (table_name)"))
+    with pytest.raises(sa.exc.OperationalError, match="already exists"):
+        LineageIndex(sqlite_uri, engine=engine).ensure()  # lineage_writes is made last
+    with engine.connect() as conn:
+        names = set(sa.inspect(conn).get_table_names())
+    assert "user_table" in names and not [n for n in names if n.startswith("lineage_")]
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX lineage_writes_table_name"))
+    LineageIndex(sqlite_uri, engine=engine).ensure()
+    with engine.connect() as conn:
+        names = set(sa.inspect(conn).get_table_names())
+        version = conn.execute(sa.text("SELECT value FROM lineage_index_meta")).scalar()
+    engine.dispose()
+    assert {n for n in names if n.startswith("lineage_")} == {t.name for t in tables().values()}
+    assert version == str(INDEX_SCHEMA_VERSION)
