@@ -251,11 +251,24 @@ def ensure_schema(engine: Engine) -> None:
 
     try:
         with engine.begin() as conn:
+            _ddl_in_transaction(conn)
             _ensure(conn)
     except (IntegrityError, OperationalError, ProgrammingError):
         # Another process created the tables at the same moment; check what it left.
         with engine.begin() as conn:
+            _ddl_in_transaction(conn)
             _ensure(conn)
+
+
+def _ddl_in_transaction(conn: Connection) -> None:
+    """On SQLite, open the DBAPI transaction now: Python's ``sqlite3`` runs DDL outside any
+    transaction, so each ``CREATE`` would be its own commit (and disk sync) and a crash could
+    leave half an index; in one transaction the tables come all at once, about 10x faster."""
+    if conn.dialect.name != "sqlite":
+        return
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is not None and getattr(dbapi, "in_transaction", True) is False:
+        conn.exec_driver_sql("BEGIN")
 
 
 def _ensure(conn: Connection) -> None:

@@ -13,7 +13,7 @@ from lineage_plugin import tags as T
 from lineage_plugin.deleted import DeletedVersion
 from lineage_plugin.events import EVENT_PREFIX, RegistryEvent
 from lineage_plugin.openlineage import MlflowRunFacts
-from lineage_plugin.store.index import RunRow, index_for
+from lineage_plugin.store.index import LineageIndex, RunRow, index_for
 from lineage_plugin.store.recording import failed, writing_own_events
 
 #: MLflow's run-name tag (``mlflow.utils.mlflow_tags.MLFLOW_RUN_NAME``).
@@ -60,13 +60,34 @@ def index_run_tags(store: Any, run_id: str, tags: dict[str, str]) -> None:
             _rename_run(store, run_id, tags[RUN_NAME_TAG])
         return
     try:
+        index = index_for(store)
+        if in_backend_database(store, index):
+            _index_run_from_tables(index, run_id)
+            return
         run = store.get_run(run_id)
         if T.STATUS not in run.data.tags:
             return  # no lineage (yet): reindex leaves such runs out too
         record = T.run_lineage_from_tags(run_id, run.data.tags)
-        index_for(store).record_run(record, run_row(run.info))
+        index.record_run(record, run_row(run.info))
     except Exception as exc:
         failed("a run in the lineage index", exc)
+
+
+def in_backend_database(store: Any, index: LineageIndex) -> bool:
+    """Whether the store's lineage index lives in the store's own SQL database (an MLflow SQL
+    store without ``MLFLOW_LINEAGE_INDEX_URI``: ``index_for`` gave it the store's engine)."""
+    return getattr(store, "engine", None) is not None and index.url == store.backend_uri
+
+
+def _index_run_from_tables(index: LineageIndex, run_id: str) -> None:
+    """Index a run read straight from MLflow's tables, in the index's own transaction: the
+    run's columns and lineage tags, not the whole run ``get_run`` builds."""
+    from lineage_plugin.store.mlflow_tables import lineage_run
+
+    with index.begin() as conn:
+        found = lineage_run(conn, run_id)
+        if found is not None:
+            index.record_run(*found, conn=conn)
 
 
 def _rename_run(store: Any, run_id: str, name: str) -> None:

@@ -248,18 +248,11 @@ class MlflowTables:
                 if run_id in wanted and key.startswith(T.PREFIX):
                     run_tags.setdefault(run_id, {})[key] = value
             names = self._run_names([row[0] for row in page if not row[2]])
-            for run_id, experiment_id, name, user, start, end, stage, exp_stage in page:
+            for run_id, *columns, exp_stage in page:
                 found = run_tags.get(run_id, {})
                 if found.get(T.STATUS) is None:
                     continue  # a case-insensitive match of another key
-                row = RunRow(
-                    experiment_id=str(experiment_id),
-                    run_name=name or names.get(run_id) or name,
-                    start_time=start,
-                    end_time=end,
-                    user=user,
-                    deleted=DELETED in (stage, exp_stage),
-                )
+                row = _run_row(columns, names.get(run_id), exp_stage)
                 yield T.run_lineage_from_tags(run_id, found), row
             if len(page) < self.page:
                 return
@@ -276,3 +269,48 @@ class MlflowTables:
             )
             names.update((r, v) for r, k, v in self.conn.execute(query) if k == RUN_NAME and v)
         return names
+
+
+def lineage_run(conn: Connection, run_id: str) -> tuple[RunLineage, RunRow] | None:
+    """One run's lineage record and index row, read from MLflow's tables: its five columns
+    and its ``lineage.*`` tags (what ``SqlAlchemyStore.get_run`` would give the index, without
+    the run's params, metrics and dataset inputs).
+
+    Args:
+        conn: A connection to MLflow's database.
+        run_id: The run.
+
+    Returns:
+        ``(record, row)``; ``None`` when the run does not exist or has no ``lineage.status``.
+    """
+    from sqlalchemy import or_, select
+
+    t = _tables()
+    runs, tags = t["runs"], t["tags"]
+    found = conn.execute(
+        select(*(runs.c[c] for c in COLUMNS["runs"][1:])).where(runs.c.run_uuid == run_id)
+    ).first()
+    if found is None:
+        return None
+    query = select(tags.c.key, tags.c.value).where(
+        tags.c.run_uuid == run_id, or_(tags.c.key.like(T.PREFIX + "%"), tags.c.key == RUN_NAME)
+    )
+    run_tags = {key: value for key, value in conn.execute(query)}
+    lineage = {k: v for k, v in run_tags.items() if k.startswith(T.PREFIX)}
+    if lineage.get(T.STATUS) is None:
+        return None  # no lineage (yet): reindex leaves such runs out too
+    return T.run_lineage_from_tags(run_id, lineage), _run_row(found, run_tags.get(RUN_NAME))
+
+
+def _run_row(columns: Any, tag_name: str | None, experiment_stage: str | None = None) -> RunRow:
+    """The index row of a run from its ``COLUMNS["runs"]`` after ``run_uuid``; the name falls
+    back on its ``mlflow.runName`` tag, and it is deleted with its experiment."""
+    experiment_id, name, user, start, end, stage = columns
+    return RunRow(
+        experiment_id=str(experiment_id),
+        run_name=name or tag_name or name,
+        start_time=start,
+        end_time=end,
+        user=user,
+        deleted=DELETED in (stage, experiment_stage),
+    )

@@ -341,7 +341,12 @@ def hash_code_files(
 _hashed: dict[str, str] = {}
 _skipped_warned: set[str] = set()
 _hash_lock = threading.Lock()
-_scanned = {"modules": -1}  # len(sys.modules) at the last scan: no import since, no new file
+# len(sys.modules) at the last scan (no import since, no new file) and the script's folder.
+_scanned: dict[str, object] = {"modules": -1, "folder": None}
+# Module files looked at already, and those of them that are local: a scan after an import
+# filters only the modules imported since (thousands of library modules are looked at once).
+_seen_module_files: set[str | None] = set()
+_local_files: set[str] = set()
 
 
 def _recorded_files(entry: CodeVersion) -> dict[str, str]:
@@ -352,8 +357,16 @@ def _recorded_files(entry: CodeVersion) -> dict[str, str]:
         if len(sys.modules) == _scanned["modules"]:
             return dict(_hashed)
         _scanned["modules"] = len(sys.modules)
-        modules = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
-        files, skipped = hash_code_files(script, modules, known=_hashed)
+        folder = os.path.dirname(script)
+        if _scanned.get("folder") != folder:  # another entry script: look at every module
+            _seen_module_files.clear()
+            _local_files.clear()
+            _scanned["folder"] = folder
+        modules = {getattr(m, "__file__", None) for m in list(sys.modules.values())}
+        new_modules = modules - _seen_module_files
+        _seen_module_files.update(new_modules)
+        _local_files.update(local_module_files(folder, new_modules))
+        files, skipped = hash_code_files(script, sorted(_local_files), known=_hashed)
         _hashed.update(files)
         new = [s for s in skipped if s not in _skipped_warned]
         _skipped_warned.update(new)
