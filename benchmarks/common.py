@@ -308,6 +308,33 @@ print("BENCH_RESULT {}")
 """
 
 
+_INDEX_CODE = r"""
+import sys
+from lineage_plugin.store.index import LineageIndex, index_url
+LineageIndex(index_url("lineage+sqlite:///" + sys.argv[1])).ensure()
+print("BENCH_RESULT {}")
+"""
+
+
+def indexed_sqlite_template(wd: Path) -> Path:
+    """:func:`migrated_sqlite_template` with the lineage index's tables made too: what a
+    database the plugin has used once looks like (the index is made once per database, as
+    MLflow's own tables are, so neither is part of what is timed per run)."""
+    import hashlib
+
+    plain = migrated_sqlite_template(wd)
+    schema = REPO_DIR / "lineage_plugin" / "store" / "index_schema.py"  # a new schema, a new one
+    key = hashlib.sha256(schema.read_bytes()).hexdigest()[:12]
+    target = plain.with_name(f"{plain.stem}-lineage-{key}.db")
+    if target.exists():
+        return target
+    partial = target.with_suffix(".partial.db")
+    shutil.copyfile(plain, partial)
+    run_child(["-c", _INDEX_CODE, str(partial)], timeout=600)
+    os.replace(partial, target)
+    return target
+
+
 def migrated_sqlite_template(wd: Path) -> Path:
     """One MLflow SQLite database with every migration applied (built once per mlflow version).
 

@@ -295,6 +295,7 @@ class Bench:
         script: The benchmark script, run again as each child.
         wd: The cache directory.
         template: The migrated SQLite database each run gets a copy of.
+        lineage_template: The same with the lineage index made, for the ``plugin`` mode.
         scratch: Where the runs' directories go (removed at the end).
         env: The children's environment.
     """
@@ -303,6 +304,7 @@ class Bench:
     script: str
     wd: Path
     template: Path
+    lineage_template: Path
     scratch: Path
     env: dict[str, str]
 
@@ -320,7 +322,7 @@ class Bench:
             self.script,
             mode,
             self.scratch / tag,
-            self.template,
+            self.lineage_template if mode == "plugin" else self.template,
             args=args,
             check=check,
             env=self.env,
@@ -334,9 +336,10 @@ def prepare(doc: str, script: str) -> Bench:
     args = parse_args(doc)
     wd = C.workdir(args.workdir)
     template = C.migrated_sqlite_template(wd)
+    lineage_template = C.indexed_sqlite_template(wd)
     scratch = C.scratch_dir(wd, Path(script).stem.removeprefix("bench_"))
     env = C.bytecode_env(wd, args)
-    return Bench(args, str(C.BENCH_DIR / script), wd, template, scratch, env)
+    return Bench(args, str(C.BENCH_DIR / script), wd, template, lineage_template, scratch, env)
 
 
 def warm_up(
