@@ -8,21 +8,15 @@ half written, an event recorded once, and the rerun works.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import mlflow
-import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-from deltalake import DeltaTable, write_deltalake
-from helpers import child_env, lineage_tags, read_pandas, register_reader, run_python
+from deltalake import DeltaTable
+from helpers import lineage_tags, read_pandas, register_reader
 from mlflow import MlflowClient
 
 import lineage_plugin as lp
@@ -80,3 +74,41 @@ def test_a_table_deleted_between_plan_and_restore_is_a_clear_error_and_nothing_r
     assert (done.from_version, done.to_version, done.new_version) == (1, 0, 2)
     assert rows(path) == rows(path, 0)
     assert len(events_of("ridge", version, "restore")) == 1
+
+
+# ---- 2. a commit file corrupted or missing --------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["corrupted", "missing"])
+def test_a_corrupted_or_missing_commit_file_is_a_clear_error_and_never_a_false_record(
+    lineage_tracking, make_table, fault
+):
+    path = make_table(commits=3)
+    version = register_reader(path)  # reads v2
+    commit = Path(path, "_delta_log", f"{1:020d}.json")
+    if fault == "corrupted":
+        commit.write_bytes(b"\x00\xff garbage {not json\n\x89PNG")
+    else:
+        commit.unlink()
+    symptom = "is not UTF-8 text" if fault == "corrupted" else "Expected contiguous commit files"
+    for args, code in ((["check", "ridge", version], 1), (["show", "ridge", version], 0),
+                       (["restore", "ridge", version, "--dry-run"], 2)):  # fmt: skip
+        out = invoke(*args, code=code).output
+        assert "0: <unknown>" not in out  # no Rust backtrace either
+        if args[0] == "show":  # the record says what was read, unchanged
+            assert "sales  2 " in out
+        else:
+            assert "sales" in out and ("Json error" in out or symptom in out), out
+    assert "The restore is refused; no table was changed" in out
+    assert len(list(Path(path, "_delta_log").glob("*.json"))) == (3 if fault == "corrupted" else 2)
+
+    with mlflow.start_run() as run:  # a new run that reads the broken table under autolog
+        try:
+            read_pandas(DeltaTable(path))
+        except Exception as exc:  # deltalake itself cannot open it: a clear error
+            assert "Traceback" not in str(exc)
+        else:
+            pytest.fail("deltalake read a table whose log is broken")
+    tags = lineage_tags(run.info.run_id)
+    assert lp.get_run_lineage(run.info.run_id).inputs == ()  # never a version it did not read
+    assert tags.get("lineage.status", "incomplete") == "incomplete"
