@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import mlflow
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable
-from helpers import lineage_tags, read_pandas, register_reader
+from helpers import child_env, lineage_tags, read_pandas, register_reader
 from mlflow import MlflowClient
 
 import lineage_plugin as lp
@@ -112,3 +116,42 @@ def test_a_corrupted_or_missing_commit_file_is_a_clear_error_and_never_a_false_r
     tags = lineage_tags(run.info.run_id)
     assert lp.get_run_lineage(run.info.run_id).inputs == ()  # never a version it did not read
     assert tags.get("lineage.status", "incomplete") == "incomplete"
+
+
+# ---- 3. the SQLite database locked by another writer for a while ----------------------------
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.execute("COMMIT")
+"""
+
+
+def test_a_run_whose_database_is_locked_for_a_while_records_its_read_once(
+    lineage_tracking, sqlite_uri, make_table, tmp_path
+):
+    path = make_table(commits=2)
+    database = sqlite_uri.removeprefix("sqlite:///")
+    with mlflow.start_run() as run:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, database, "3"],
+            stdout=subprocess.PIPE, text=True, env=child_env(),
+        )  # fmt: skip
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        try:
+            read_pandas(DeltaTable(path))
+            mlflow.log_param("alpha", 0.5)
+        finally:
+            waited = time.monotonic() - started
+            holder.wait(timeout=30)
+    assert waited > 2.5  # the run really waited for the other writer
+    tags = lineage_tags(run.info.run_id)
+    [read] = lp.get_run_lineage(run.info.run_id).inputs  # recorded once
+    assert (read.name, read.version) == ("sales", 1)
+    assert [k for k in tags if k.startswith("lineage.input.")] == ["lineage.input.000"]
+    assert tags["lineage.status"] == "complete" and tags["lineage.tables"] == "sales@v1"
+    assert mlflow.get_run(run.info.run_id).data.params == {"alpha": "0.5"}
