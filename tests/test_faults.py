@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -155,3 +154,52 @@ def test_a_run_whose_database_is_locked_for_a_while_records_its_read_once(
     assert [k for k in tags if k.startswith("lineage.input.")] == ["lineage.input.000"]
     assert tags["lineage.status"] == "complete" and tags["lineage.tables"] == "sales@v1"
     assert mlflow.get_run(run.info.run_id).data.params == {"alpha": "0.5"}
+
+
+# ---- 5. the disk full while an export is written --------------------------------------------
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs filled to the last byte: ``(directory, filler file)``."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    filler = mount / "filler"
+    try:
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        try:
+            with pytest.raises(OSError, match="No space left"):
+                for _ in range(1024):
+                    os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
+        yield mount, filler
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_an_export_onto_a_full_disk_is_exit_2_and_leaves_no_partial_archive(
+    lineage_tracking, make_table, full_disk
+):
+    mount, filler = full_disk
+    path = make_table(commits=2)
+    register_reader(path)
+    target = mount / "lineage.tar.gz"
+    out = invoke("export", "-o", str(target), code=2)
+    message = " ".join(out.output.split())
+    assert "No space left on device" in message and str(target) in message, message
+    assert sorted(p.name for p in mount.iterdir()) == ["filler"]  # no partial archive
+
+    filler.unlink()  # space again: the rerun writes the whole archive
+    invoke("export", "-o", str(target), code=0)
+    assert sorted(p.name for p in mount.iterdir()) == ["lineage.tar.gz"]
+    import tarfile
+
+    with tarfile.open(target) as archive:
+        assert {"manifest.json", "lineage.jsonl", "openlineage.jsonl"} <= set(archive.getnames())
