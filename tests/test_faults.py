@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -154,6 +156,65 @@ def test_a_run_whose_database_is_locked_for_a_while_records_its_read_once(
     assert [k for k in tags if k.startswith("lineage.input.")] == ["lineage.input.000"]
     assert tags["lineage.status"] == "complete" and tags["lineage.tables"] == "sales@v1"
     assert mlflow.get_run(run.info.run_id).data.params == {"alpha": "0.5"}
+
+
+# ---- 4. the CLI killed (SIGKILL) during a restore and a vacuum ------------------------------
+
+
+def cli_process(*args: str) -> subprocess.Popen:
+    command = [sys.executable, "-c", "from lineage_plugin.cli import main; main()", *args]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env()
+    )
+
+
+def kill_when(child: subprocess.Popen, happened, timeout: float = 60) -> None:
+    """SIGKILL ``child`` the moment ``happened()`` is true (it must happen before it exits)."""
+    deadline = time.monotonic() + timeout
+    while not happened():
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, "the operation never started"
+        time.sleep(0.002)
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+
+
+def test_a_restore_killed_after_its_commit_keeps_the_table_whole_and_the_rerun_records_it_once(
+    lineage_tracking, sqlite_uri, make_table
+):
+    """The kill lands between the Delta commit and the event: another writer holds MLflow's
+    database (in WAL mode, so the plan can still read), the restore commits, then waits."""
+    path = make_table(commits=1, rows=6)
+    version = register_reader(path)
+    original = rows(path)
+    DeltaTable(path).update(predicate="id < 3", updates={"y": "99.0"})
+    database = sqlite_uri.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as con:
+        assert con.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, database, "60"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        child = cli_process(
+            "restore", "ridge", version, "--yes", "--tracking-uri", lineage_tracking
+        )
+        kill_when(child, Path(path, "_delta_log", f"{2:020d}.json").exists)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert DeltaTable(path).version() == 2 and rows(path) == original  # whole, not half
+    assert events_of("ridge", version, "restore") == []  # killed before the event
+
+    out = invoke("restore", "ridge", version, "--yes", code=0).output
+    assert "Recorded as event" in out and DeltaTable(path).version() == 2  # no second RESTORE
+    [event] = events_of("ridge", version, "restore")
+    [done] = event.restores
+    assert (done.from_version, done.to_version, done.new_version) == (1, 0, 2)
+    assert "interrupted" in (event.reason or "")
+    out = invoke("restore", "ridge", version, "--yes", code=0).output
+    assert "Nothing to restore" in out and len(events_of("ridge", version, "restore")) == 1
 
 
 # ---- 5. the disk full while an export is written --------------------------------------------
