@@ -8,6 +8,7 @@ half written, an event recorded once, and the rerun works.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,9 +19,10 @@ import time
 from pathlib import Path
 
 import mlflow
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 from helpers import child_env, lineage_tags, read_pandas, register_reader
 from mlflow import MlflowClient
 
@@ -215,6 +217,41 @@ def test_a_restore_killed_after_its_commit_keeps_the_table_whole_and_the_rerun_r
     assert "interrupted" in (event.reason or "")
     out = invoke("restore", "ridge", version, "--yes", code=0).output
     assert "Nothing to restore" in out and len(events_of("ridge", version, "restore")) == 1
+
+
+@pytest.mark.slow
+def test_a_vacuum_killed_while_deleting_leaves_the_kept_versions_readable_and_reruns(
+    lineage_tracking, tmp_path
+):
+    """v0 has 3,000 files (one per partition), which the VACUUM deletes one by one: the kill
+    lands when the first of them is gone."""
+    path = str(tmp_path / "sales")
+    count = 3000
+    write_deltalake(path, pa.table({"id": range(count), "p": range(count)}), partition_by=["p"])
+    for v in (1, 2):
+        write_deltalake(path, pa.table({"id": [v], "p": [v]}), mode="overwrite")
+    register_reader(path, version=1)
+    MlflowClient().set_registered_model_alias("ridge", "champion", "1")
+    first = sorted(Path(path).rglob("*.parquet"))
+    assert len(first) == count + 2
+    args = ("vacuum", path, "--retention-hours", "0", "--keep-newest", "0", "--yes")
+    child = cli_process(*args, "--tracking-uri", lineage_tracking)
+    kill_when(child, lambda: not all(f.exists() for f in first[:100]))
+
+    left = len(list(Path(path).rglob("*.parquet")))
+    assert 2 < left < count + 2  # the kill landed in the middle of the deletions
+    for v in (1, 2):  # the version kept and the latest read, whatever was deleted
+        assert DeltaTable(path, version=v).to_pyarrow_table()["id"].to_pylist() == [v]
+    operations = [h["operation"] for h in DeltaTable(path).history()]
+    assert operations.count("VACUUM START") == 1 and "VACUUM END" not in operations
+
+    report = json.loads(invoke(*args, "--json", code=0).stdout)
+    # deltalake counts the files its plan lists, those the killed run deleted included
+    assert report["deleted"] == count and [k["version"] for k in report["kept"]] == [1]
+    assert len(list(Path(path).rglob("*.parquet"))) == 2
+    [end] = [h for h in DeltaTable(path).history() if h["operation"] == "VACUUM END"]
+    assert end["mlflow_lineage.vacuum.kept_versions"] == "1"
+    assert DeltaTable(path, version=1).to_pyarrow_table()["id"].to_pylist() == [1]
 
 
 # ---- 5. the disk full while an export is written --------------------------------------------
