@@ -23,7 +23,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable, write_deltalake
-from helpers import child_env, lineage_tags, read_pandas, register_reader
+from helpers import child_env, lineage_tags, read_pandas, register_reader, run_python
 from mlflow import MlflowClient
 
 import lineage_plugin as lp
@@ -252,6 +252,61 @@ def test_a_vacuum_killed_while_deleting_leaves_the_kept_versions_readable_and_re
     [end] = [h for h in DeltaTable(path).history() if h["operation"] == "VACUUM END"]
     assert end["mlflow_lineage.vacuum.kept_versions"] == "1"
     assert DeltaTable(path, version=1).to_pyarrow_table()["id"].to_pylist() == [1]
+
+
+TRAIN = Path(__file__).resolve().parents[1] / "demo_notebooks" / "train_diabetes.py"
+
+
+@pytest.mark.slow
+def test_a_reproduce_killed_while_retraining_records_nothing_false_and_reruns(tmp_path, sqlite_uri):
+    """The CLI and its training process are killed together (their process group) once the
+    retraining run exists: no verification is recorded, the dead run names only the version
+    it read, and the rerun verifies and records its event once."""
+    from helpers import register_logged_model, tracking_at
+    from sklearn.datasets import load_diabetes
+
+    uri, table = f"lineage+{sqlite_uri}", tmp_path / "diabetes"
+    write_deltalake(str(table), load_diabetes(as_frame=True).frame.reset_index(names="row_id"))
+    trained = run_python(str(TRAIN), "--table", str(table), "--model", "ridge",
+                         cwd=tmp_path, MLFLOW_TRACKING_URI=uri)  # fmt: skip
+    run_id = trained.stdout.rsplit("run_id=", 1)[1].split()[0]
+    with tracking_at(uri):
+        version = register_logged_model(run_id, "diabetes")
+    DeltaTable(str(table)).update(predicate="row_id % 3 = 0", updates={"target": "0.0"})
+
+    def retraining_started() -> bool:
+        with sqlite3.connect(sqlite_uri.removeprefix("sqlite:///")) as con:
+            return bool(
+                con.execute("SELECT 1 FROM tags WHERE key = 'lineage.reproduces'").fetchall()
+            )
+
+    command = [sys.executable, "-c", "from lineage_plugin.cli import main; main()",
+               "reproduce", "diabetes", version, "--tracking-uri", uri]  # fmt: skip
+    child = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=child_env(), start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not retraining_started():
+        assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+        time.sleep(0.01)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.communicate(timeout=30)
+
+    with tracking_at(uri):
+        assert events_of("diabetes", version, "verification") == []
+        [dead] = mlflow.search_runs(
+            filter_string=f"tags.`lineage.reproduces` = 'diabetes/{version}'",
+            search_all_experiments=True, output_format="list",
+        )  # fmt: skip
+        assert dead.info.status == "RUNNING"  # killed: never marked finished
+        assert all(i.version == 0 for i in lp.get_run_lineage(dead.info.run_id).inputs)
+    report = json.loads(invoke("reproduce", "diabetes", version, "--json", "--tracking-uri", uri,
+                               code=0).stdout)  # fmt: skip
+    assert report["verified"] is True
+    with tracking_at(uri):
+        [event] = events_of("diabetes", version, "verification")
+    assert event.event_id == report["event_id"]
 
 
 # ---- 5. the disk full while an export is written --------------------------------------------
