@@ -6,12 +6,21 @@ stores, and for what the log alone cannot tell (snapshots, data files, protocol)
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from lineage_plugin.errors import DeltaLogError, TableNotFoundError
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
+
+# delta-rs appends a Rust backtrace ("   0: <unknown>", ...) to some errors: noise to a user.
+_BACKTRACE = re.compile(r"\n\s*0: .*", re.DOTALL)
+
+
+def without_backtrace(exc: BaseException) -> str:
+    """The text of a delta-rs error without the Rust backtrace it may carry."""
+    return _BACKTRACE.sub("", str(exc)).rstrip()
 
 
 def open_table(uri: str, version: int | None, storage_options: dict[str, str] | None) -> DeltaTable:
@@ -34,14 +43,14 @@ def open_table(uri: str, version: int | None, storage_options: dict[str, str] | 
     try:
         return DeltaTable(uri, version=version, storage_options=storage_options)
     except Exception as exc:
-        name = type(exc).__name__
+        name, text = type(exc).__name__, without_backtrace(exc)
         if (
             "TableNotFound" in name
             or "not a Delta table" in str(exc)
             or "No files in log" in str(exc)
         ):
-            raise TableNotFoundError(f"'{uri}' is not a Delta table: {exc}") from exc
-        raise DeltaLogError(f"Could not open the Delta table '{uri}': {name}: {exc}") from exc
+            raise TableNotFoundError(f"'{uri}' is not a Delta table: {text}") from exc
+        raise DeltaLogError(f"Could not open the Delta table '{uri}': {name}: {text}") from exc
 
 
 def commit_info_at(table: DeltaTable, version: int) -> dict[str, Any] | None:

@@ -149,6 +149,8 @@ def _read_commit_info(log_dir: str, version: int) -> dict[str, Any] | None:
                     return (actions[0].get("commitInfo") or {}) if actions else {}
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as exc:
+        raise delta_log.not_text(path, exc) from exc
     return {}
 
 

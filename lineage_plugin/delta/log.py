@@ -197,13 +197,21 @@ def _last_contiguous(exists: Callable[[int], bool], known: int) -> int:
     return present
 
 
+def not_text(where: str, exc: UnicodeDecodeError) -> DeltaLogError:
+    """The error for a commit file whose bytes are not UTF-8 text (garbage, a torn write)."""
+    return DeltaLogError(f"{where} is not UTF-8 text ({exc}); the _delta_log is corrupt.")
+
+
 def read_commit(log_dir: str, version: int) -> list[dict[str, Any]] | None:
+    path = commit_file(log_dir, version)
     try:
-        with open(commit_file(log_dir, version), encoding="utf-8") as fh:
+        with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except FileNotFoundError:
         return None
-    return parse_actions(text, commit_file(log_dir, version))
+    except UnicodeDecodeError as exc:
+        raise not_text(path, exc) from exc
+    return parse_actions(text, path)
 
 
 def _checkpoint_table_id(log_dir: str, version: int) -> str | None:

@@ -134,7 +134,9 @@ def restore(
     while True:
         _refuse_if_blocked(plan, allow_missing_files, allow_undo_deletes, engine)
         if dry_run or not plan.pending:
-            return RestoreReport(plan=plan, dry_run=dry_run)
+            if dry_run:
+                return RestoreReport(plan=plan, dry_run=True)
+            return _reconciled(ws, plan, reason)
         if confirm is not None and not confirm(plan):
             raise OperationCancelledError(
                 "Nothing was restored: the restore was not confirmed (answer y, or pass --yes)."
@@ -152,6 +154,19 @@ def restore(
             say(f"{message} Here is the new plan.")
             continue
         return _carry_out(ws, plan, reason, allow_missing_files, engine, progress)
+
+
+def _reconciled(ws: Workspace, plan: RestorePlan, reason: str | None) -> RestoreReport:
+    """Nothing to restore: record the restores that were committed but never recorded (the
+    restoring process died in between), once; see :mod:`lineage_plugin.recovery.reconcile`."""
+    from lineage_plugin.recovery.reconcile import unrecorded_restores
+
+    found = unrecorded_restores(ws, plan)
+    if not found:
+        return RestoreReport(plan=plan)
+    why = "recorded after the restore that committed it was interrupted"
+    event_id = _record(ws, plan, list(found), f"{reason}; {why}" if reason else why)
+    return RestoreReport(plan=plan, restored=found, event_id=event_id)
 
 
 def _refuse_if_blocked(
