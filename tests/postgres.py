@@ -9,6 +9,7 @@ template that MLflow has already migrated.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -82,11 +83,14 @@ class PostgresServer:
 
     superuser = "postgres"
 
-    def __init__(self, root: Path, port: int, bin_dir: Path, user: str | None) -> None:
+    def __init__(
+        self, root: Path, port: int, bin_dir: Path, user: str | None, *, durable: bool = False
+    ) -> None:
         self.root = root
         self.port = port
         self.bin_dir = bin_dir
         self.user = user
+        self.durable = durable
         self._names = itertools.count()
 
     def _run(self, tool: str, *args: str) -> None:
@@ -103,15 +107,23 @@ class PostgresServer:
         data = str(self.root / "data")
         self._run("initdb", "-D", data, "-U", self.superuser, "--auth=trust", "-E", "UTF8",
                   "--no-sync", "--locale=C")  # fmt: skip
-        # Durability is not under test: no fsync keeps CREATE DATABASE and commits fast.
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
-        self._run("pg_ctl", "-D", data, "-l", str(self.root / "server.log"), "-o", options,
-                  "-w", "-t", "60", "start")  # fmt: skip
+        self.start_again()
+
+    def start_again(self) -> None:
+        """Serve the cluster (again, after :meth:`stop`: crash recovery runs first)."""
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+        if self.durable:  # a commit survives an immediate stop, as in production
+            options += "-c max_connections=300"
+        else:  # durability is not under test: no fsync keeps CREATE DATABASE and commits fast
+            options += (
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                "-c max_connections=300"
+            )
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "server.log"),
+                  "-o", options, "-w", "-t", "60", "start")  # fmt: skip
 
     def stop(self) -> None:
+        """Stop the server at once (``-m immediate``: no shutdown checkpoint, like a crash)."""
         self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
 
     def url(self, database: str, dialect: str = "postgresql") -> str:
@@ -191,11 +203,14 @@ def fresh_database(
 
 
 @contextmanager
-def postgres_server(bin_dir: Path | None = None) -> Iterator[PostgresServer]:
+def postgres_server(
+    bin_dir: Path | None = None, *, durable: bool = False
+) -> Iterator[PostgresServer]:
     """Start a PostgreSQL cluster with an MLflow template database; stop and remove it after.
 
     Args:
         bin_dir: Where ``initdb`` and ``pg_ctl`` are (default: :func:`find_bin_dir`).
+        durable: Commits survive a crash (fsync, synchronous commit), for tests that stop it.
 
     Raises:
         PostgresUnavailable: No server binaries on this machine.
@@ -206,13 +221,14 @@ def postgres_server(bin_dir: Path | None = None) -> Iterator[PostgresServer]:
     root = Path(tempfile.mkdtemp(prefix="lineage-pg-"))
     if user is not None:
         shutil.chown(root, user)
-    server = PostgresServer(root, free_port(), bin_dir, user)
+    server = PostgresServer(root, free_port(), bin_dir, user, durable=durable)
     try:
         server.start()
         try:
             server.make_template()
             yield server
         finally:
-            server.stop()
+            with contextlib.suppress(RuntimeError):  # stopped by the test already
+                server.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
