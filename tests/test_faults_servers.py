@@ -11,19 +11,24 @@ that happened has its event exactly once, and rerunning the operation works.
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 
 import mlflow
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable
-from helpers import lineage_tags, read_pandas, tracking_at
+from helpers import indexed_events, lineage_tags, read_pandas, tracking_at
+from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from postgres import PostgresUnavailable, find_bin_dir, postgres_server
+from server import mlflow_server_process
 
 import lineage_plugin as lp
 from lineage_plugin.cli import cli
 from lineage_plugin.errors import LineageError, LineageWarning
+from lineage_plugin.events import RegistryEvent, collect_events
+from lineage_plugin.store.index import index_url
 
 
 def invoke(*args: str, code: int = 0):
@@ -98,3 +103,89 @@ def test_postgres_stopped_during_a_run_records_every_read_once_it_is_back(
         record = lp.get_run_lineage(after.info.run_id)
         assert [(i.name, i.version) for i in record.inputs] == [("sales", 1)]
         assert record.status == "complete"
+
+
+# ---- 2. mlflow server killed during an alias move and a registration -----------------------
+
+
+def registry_events(client: MlflowClient, name: str) -> list[RegistryEvent]:
+    """Every event in MLflow's tags of model ``name``'s versions, by event id."""
+    versions = client.search_model_versions(f"name='{name}'")
+    return collect_events(client.get_model_version(name, mv.version) for mv in versions)
+
+
+def alias_moves(events: list[RegistryEvent]) -> list[tuple]:
+    return [(e.kind, e.alias, e.version, e.replaced) for e in events]
+
+
+@pytest.fixture
+def stock_backend(tmp_path, _migrated_sqlite, monkeypatch):
+    """A stock server's SQLite backend (``sqlite:///...``) and the client set-up: MLflow's REST
+    client gives up at once when the server is gone (no retries), the client's index is in
+    ``tmp_path``."""
+    shutil.copyfile(_migrated_sqlite, tmp_path / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    monkeypatch.setenv("MLFLOW_LINEAGE_HOME", str(tmp_path / "client-index"))
+    monkeypatch.chdir(tmp_path)
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def two_versions(client: MlflowClient, name: str) -> None:
+    client.create_registered_model(name)
+    for _ in range(2):
+        client.create_model_version(name, "s3://bucket/model")
+
+
+@pytest.mark.slow
+def test_a_lineage_http_client_whose_server_dies_before_the_event_write_records_it_once(
+    stock_backend, tmp_path, monkeypatch, caplog
+):
+    """The kill lands between MLflow's change and the event tags: the alias moved, its event is
+    written after the restart, with its original id, exactly once."""
+    from lineage_plugin.store import recording
+
+    with mlflow_server_process(stock_backend, tmp_path) as server:
+        uri = f"lineage+{server.url}"
+        with tracking_at(uri):
+            client = MlflowClient()
+            two_versions(client, "ridge")
+            client.set_registered_model_alias("ridge", "champion", "1")
+            original = recording.write_events_with_api
+
+            def kill_first(*args, **kwargs):
+                server.kill()  # the change is made; the server dies before the event is written
+                return original(*args, **kwargs)
+
+            monkeypatch.setattr(recording, "write_events_with_api", kill_first)
+            client.set_registered_model_alias("ridge", "champion", "2")  # MLflow's call worked
+            assert "could not record a registry event" in caplog.text
+            monkeypatch.setattr(recording, "write_events_with_api", original)
+
+    with mlflow_server_process(stock_backend, tmp_path, port=server.port):  # same backend
+        plain = MlflowClient(server.url, server.url)
+        assert plain.get_model_version_by_alias("ridge", "champion").version == "2"  # happened
+        tags = plain.get_registered_model("ridge").tags
+        [intent] = [k for k in tags if k.startswith("lineage.intent.")]  # written before
+        assert len(alias_moves(registry_events(plain, "ridge"))) == 1  # its event was lost
+        lost = json.loads(tags[intent])["events"][0]["event_id"]
+
+        with tracking_at(uri):
+            client = MlflowClient()
+            client.set_registered_model_alias("ridge", "champion", "2")  # the rerun
+            events = registry_events(plain, "ridge")
+            assert alias_moves(events) == [
+                ("alias_set", "champion", "1", ()),
+                ("alias_set", "champion", "2", ("1",)),
+            ]  # the move once: the rerun changed nothing, the reconcile wrote the lost event
+            assert events[1].event_id == lost  # with its original id
+            assert not [k for k in plain.get_registered_model("ridge").tags if "intent" in k]
+            assert plain.get_model_version("ridge", "2").tags["lineage.aliases"] == "champion"
+            assert "lineage.aliases" not in plain.get_model_version("ridge", "1").tags
+            indexed = indexed_events(index_url(uri), "ridge")
+            assert [e.event_id for e in indexed] == [e.event_id for e in events]
+            moves = [e for e in lp.timeline(model="ridge").entries if e["kind"] == "alias_set"]
+            assert [(e["version"], e.get("replaced")) for e in moves] == [("1", None), ("2", ["1"])]
+
+            client.set_registered_model_alias("ridge", "champion", "1")  # and a new move works
+            assert len(registry_events(plain, "ridge")) == 3
