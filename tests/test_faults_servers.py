@@ -10,8 +10,13 @@ that happened has its event exactly once, and rerunning the operation works.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
 import warnings
 
 import mlflow
@@ -23,6 +28,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from postgres import PostgresUnavailable, find_bin_dir, postgres_server
 from server import mlflow_server_process
+from test_faults import HOLD_LOCK
 
 import lineage_plugin as lp
 from lineage_plugin.cli import cli
@@ -189,3 +195,90 @@ def test_a_lineage_http_client_whose_server_dies_before_the_event_write_records_
 
             client.set_registered_model_alias("ridge", "champion", "1")  # and a new move works
             assert len(registry_events(plain, "ridge")) == 3
+
+
+def hold_database(database: str) -> subprocess.Popen:
+    """Another process holding MLflow's SQLite database (WAL mode: readers go on, a writer
+    waits) until it is killed."""
+    with sqlite3.connect(database) as con:
+        assert con.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, database, "120"], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def killed_while_waiting(server, database: str, call) -> None:
+    """Run ``call`` (a registry call to ``server``) while another process holds the database,
+    and SIGKILL the server while MLflow's transaction waits for it."""
+    holder = hold_database(database)
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    try:
+        thread.start()
+        thread.join(timeout=2.5)
+        assert thread.is_alive(), errors  # the server is blocked in its transaction
+        server.kill()
+        thread.join(timeout=60)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    [error] = errors  # MLflow's own error: the connection went away
+    assert isinstance(error, MlflowException) and not isinstance(error, LineageError)
+
+
+@pytest.mark.slow
+def test_a_plugin_server_killed_inside_mlflows_transaction_leaves_no_event_and_no_version(
+    tmp_path, _migrated_sqlite, make_table, monkeypatch
+):
+    """A plain client, a ``lineage+sqlite`` server: the event is written in MLflow's own
+    transaction, so a kill inside it leaves neither the change nor its event; the reruns work."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.chdir(tmp_path)
+    database = str(tmp_path / "mlflow.db")
+    shutil.copyfile(_migrated_sqlite, database)
+    backend = f"lineage+sqlite:///{database}"
+    path = make_table(commits=2)
+    with mlflow_server_process(backend, tmp_path) as server:
+        with tracking_at(f"lineage+{server.url}"), mlflow.start_run() as run:
+            read_pandas(DeltaTable(path))  # a run that read sales v1
+        client = MlflowClient(server.url, server.url)
+        two_versions(client, "ridge")
+        client.set_registered_model_alias("ridge", "champion", "1")
+        killed_while_waiting(
+            server, database, lambda: client.set_registered_model_alias("ridge", "champion", "2")
+        )
+    with mlflow_server_process(backend, tmp_path, port=server.port) as server:
+        assert client.get_model_version_by_alias("ridge", "champion").version == "1"
+        assert alias_moves(registry_events(client, "ridge")) == [
+            ("alias_set", "champion", "1", ())
+        ]  # neither the move nor its event
+        client.set_registered_model_alias("ridge", "champion", "2")  # the rerun
+        assert alias_moves(registry_events(client, "ridge"))[1:] == [
+            ("alias_set", "champion", "2", ("1",))
+        ]
+        assert [e.kind for e in indexed_events(f"sqlite:///{database}", "ridge")] == [
+            "alias_set",
+            "alias_set",
+        ]
+        register = functools.partial(
+            client.create_model_version, "ridge", "s3://bucket/model", run_id=run.info.run_id
+        )
+        killed_while_waiting(server, database, register)
+    with mlflow_server_process(backend, tmp_path, port=server.port):
+        assert [mv.version for mv in client.search_model_versions("name='ridge'")] == ["2", "1"]
+        mv = register()  # the rerun registers it, with its lineage
+        assert mv.version == "3" and mv.tags["lineage.tables"] == "sales@v1"
+        with tracking_at(f"lineage+{server.url}"):
+            [read] = lp.get_lineage("ridge", "3").inputs
+            assert (read.name, read.version) == ("sales", 1)
+            out = invoke("show", "ridge", "3", "--tracking-uri", f"lineage+{server.url}").output
+            assert "sales" in out
