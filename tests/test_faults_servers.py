@@ -168,8 +168,8 @@ def test_a_lineage_http_client_whose_server_dies_before_the_event_write_records_
             assert "could not record a registry event" in caplog.text
             monkeypatch.setattr(recording, "write_events_with_api", original)
 
-    with mlflow_server_process(stock_backend, tmp_path, port=server.port):  # same backend
-        plain = MlflowClient(server.url, server.url)
+    with mlflow_server_process(stock_backend, tmp_path, port=server.port) as server:
+        plain = MlflowClient(server.url, server.url)  # the same backend, seen without the plugin
         assert plain.get_model_version_by_alias("ridge", "champion").version == "2"  # happened
         tags = plain.get_registered_model("ridge").tags
         [intent] = [k for k in tags if k.startswith("lineage.intent.")]  # written before
@@ -193,8 +193,31 @@ def test_a_lineage_http_client_whose_server_dies_before_the_event_write_records_
             moves = [e for e in lp.timeline(model="ridge").entries if e["kind"] == "alias_set"]
             assert [(e["version"], e.get("replaced")) for e in moves] == [("1", None), ("2", ["1"])]
 
-            client.set_registered_model_alias("ridge", "champion", "1")  # and a new move works
-            assert len(registry_events(plain, "ridge")) == 3
+            # Killed after the intent, before the call: the move does not happen.
+            with_intent = recording.write_intent
+
+            def kill_after(*args, **kwargs):
+                key = with_intent(*args, **kwargs)
+                server.kill()
+                return key
+
+            monkeypatch.setattr(recording, "write_intent", kill_after)
+            with pytest.raises(MlflowException) as caught:  # MLflow's own error, to the caller
+                client.set_registered_model_alias("ridge", "champion", "1")
+            assert not isinstance(caught.value, LineageError)
+            monkeypatch.setattr(recording, "write_intent", with_intent)
+
+    with mlflow_server_process(stock_backend, tmp_path, port=server.port):
+        assert plain.get_model_version_by_alias("ridge", "champion").version == "2"
+        assert [k for k in plain.get_registered_model("ridge").tags if "intent" in k]
+        summary = json.loads(invoke("reindex", "--json", "--tracking-uri", uri).stdout)
+        assert summary["events"] == 2  # reindex resolved it: it did not happen, no event
+        assert not [k for k in plain.get_registered_model("ridge").tags if "intent" in k]
+        with tracking_at(uri):
+            MlflowClient().set_registered_model_alias("ridge", "champion", "1")  # the rerun
+        assert alias_moves(registry_events(plain, "ridge"))[2:] == [
+            ("alias_set", "champion", "1", ("2",))
+        ]
 
 
 def hold_database(database: str) -> subprocess.Popen:

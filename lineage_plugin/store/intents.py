@@ -64,12 +64,17 @@ def write_intent(store: Any, name: str, change: Change) -> str | None:
 
 
 def drop_intent(store: Any, name: str, key: str, tags: dict[str, str] | None = None) -> None:
-    """Remove an intent (and the parts of a split one)."""
+    """Remove an intent (and the parts of a split one); one resolved already is no error."""
+    from mlflow.exceptions import MlflowException
+
     parts = int((tags or {}).get(f"{key}.parts", "1"))
     keys = [key] + ([f"{key}.parts"] if parts > 1 else [])
     keys += [f"{key}.part{n}" for n in range(1, parts)]
     for k in keys:
-        store.delete_registered_model_tag(name, k)
+        try:
+            store.delete_registered_model_tag(name, k)
+        except MlflowException:  # another client reconciled it meanwhile
+            pass
 
 
 def _happened(store: Any, name: str, event: RegistryEvent) -> bool:
