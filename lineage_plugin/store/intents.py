@@ -14,6 +14,7 @@ the intent is dropped. So a change that happened has its event exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -71,10 +72,8 @@ def drop_intent(store: Any, name: str, key: str, tags: dict[str, str] | None = N
     keys = [key] + ([f"{key}.parts"] if parts > 1 else [])
     keys += [f"{key}.part{n}" for n in range(1, parts)]
     for k in keys:
-        try:
+        with contextlib.suppress(MlflowException):  # another client reconciled it meanwhile
             store.delete_registered_model_tag(name, k)
-        except MlflowException:  # another client reconciled it meanwhile
-            pass
 
 
 def _happened(store: Any, name: str, event: RegistryEvent) -> bool:
