@@ -137,6 +137,12 @@ def stock_backend(tmp_path, _migrated_sqlite, monkeypatch):
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
+def shown_reads(uri: str, name: str, version: str) -> list[tuple]:
+    """The table versions ``mlflow-lineage show NAME VERSION`` says the version was built on."""
+    report = json.loads(invoke("show", name, version, "--json", "--tracking-uri", uri).stdout)
+    return [(i["name"], i["version"]) for i in report["run"]["inputs"]]
+
+
 def two_versions(client: MlflowClient, name: str) -> None:
     client.create_registered_model(name)
     for _ in range(2):
@@ -303,5 +309,33 @@ def test_a_plugin_server_killed_inside_mlflows_transaction_leaves_no_event_and_n
         with tracking_at(f"lineage+{server.url}"):
             [read] = lp.get_lineage("ridge", "3").inputs
             assert (read.name, read.version) == ("sales", 1)
-            out = invoke("show", "ridge", "3", "--tracking-uri", f"lineage+{server.url}").output
-            assert "sales" in out
+            assert shown_reads(f"lineage+{server.url}", "ridge", "3") == [("sales", 1)]
+
+
+@pytest.mark.slow
+def test_a_registration_by_a_lineage_http_client_killed_in_the_servers_transaction_is_all_or_none(
+    stock_backend, tmp_path, make_table
+):
+    """The client sends the lineage with the registration itself (one request, one transaction
+    of the stock server): killed inside it, no version; the rerun registers it with lineage."""
+    database = stock_backend.removeprefix("sqlite:///")
+    path = make_table(commits=2)
+    with mlflow_server_process(stock_backend, tmp_path) as server:
+        uri = f"lineage+{server.url}"
+        with tracking_at(uri):
+            with mlflow.start_run() as run:
+                read_pandas(DeltaTable(path, version=0))
+            client = MlflowClient()
+            client.create_registered_model("ridge")
+            register = functools.partial(
+                client.create_model_version, "ridge", "s3://bucket/model", run_id=run.info.run_id
+            )
+            killed_while_waiting(server, database, register)
+    with mlflow_server_process(stock_backend, tmp_path, port=server.port), tracking_at(uri):
+        client = MlflowClient()
+        assert client.search_model_versions("name='ridge'") == []  # none, not half a version
+        mv = register()  # the rerun
+        assert mv.version == "1" and mv.tags["lineage.tables"] == "sales@v0"
+        [read] = lp.get_lineage("ridge", "1").inputs
+        assert (read.name, read.version) == ("sales", 0)
+        assert shown_reads(uri, "ridge", "1") == [("sales", 0)]
