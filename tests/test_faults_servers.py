@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -42,6 +43,14 @@ def invoke(*args: str, code: int = 0):
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     return result
+
+
+@pytest.fixture(autouse=True)
+def _no_experiment_left():
+    """Each test starts with MLflow's default experiment (set_experiment exports its id)."""
+    yield
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    mlflow.tracking.fluent._active_experiment_id = None
 
 
 # ---- 1. PostgreSQL stopped during a run, then started again ----------------------------------
