@@ -66,6 +66,9 @@ EVENT_PREFIX = "lineage.event."
 ALIASES_TAG = "lineage.aliases"
 STAGE_TAG = "lineage.stage"
 DELETED_PREFIX = "lineage.deleted."
+#: On a registered model, while a client that records its own events makes a registry call:
+#: the planned change (its events, with their ids), removed once the events are written.
+INTENT_PREFIX = "lineage.intent."
 
 #: Keys the plugin writes (exactly, or as a prefix, with ``.parts``/``.partN`` when split).
 #: A caller may set them too: the caller's value is kept, with a warning.
@@ -89,6 +92,7 @@ RESERVED_PREFIXES = (
     CODE_PREFIX,
     EVENT_PREFIX,
     DELETED_PREFIX,
+    INTENT_PREFIX,
 )
 
 COMPLETE = "complete"

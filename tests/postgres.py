@@ -82,23 +82,35 @@ class PostgresServer(SqlServer):
     superuser = "postgres"
     dialect = "postgresql"
 
-    def __init__(self, root: Path, port: int, bin_dir: Path, user: str | None) -> None:
+    def __init__(
+        self, root: Path, port: int, bin_dir: Path, user: str | None, *, durable: bool = False
+    ) -> None:
         super().__init__(root, port, user)
         self.bin_dir = bin_dir
+        self.durable = durable
 
     def start(self) -> None:
         data = str(self.root / "data")
         self.run(self.bin_dir / "initdb", "-D", data, "-U", self.superuser, "--auth=trust",
                  "-E", "UTF8", "--no-sync", "--locale=C")  # fmt: skip
-        # Durability is not under test: no fsync keeps CREATE DATABASE and commits fast.
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
-        self.run(self.bin_dir / "pg_ctl", "-D", data, "-l", str(self.root / "server.log"),
+        self.start_again()
+
+    def start_again(self) -> None:
+        """Serve the cluster (again, after :meth:`stop`: crash recovery runs first)."""
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+        if self.durable:  # a commit survives an immediate stop, as in production
+            options += "-c max_connections=300"
+        else:  # durability is not under test: no fsync keeps CREATE DATABASE and commits fast
+            options += (
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                "-c max_connections=300"
+            )
+        log = str(self.root / "server.log")
+        self.run(self.bin_dir / "pg_ctl", "-D", str(self.root / "data"), "-l", log,
                  "-o", options, "-w", "-t", "60", "start")  # fmt: skip
 
     def stop(self) -> None:
+        """Stop the server at once (``-m immediate``: no shutdown checkpoint, like a crash)."""
         self.run(self.bin_dir / "pg_ctl", "-D", str(self.root / "data"), "-m", "immediate",
                  "-w", "stop")  # fmt: skip
 
@@ -155,15 +167,20 @@ def fresh_database(
 
 
 @contextmanager
-def postgres_server(bin_dir: Path | None = None) -> Iterator[PostgresServer]:
+def postgres_server(
+    bin_dir: Path | None = None, *, durable: bool = False
+) -> Iterator[PostgresServer]:
     """Start a PostgreSQL cluster with an MLflow template database; stop and remove it after.
 
     Args:
         bin_dir: Where ``initdb`` and ``pg_ctl`` are (default: :func:`find_bin_dir`).
+        durable: Commits survive a crash (fsync, synchronous commit), for tests that stop it.
 
     Raises:
         PostgresUnavailable: No server binaries on this machine.
     """
     bin_dir = bin_dir or find_bin_dir()
-    with serve(PostgresServer, _server_user(), bin_dir, prefix="lineage-pg-") as server:
+    with serve(
+        PostgresServer, _server_user(), bin_dir, prefix="lineage-pg-", durable=durable
+    ) as server:
         yield server

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -9,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from helpers import child_env
@@ -28,17 +32,34 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+@dataclass
+class ServerProcess:
+    """A running ``mlflow server``: its URL, and its process group (it starts uvicorn and a job
+    runner as children)."""
+
+    url: str
+    port: int
+    proc: subprocess.Popen
+
+    def kill(self) -> None:
+        """SIGKILL the server and its children at once, as a crash would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+
 @contextmanager
-def mlflow_server(
+def mlflow_server_process(
     backend_uri: str,
     workdir: Path,
     *extra: str,
     env: dict[str, str] | None = None,
     workers: int = 1,
-) -> Iterator[str]:
-    """Run ``mlflow server`` (``workers`` processes) on a free loopback port; yields its URL."""
-    port = free_port()
-    log = open(workdir / f"server-{port}.log", "w")  # noqa: SIM115 - closed below
+    port: int | None = None,
+) -> Iterator[ServerProcess]:
+    """Run ``mlflow server`` (``workers`` processes) on ``port`` (default: a free loopback
+    port) in a process group of its own; yields it (see :class:`ServerProcess`)."""
+    port = port or free_port()
+    log = open(workdir / f"server-{port}.log", "a")  # noqa: SIM115 - closed below
     cmd = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", backend_uri,
@@ -47,7 +68,12 @@ def mlflow_server(
         *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(
-        cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=child_env(**(env or {}))
+        cmd,
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=child_env(**(env or {})),
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -67,10 +93,26 @@ def mlflow_server(
             if time.monotonic() > deadline:
                 raise RuntimeError("mlflow server did not become healthy in 90 s")
             time.sleep(0.3)
-        yield url
+        yield ServerProcess(url, port, proc)
     finally:
-        _stop(proc)
+        if proc.poll() is None:
+            _stop(proc)
+        with contextlib.suppress(ProcessLookupError):  # no child left behind
+            os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@contextmanager
+def mlflow_server(
+    backend_uri: str,
+    workdir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    workers: int = 1,
+) -> Iterator[str]:
+    """Run ``mlflow server`` (``workers`` processes) on a free loopback port; yields its URL."""
+    with mlflow_server_process(backend_uri, workdir, *extra, env=env, workers=workers) as server:
+        yield server.url
 
 
 @contextmanager

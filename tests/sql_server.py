@@ -7,6 +7,7 @@ empty), dropped after the test.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -127,12 +128,14 @@ S = TypeVar("S", bound=SqlServer)
 
 
 @contextmanager
-def serve(make: type[S], user: str | None, *args: object, prefix: str) -> Iterator[S]:
+def serve(
+    make: type[S], user: str | None, *args: object, prefix: str, **options: object
+) -> Iterator[S]:
     """Make a server in a new temporary directory, start it and its template; stop it and
     remove the directory after.
 
     Args:
-        make: The server class, called with ``(root, port, *args, user)``.
+        make: The server class, called with ``(root, port, *args, user, **options)``.
         user: Who runs the server (``None``: this user), the owner of the directory.
         prefix: The temporary directory's name prefix.
     """
@@ -140,13 +143,14 @@ def serve(make: type[S], user: str | None, *args: object, prefix: str) -> Iterat
     root = Path(tempfile.mkdtemp(prefix=prefix))
     if user is not None:
         shutil.chown(root, user)
-    server = make(root, free_port(), *args, user)
+    server = make(root, free_port(), *args, user, **options)
     try:
         server.start()
         try:
             server.make_template()
             yield server
         finally:
-            server.stop()
+            with contextlib.suppress(RuntimeError):  # stopped by the test already
+                server.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -98,6 +98,10 @@ def reindex(
             f"reindex(source='sql') reads MLflow's SQL database, and {ws.tracking_uri} has "
             "none. Use source='api' (--source api) or 'auto' for file: and http(s): tracking URIs."
         )
+    if into is None:  # MLflow's record first: changes whose events a dead client never wrote
+        resolved = _reconcile_intents(ws)
+        if resolved:
+            say(f"recorded {resolved} registry events of interrupted changes")
     target = (lambda: _ensured(into)) if into is not None else ws.require_index
     counts = _from_tables(url, target, progress) if url else _from_api(ws, target, say)
     written = into if into is not None else ws.index
@@ -116,6 +120,20 @@ def reindex(
     if into is None:
         say(f"wrote the index at {safe_url(written.url)}")
     return summary
+
+
+def _reconcile_intents(ws: Workspace) -> int:
+    """Resolve the intents left on registered models (see :mod:`lineage_plugin.store.intents`);
+    returns how many events were written for changes that happened."""
+    from lineage_plugin.store.intents import intent_keys, reconcile_intents
+    from lineage_plugin.store.recording import own_tag_writes
+
+    written = 0
+    for model in ws.registered_models():
+        if intent_keys(dict(model.tags or {})):
+            with own_tag_writes():
+                written += len(reconcile_intents(ws.registry_store, model.name))
+    return written
 
 
 def _ensured(index: LineageIndex) -> LineageIndex:

@@ -33,6 +33,7 @@ from lineage_plugin.events import (
     RegistryState,
 )
 from lineage_plugin.store.index import index_for
+from lineage_plugin.store.intents import drop_intent, reconcile_intents, write_intent
 from lineage_plugin.store.registry_state import ApiState, MissingVersion, SqlState
 from lineage_plugin.store.request_context import (
     client_recording,
@@ -123,6 +124,7 @@ def _record_in_transaction(store: Any, name: str, planner: Planner, call: Callab
 def _record_around(store: Any, name: str, planner: Planner, call: Callable[[], _R]) -> _R:
     from mlflow.exceptions import MlflowException
 
+    reconcile(store, name)  # a change of this model interrupted before its events were written
     try:
         change = planner(ApiState(store, name), current_user(), _now())
     except MlflowException:
@@ -131,17 +133,48 @@ def _record_around(store: Any, name: str, planner: Planner, call: Callable[[], _
         result = call()
         failed("a registry event", exc)
         return result
+    intent = None
+    try:
+        with own_tag_writes():
+            intent = write_intent(store, name, change)
+    except Exception as exc:
+        failed("a registry event (its intent)", exc)
     token = client_recording.set(True)
     try:
         result = call()
+    except BaseException:
+        if intent is not None:  # it may have happened (a lost answer): the registry tells
+            reconcile(store, name, quiet=True)
+        raise
     finally:
         client_recording.reset(token)
     try:
-        _write_with_api(store, name, change)
+        write_events_with_api(store, name, change)
         _index_events(index_for(store), change.events)
+        if intent is not None:
+            with own_tag_writes():
+                drop_intent(store, name, intent)
     except Exception as exc:
         failed("a registry event", exc)
     return result
+
+
+def reconcile(store: Any, name: str, *, quiet: bool = False) -> list[RegistryEvent]:
+    """Resolve the leftover intents of model ``name`` (see :mod:`lineage_plugin.store.intents`)
+    and index the events written for them; a failure is a warning (``quiet``: not even that).
+
+    Returns:
+        The events written now.
+    """
+    try:
+        with own_tag_writes():
+            events = reconcile_intents(store, name)
+    except Exception as exc:
+        if not quiet:
+            failed("the registry events of an interrupted change", exc)
+        return []
+    _index_events(index_for(store), events)
+    return events
 
 
 def _index_events(index: LineageIndex, events: list[RegistryEvent]) -> None:
@@ -153,7 +186,8 @@ def _index_events(index: LineageIndex, events: list[RegistryEvent]) -> None:
         failed("a registry event in the lineage index", exc)
 
 
-def _write_with_api(store: Any, name: str, change: Change) -> None:
+def write_events_with_api(store: Any, name: str, change: Change) -> None:
+    """Write a change's event and holding tags with the store's API, after the call."""
     from mlflow.entities.model_registry import ModelVersionTag, RegisteredModelTag
 
     with own_tag_writes():

@@ -152,14 +152,23 @@ class CaptureSession:
         state.inputs.append(item.inp)
         return True
 
+    def flush_unwritten(self, run_id: str) -> None:
+        """Write again what a failed write left out (the run is ending, its store is back)."""
+        with self._lock:
+            state = self._runs.get(run_id)
+            if state is not None and state.unwritten:
+                self._flush(run_id)
+
     def _flush(self, run_id: str) -> None:
         state = self._runs[run_id]
         try:
             with plugin_writing():
                 write_run(run_id, state)
+            state.unwritten = False
         except LineageError:
             raise
         except Exception as exc:  # never break the user's run
+            state.unwritten = True  # what was not written stays in state, retried later
             if settings.strict():
                 raise CaptureError(f"Could not write lineage to run {run_id}: {exc}") from exc
             warnings.warn(

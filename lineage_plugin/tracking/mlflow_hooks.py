@@ -52,12 +52,19 @@ def _after_create_run(run: Any, a: dict[str, Any]) -> None:
 
 def _after_set_terminated(result: Any, a: dict[str, Any]) -> None:
     if _captured(a):
-        openlineage_emit.run_ended(a["self"], a["run_id"], a["status"])
+        _run_ended(a)
 
 
 def _after_update_run(result: Any, a: dict[str, Any]) -> None:
     if a["status"] is not None and _captured(a):  # a rename alone does not end a run
-        openlineage_emit.run_ended(a["self"], a["run_id"], a["status"])
+        _run_ended(a)
+
+
+def _run_ended(a: dict[str, Any]) -> None:
+    # The run's store answered: what a write during an outage left out is written now, so
+    # the record names every read (and says complete only then).
+    session().flush_unwritten(a["run_id"])
+    openlineage_emit.run_ended(a["self"], a["run_id"], a["status"])
 
 
 def describe_dataset_source(source: dict[str, Any], context: str) -> DeltaInput:

@@ -43,6 +43,7 @@ class RunState:
     env_tagged: bool = False  # lineage.env.* / lineage.code.* already on the run
     distributions_logged: bool = False
     code_files: dict[str, str] | None = None  # the lineage.code.files this process wrote
+    unwritten: bool = False  # the last write failed (the database was away): retried at the end
 
 
 def record_for(run_id: str, state: RunState) -> RunLineage:
