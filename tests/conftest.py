@@ -8,6 +8,10 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+# hypothesis's pytest plugin imports hypothesis at the end of a session that did not (a run of
+# a few files): that late import, deep in pytest's hooks, crashes CPython 3.11's compiler
+# ("AST constructor recursion depth mismatch"). Imported here, it is loaded up front.
+import hypothesis  # noqa: F401
 import mlflow
 import pytest
 from helpers import tracking_at
