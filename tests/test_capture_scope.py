@@ -11,7 +11,7 @@ import json
 import pytest
 from helpers import run_python
 from mlflow import MlflowClient
-from postgres import fresh_database
+from postgres import SERVER_KINDS, fresh_database
 
 #: The child: optionally autolog() / autolog(disable=True), load a lineage+ store for one URI,
 #: then runs that read the table (deltalake, polars, mlflow.log_input) on the URIs given.
@@ -131,7 +131,7 @@ def assert_captured(uri: str, run_id: str, table: str, *, waiting_read: bool = F
     assert {"delta_table_version": 0, "path": table} in logged_sources(uri, run_id)
 
 
-@pytest.mark.parametrize("stores", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("stores", SERVER_KINDS, indirect=True)
 def test_a_loaded_lineage_store_leaves_runs_on_a_plain_uri_untouched(child, stores, table):
     _, lineage_backend, plain_uri = stores
     runs = child("store", "plain", "lineage")

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from deltalake import DeltaTable
 from helpers import indexed_events, read_pandas, tracking_at
 from mlflow import MlflowClient
-from postgres import fresh_database
+from postgres import SERVER_KINDS, fresh_database
 from server import mlflow_server
 
 from lineage_plugin.cli import cli
@@ -37,7 +37,7 @@ def expected_link(version: object, name: str = NAME, base: str = UI) -> str:
     return f"[Data lineage of this version]({url}). {SENTENCE}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "file"])
+@pytest.fixture(params=[*SERVER_KINDS, "file"])
 def store_uri(request, tmp_path, monkeypatch):
     """A ``lineage+`` tracking and registry URI on each kind of store the plugin wraps."""
     monkeypatch.chdir(tmp_path)

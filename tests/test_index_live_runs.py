@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from deltalake import DeltaTable, write_deltalake
 from helpers import read_pandas
 from mlflow import MlflowClient
-from postgres import on_backends
+from postgres import SERVER_KINDS, on_backends
 from test_lifecycle import assert_index_is_what_reindex_builds, index_rows
 
 from lineage_plugin import tags as T
@@ -25,7 +25,7 @@ def _run_rows(uri: str, run_id: str) -> dict[str, set[tuple]]:
     return {k: {r for r in rows[k] if run_id in r} for k in ("runs", "reads", "writes")}
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_a_run_is_indexed_as_it_reads_and_writes_and_matches_reindex(
     lineage_tracking, make_table, tmp_path
 ):

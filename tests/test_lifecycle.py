@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from mlflow import MlflowClient
-from postgres import on_backends
+from postgres import SERVER_KINDS, on_backends
 
 import lineage_plugin as lp
 from lineage_plugin.errors import LineageError, LineageWarning
@@ -99,7 +99,7 @@ def _versions(report: Any) -> dict[tuple[str, str], dict[str, Any]]:
     return {(m["name"], m["version"]): m for m in report.model_versions}
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_deleted_runs_leave_impact_come_back_restored_and_gc_removes_them(
     lineage_tracking, sales, tmp_path
 ):
@@ -138,7 +138,7 @@ def test_deleted_runs_leave_impact_come_back_restored_and_gc_removes_them(
     assert_index_is_what_reindex_builds(uri)
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_a_deleted_experiment_hides_its_runs_until_restored_and_gc_removes_them(
     lineage_tracking, sales
 ):
@@ -167,7 +167,7 @@ def test_a_deleted_experiment_hides_its_runs_until_restored_and_gc_removes_them(
     assert_index_is_what_reindex_builds(uri)
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_a_deleted_model_version_leaves_impact_and_its_history_stays(lineage_tracking, sales):
     uri = lineage_tracking
     client = MlflowClient()
@@ -228,7 +228,7 @@ def test_a_deleted_model_version_leaves_impact_and_its_history_stays(lineage_tra
     answers()
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_a_rename_moves_the_index_and_history_and_is_an_event(lineage_tracking, sales):
     uri = lineage_tracking
     client = MlflowClient()
@@ -255,7 +255,7 @@ def test_a_rename_moves_the_index_and_history_and_is_an_event(lineage_tracking, 
     assert [e["kind"] for e in timeline(model="new-name").entries] == kinds
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_deleting_a_registered_model_removes_it_from_the_index(lineage_tracking, sales):
     uri = lineage_tracking
     client = MlflowClient()
@@ -269,7 +269,7 @@ def test_deleting_a_registered_model_removes_it_from_the_index(lineage_tracking,
     assert_index_is_what_reindex_builds(uri)
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_a_callers_own_lineage_tags_are_kept_and_reserved_ones_warn(lineage_tracking, sales):
     uri = lineage_tracking
     client = MlflowClient()
@@ -293,7 +293,7 @@ def test_a_callers_own_lineage_tags_are_kept_and_reserved_ones_warn(lineage_trac
     assert_index_is_what_reindex_builds(uri)
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_a_copied_version_has_the_lineage_but_not_the_source_history(lineage_tracking, sales):
     uri = lineage_tracking
     client = MlflowClient()
@@ -400,7 +400,7 @@ def test_over_http_the_server_and_the_client_index_follow_the_lifecycle_once(
     assert_index_is_what_reindex_builds(server_uri)  # the server's
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_a_version_trained_on_many_tables_is_deleted_whole(lineage_tracking, tmp_path, caplog):
     """Its events and record are longer than a registered-model tag holds (5000 characters in
     MLflow's SQL column): the copies on the model drop their tables (the record, split over
@@ -466,7 +466,7 @@ def test_on_a_file_store_the_index_follows_too(tmp_path, sales, monkeypatch):
         assert_index_is_what_reindex_builds(uri)
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_a_renamed_or_finished_run_is_renamed_and_finished_in_the_index(lineage_tracking, sales):
     uri = lineage_tracking
     client = MlflowClient()

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from helpers import tracking_at
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from postgres import SQL_BACKENDS, fresh_database, on_backends
+from postgres import SERVER_KINDS, SQL_BACKENDS, fresh_database, on_backends
 from server import mlflow_server
 
 from lineage_plugin.errors import LineageError, LineageWarning
@@ -82,7 +82,7 @@ def store_uri(request, tmp_path, monkeypatch):
         yield f"lineage+{url}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=SERVER_KINDS)
 def empty_database(request):
     """An empty database on each SQL backend, for an index of its own."""
     with fresh_database(request, request.param, "index.db", migrated=False) as url:
@@ -115,7 +115,7 @@ def test_every_change_is_an_event_in_mlflow_and_in_the_index(store_uri):
     ]
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_deleting_a_version_records_the_aliases_it_took_along(lineage_tracking):
     client = MlflowClient()
     registry_workout(client)
@@ -165,7 +165,7 @@ def test_setting_the_same_alias_again_is_not_an_event(lineage_tracking):
     assert [e.alias for e in events_in_mlflow(client)].count("again") == 1
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_index_lives_in_its_own_tables_with_its_own_schema_version(backend_uri, lineage_tracking):
     engine = sa.create_engine(backend_uri)
     with engine.connect() as conn:
@@ -175,8 +175,9 @@ def test_index_lives_in_its_own_tables_with_its_own_schema_version(backend_uri, 
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == (
             alembic_before
         )
+        meta = sa.table("lineage_index_meta", sa.column("key"), sa.column("value"))  # quoted
         version = conn.execute(
-            sa.text("SELECT value FROM lineage_index_meta WHERE key='schema_version'")
+            sa.select(meta.c.value).where(meta.c.key == "schema_version")
         ).scalar()
         names = set(sa.inspect(conn).get_table_names())
     assert int(version) == INDEX_SCHEMA_VERSION
@@ -317,7 +318,7 @@ def test_an_event_the_database_refuses_never_breaks_the_registry_call(
 
 
 V1_LAYOUT = """
-CREATE TABLE lineage_index_meta (key VARCHAR(64) PRIMARY KEY, value VARCHAR(256) NOT NULL);
+CREATE TABLE lineage_index_meta ("key" VARCHAR(64) PRIMARY KEY, value VARCHAR(256) NOT NULL);
 INSERT INTO lineage_index_meta VALUES ('schema_version', '1');
 CREATE TABLE lineage_runs (run_id VARCHAR(32) PRIMARY KEY, experiment_id VARCHAR(32),
   run_name VARCHAR(250), start_time BIGINT, end_time BIGINT, "user" VARCHAR(256),
@@ -350,8 +351,15 @@ INSERT INTO lineage_events VALUES ('1700000000001-00abcdef', 'm', 1, 'alias_set'
 def test_an_index_of_schema_version_1_is_migrated_in_place(empty_database, tmp_path):
     url = empty_database
     engine = sa.create_engine(url)
+    layout = V1_LAYOUT
     with engine.begin() as conn:
-        for statement in V1_LAYOUT.split(";"):
+        if conn.dialect.name == "mysql":
+            # The layout as MySQL takes it: "quoted" names, an index on a prefix of the URI
+            # (3072 bytes at most per key), keys compared exactly, as the plugin makes them.
+            conn.exec_driver_sql("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+            conn.exec_driver_sql("ALTER DATABASE COLLATE utf8mb4_bin")
+            layout = layout.replace("(table_uri, version)", "(table_uri(700), version)")
+        for statement in layout.split(";"):
             if statement.strip():
                 conn.exec_driver_sql(statement)
     index = LineageIndex(url, engine=engine)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from deltalake import DeltaTable
 from helpers import read_pandas, tracking_at
 from mlflow import MlflowClient
-from postgres import fresh_database, on_backends
+from postgres import SERVER_KINDS, fresh_database, on_backends
 
 import lineage_plugin as lp
 from lineage_plugin.errors import LineageError
@@ -147,7 +147,7 @@ def test_the_sql_path_builds_the_index_the_api_path_builds(lineage_tracking, mak
     assert not [e for e in payloads if e.name == "greeting"]
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends(*SERVER_KINDS)
 def test_the_api_path_is_still_there_and_auto_takes_the_tables(lineage_tracking, make_table):
     path = make_table()
     with mlflow.start_run():
@@ -178,7 +178,7 @@ def test_an_index_in_another_database_is_rebuilt_the_same(
     assert len(by_sql["lineage_events"]) == 1 and len(by_sql["lineage_reads"]) == 1
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("dialect", SERVER_KINDS)
 def test_a_database_without_mlflows_tables_is_a_clear_error(request, dialect):
     with fresh_database(request, dialect, "empty.db", migrated=False) as url:
         if dialect == "sqlite":

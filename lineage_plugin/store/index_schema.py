@@ -55,19 +55,30 @@ def _version_columns(*, context: bool) -> list[Column]:
     ]
 
 
+#: MySQL/MariaDB table options: keys compare byte for byte (``utf8mb4_bin``; the server's
+#: default collation is case-insensitive, so ``/data/Sales`` would find ``/data/sales``), in
+#: ``utf8mb4`` whatever the database's default character set. Other dialects ignore them.
+_MYSQL_TABLE = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+#: An index on ``table_uri`` (up to 1024 characters, 4 bytes each in utf8mb4) keeps a prefix of
+#: it on MySQL, whose keys hold at most 3072 bytes; lookups still compare the whole value.
+_URI_PREFIX = {"mysql_length": {"table_uri": 700}}
+
+
 def _define() -> dict[str, Table]:
     from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
 
     md = MetaData()
-    meta = Table(
+
+    def table(name: str, *items: object) -> Table:
+        return Table(name, md, *items, **_MYSQL_TABLE)
+
+    meta = table(
         "lineage_index_meta",
-        md,
         Column("key", String(64), primary_key=True),
         Column("value", String(256), nullable=False),
     )
-    runs = Table(
+    runs = table(
         "lineage_runs",
-        md,
         Column("run_id", String(32), primary_key=True),
         Column("experiment_id", String(32)),
         Column("run_name", String(250)),
@@ -79,27 +90,24 @@ def _define() -> dict[str, Table]:
         Column("deleted", Integer, default=0),
         Index("lineage_runs_experiment", "experiment_id"),
     )
-    reads = Table(
+    reads = table(
         "lineage_reads",
-        md,
         *_version_columns(context=True),
-        Index("lineage_reads_table_version", "table_uri", "version"),
-        Index("lineage_reads_table_time", "table_uri", "run_start"),
+        Index("lineage_reads_table_version", "table_uri", "version", **_URI_PREFIX),
+        Index("lineage_reads_table_time", "table_uri", "run_start", **_URI_PREFIX),
         Index("lineage_reads_table_name", "table_name"),
         # A table's page is addressed by its Delta table id: its newest read, one seek (schema 5).
         Index("lineage_reads_table_id", "table_id", "run_start"),
     )
     # The graph's run -> table version edges: one row per commit a run made (schema 5).
-    writes = Table(
+    writes = table(
         "lineage_writes",
-        md,
         *_version_columns(context=False),
-        Index("lineage_writes_table_version", "table_uri", "version"),
+        Index("lineage_writes_table_version", "table_uri", "version", **_URI_PREFIX),
         Index("lineage_writes_table_name", "table_name"),
     )
-    model_versions = Table(
+    model_versions = table(
         "lineage_model_versions",
-        md,
         Column("name", String(256), primary_key=True),
         Column("version", Integer, primary_key=True),
         Column("run_id", String(32)),
@@ -108,9 +116,8 @@ def _define() -> dict[str, Table]:
         Column("deleted", Integer, nullable=False, default=0),
         Index("lineage_model_versions_run", "run_id"),
     )
-    events = Table(
+    events = table(
         "lineage_events",
-        md,
         # (name, version, event_id): one B-tree serves the events of a model and of a version
         # (ids start with the time), so recording an event touches as few pages as possible.
         Column("name", String(256), primary_key=True),
@@ -122,9 +129,8 @@ def _define() -> dict[str, Table]:
         Column("alias", String(256)),
         Column("payload", Text, nullable=False),
     )
-    holdings = Table(
+    holdings = table(
         "lineage_holdings",
-        md,
         Column("name", String(256), primary_key=True),
         Column("kind", String(8), primary_key=True),  # 'alias' or 'stage'
         Column("label", String(256), primary_key=True),
