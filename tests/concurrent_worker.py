@@ -32,6 +32,8 @@ TABLES = ("alpha", "beta")
 #: The maintainer's vacuums delete files removed longer ago than this (a reader's load-to-read
 #: window is far shorter, as Delta's retention requires; see the README).
 LOOP_RETENTION_HOURS = 0.01
+#: The maintainer's pause between rounds (seconds), so the trainers get the CPU too.
+PAUSE = 1.0
 
 
 def batches(frame: Any) -> list[int]:
@@ -51,11 +53,13 @@ def append(path: str, batch: int) -> int:
     return DeltaTable(path).version()
 
 
-def wait_for(flag: Path, seconds: float = 120) -> None:
+def ready_and_wait(workdir: Path, name: str, seconds: float = 180) -> None:
+    """Say this process is ready (imports done), then wait for the test's ``go``."""
+    (workdir / f"ready-{name}").touch()
     deadline = time.monotonic() + seconds
-    while not flag.exists():
+    while not (workdir / "go").exists():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{flag} did not appear")
+            raise TimeoutError("the test never said go")
         time.sleep(0.05)
 
 
@@ -90,11 +94,13 @@ def train(uri: str, number: int, iterations: int, workdir: Path) -> None:
     client = MlflowClient()
     own = f"model-{number}"
     out = workdir / "out" / f"train-{number}.jsonl"
-    wait_for(workdir / "go")
+    client.search_experiments(max_results=1)  # the client's imports, before the clock starts
+    ready_and_wait(workdir, f"train-{number}")
     for i in range(iterations):
         names = TABLES if i % 2 == 0 else TABLES[number % 2 : number % 2 + 1]
         reads, frames = [], []
         with mlflow.start_run(run_name=f"w{number}-{i}") as run:
+            read_at = time.monotonic()
             for name in names:
                 path = str(workdir / "tables" / name)
                 table = DeltaTable(path)
@@ -106,6 +112,7 @@ def train(uri: str, number: int, iterations: int, workdir: Path) -> None:
             info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
         shared = mlflow.register_model(info.model_uri, "shared").version
         mine = mlflow.register_model(info.model_uri, own).version
+        unprotected = time.monotonic() - read_at  # until a version guards what the run read
         changes = [
             ("alias_set", "shared", "champion", shared),
             ("alias_set", "shared", f"w{number}", shared),
@@ -122,6 +129,7 @@ def train(uri: str, number: int, iterations: int, workdir: Path) -> None:
             "registered": [["shared", str(shared)], [own, str(mine)]],
             "changes": [list(map(str, c)) for c in changes],
             "alias_retries": retries,
+            "unprotected_seconds": round(unprotected, 1),
         }
         with out.open("a") as fh:
             fh.write(json.dumps(line) + "\n")
@@ -157,8 +165,10 @@ def maintain(uri: str, workdir: Path) -> None:
     batch = max(b for c in content.values() for bs in c.values() for b in bs)
     client = MlflowClient(uri, uri)
     done: dict[str, Any] = {"content": content, "restores": [], "vacuums": [], "rounds": 0}
-    wait_for(workdir / "go")
+    client.search_registered_models(max_results=1)
+    ready_and_wait(workdir, "maintain")
     while not (workdir / "stop").exists():
+        time.sleep(PAUSE)
         done["rounds"] += 1
         for t, path in paths.items():
             batch += 1
