@@ -268,7 +268,7 @@ def _ddl_in_transaction(conn: Connection) -> None:
         return
     dbapi = conn.connection.dbapi_connection
     if dbapi is not None and getattr(dbapi, "in_transaction", True) is False:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # a reader turned writer would deadlock
 
 
 def _ensure(conn: Connection) -> None:
