@@ -11,13 +11,9 @@ from pathlib import Path
 import mlflow
 import pytest
 from helpers import tracking_at
-from postgres import (
-    PostgresServer,
-    PostgresUnavailable,
-    find_bin_dir,
-    fresh_database,
-    postgres_server,
-)
+from mariadb import MariadbServer, find_binaries, mariadb_server
+from postgres import PostgresServer, find_bin_dir, fresh_database, postgres_server
+from sql_server import binaries_or_fail
 
 # Tests never reach the network: MLflow telemetry off.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -62,21 +58,32 @@ def lineage_tracking(
     mlflow.tracking.fluent._active_experiment_id = None
 
 
-# --- PostgreSQL ------------------------------------------------------------------------------
-# A real server for the whole session (tests/postgres.py), started only when a test asks for it;
-# a fresh, MLflow-migrated database per test; and ``backend_uri``, the SQL database a store or
-# index test runs on: SQLite, or each of postgres.SQL_BACKENDS with ``@postgres.on_backends()``.
+# --- PostgreSQL and MariaDB ------------------------------------------------------------------
+# A real server of each for the whole session (tests/postgres.py, tests/mariadb.py), started
+# only when a test asks for it; a fresh, MLflow-migrated database per test; and ``backend_uri``,
+# the SQL database a store or index test runs on: SQLite, or each of postgres.SQL_BACKENDS with
+# ``@postgres.on_backends()``.
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """The session's PostgreSQL server. Missing binaries fail the test: CI always has them."""
-    try:
-        bin_dir = find_bin_dir()
-    except PostgresUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    with postgres_server(bin_dir) as server:
+    with postgres_server(binaries_or_fail(find_bin_dir)) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariadbServer]:
+    """The session's MariaDB server. Missing binaries fail the test: CI always has them."""
+    with mariadb_server(binaries_or_fail(find_binaries)) as server:
+        yield server
+
+
+@pytest.fixture
+def mariadb_uri(mariadb: MariadbServer) -> Iterator[str]:
+    """A fresh, fully migrated MLflow database on MariaDB (``mysql+pymysql://`` URL)."""
+    with mariadb.database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -105,7 +112,7 @@ def twin_database(backend_uri: str, request: pytest.FixtureRequest) -> Iterator[
         yield url
 
 
-# --- end of PostgreSQL -----------------------------------------------------------------------
+# --- end of PostgreSQL and MariaDB ----------------------------------------------------------
 
 
 @pytest.fixture

@@ -10,28 +10,27 @@ template that MLflow has already migrated.
 from __future__ import annotations
 
 import glob
-import itertools
 import os
 import pwd
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from server import free_port
+from sql_server import TEMPLATE, ServerUnavailable, SqlServer, migrate_mlflow, serve
 
 INSTALL_HINT = (
     "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or in "
     "/usr/lib/postgresql/*/bin. Run .ci/run, or: apt-get install -y postgresql"
 )
-TEMPLATE = "mlflow_template"
 DEBIAN_ROOT = "/usr/lib/postgresql"
 #: The SQL backends the store and index tests run on, as the dialect (and driver) of the URL:
-#: MLflow's SQLite file, and PostgreSQL with a plain and a driver-qualified URL.
-SQL_BACKENDS = ("sqlite", "postgresql", "postgresql+psycopg2")
+#: MLflow's SQLite file, PostgreSQL with a plain and a driver-qualified URL, and MariaDB
+#: (tests/mariadb.py) through PyMySQL.
+SQL_BACKENDS = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql+pymysql")
+#: One of each server: SQLite, PostgreSQL and MariaDB.
+SERVER_KINDS = ("sqlite", "postgresql", "mysql+pymysql")
 
 
 def on_backends(*backends: str) -> pytest.MarkDecorator:
@@ -40,7 +39,7 @@ def on_backends(*backends: str) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("backend_uri", backends or SQL_BACKENDS, indirect=True)
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailable(ServerUnavailable):
     """No PostgreSQL server binaries on this machine."""
 
 
@@ -77,46 +76,31 @@ def _server_user() -> str | None:
     raise PostgresUnavailable("Running as root, and there is no 'postgres' or 'nobody' user.")
 
 
-class PostgresServer:
+class PostgresServer(SqlServer):
     """A running PostgreSQL cluster; ``superuser`` connects over TCP without a password."""
 
     superuser = "postgres"
+    dialect = "postgresql"
 
     def __init__(self, root: Path, port: int, bin_dir: Path, user: str | None) -> None:
-        self.root = root
-        self.port = port
+        super().__init__(root, port, user)
         self.bin_dir = bin_dir
-        self.user = user
-        self._names = itertools.count()
-
-    def _run(self, tool: str, *args: str) -> None:
-        cmd = [str(self.bin_dir / tool), *args]
-        if self.user is not None:
-            cmd = ["runuser", "-u", self.user, "--", *cmd]
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=self.root, timeout=120)
-        if done.returncode != 0:
-            log = self.root / "server.log"
-            tail = log.read_text()[-3000:] if log.exists() else ""
-            raise RuntimeError(f"{tool} failed ({done.returncode}):\n{done.stderr}\n{tail}")
 
     def start(self) -> None:
         data = str(self.root / "data")
-        self._run("initdb", "-D", data, "-U", self.superuser, "--auth=trust", "-E", "UTF8",
-                  "--no-sync", "--locale=C")  # fmt: skip
+        self.run(self.bin_dir / "initdb", "-D", data, "-U", self.superuser, "--auth=trust",
+                 "-E", "UTF8", "--no-sync", "--locale=C")  # fmt: skip
         # Durability is not under test: no fsync keeps CREATE DATABASE and commits fast.
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
-        self._run("pg_ctl", "-D", data, "-l", str(self.root / "server.log"), "-o", options,
-                  "-w", "-t", "60", "start")  # fmt: skip
+        self.run(self.bin_dir / "pg_ctl", "-D", data, "-l", str(self.root / "server.log"),
+                 "-o", options, "-w", "-t", "60", "start")  # fmt: skip
 
     def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
-
-    def url(self, database: str, dialect: str = "postgresql") -> str:
-        """The SQLAlchemy/MLflow URL of ``database`` (``dialect`` may name a driver)."""
-        return f"{dialect}://{self.superuser}@127.0.0.1:{self.port}/{database}"
+        self.run(self.bin_dir / "pg_ctl", "-D", str(self.root / "data"), "-m", "immediate",
+                 "-w", "stop")  # fmt: skip
 
     def execute(self, *statements: str, database: str = "postgres") -> None:
         """Run statements outside a transaction (as CREATE/DROP DATABASE need)."""
@@ -133,12 +117,8 @@ class PostgresServer:
 
     def make_template(self) -> None:
         """A database with every MLflow migration applied, for :meth:`new_database` to copy."""
-        from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as Registry
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
         self.execute(f"CREATE DATABASE {TEMPLATE}")
-        SqlAlchemyStore(self.url(TEMPLATE), str(self.root / "template-artifacts"))
-        Registry(self.url(TEMPLATE))
+        migrate_mlflow(self.url(TEMPLATE), self.root / "template-artifacts")
         # MLflow keeps its engines (and their pooled connections) for the process's lifetime;
         # a database is copied only while no one is connected to it.
         self.execute(
@@ -147,40 +127,24 @@ class PostgresServer:
             f"WHERE datname = '{TEMPLATE}' AND pid <> pg_backend_pid()",
         )
 
-    def new_database(self, *, dialect: str = "postgresql", migrated: bool = True) -> str:
-        """Create a database of its own for a test; returns its URL.
-
-        Args:
-            dialect: ``postgresql`` or a driver-qualified ``postgresql+psycopg2`` and the like.
-            migrated: Copy of the MLflow-migrated template (else empty).
-        """
-        name = f"test_{os.getpid()}_{next(self._names)}"
+    def _create(self, name: str, *, migrated: bool) -> None:
         template = f" TEMPLATE {TEMPLATE}" if migrated else ""
         self.execute(f"CREATE DATABASE {name}{template}")
-        return self.url(name, dialect)
 
     def drop_database(self, url: str) -> None:
         """Drop a database made by :meth:`new_database`, closing whatever is connected."""
         self.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
-
-    @contextmanager
-    def database(self, dialect: str = "postgresql", *, migrated: bool = True) -> Iterator[str]:
-        """A database of its own for the block (see :meth:`new_database`), dropped after."""
-        url = self.new_database(dialect=dialect, migrated=migrated)
-        try:
-            yield url
-        finally:
-            self.drop_database(url)
 
 
 @contextmanager
 def fresh_database(
     request: pytest.FixtureRequest, dialect: str, name: str = "mlflow.db", *, migrated: bool = True
 ) -> Iterator[str]:
-    """A database of its own for a test: a SQLite file ``name`` in ``tmp_path``, or a PostgreSQL
-    database on the session's server, reached with ``dialect``; MLflow-migrated or empty."""
+    """A database of its own for a test: a SQLite file ``name`` in ``tmp_path``, or a database
+    on the session's PostgreSQL (``postgresql...``) or MariaDB (``mysql...``) server, reached
+    with ``dialect``; MLflow-migrated or empty."""
     if dialect != "sqlite":
-        server = request.getfixturevalue("postgres")
+        server = request.getfixturevalue("mariadb" if dialect.startswith("mysql") else "postgres")
         with server.database(dialect, migrated=migrated) as url:
             yield url
         return
@@ -201,18 +165,5 @@ def postgres_server(bin_dir: Path | None = None) -> Iterator[PostgresServer]:
         PostgresUnavailable: No server binaries on this machine.
     """
     bin_dir = bin_dir or find_bin_dir()
-    user = _server_user()
-    # Not under pytest's tmp dir: that is private to root, and the server may run as another user.
-    root = Path(tempfile.mkdtemp(prefix="lineage-pg-"))
-    if user is not None:
-        shutil.chown(root, user)
-    server = PostgresServer(root, free_port(), bin_dir, user)
-    try:
-        server.start()
-        try:
-            server.make_template()
-            yield server
-        finally:
-            server.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with serve(PostgresServer, _server_user(), bin_dir, prefix="lineage-pg-") as server:
+        yield server

@@ -9,6 +9,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -292,6 +293,19 @@ print(n, flush=True)
 """
 
 
+def _wait_for_another_commit(path: str, timeout: float = 60.0) -> None:
+    """Wait until one more commit file is in the log than now (the other writer's), looking at
+    the files only: reading the table inside the run would record a read."""
+    import time
+
+    log = Path(path) / "_delta_log"
+    before = len(list(log.glob("*.json")))
+    deadline = time.monotonic() + timeout
+    while len(list(log.glob("*.json"))) <= before:
+        assert time.monotonic() < deadline, "the other writer stopped committing"
+        time.sleep(0.005)
+
+
 def test_writes_racing_a_second_writer_process_record_exactly_the_runs_commits(
     make_table, tmp_path
 ):
@@ -312,6 +326,7 @@ def test_writes_racing_a_second_writer_process_record_exactly_the_runs_commits(
         with mlflow.start_run() as run:
             for n in range(10):
                 write_deltalake(path, rows(100 + n, 1), mode="append")
+                _wait_for_another_commit(path)  # so the commits interleave, however loaded
     finally:
         stop.touch()
         theirs = int(other.stdout.readline())

@@ -230,3 +230,30 @@ def test_event_tags_are_read_back_identically(lineage_tracking, make_table):
     expected = sorted(v for k, v in tags.items() if k.startswith(EVENT_PREFIX))
     indexed = index_contents(index_url(lineage_tracking))["lineage_events"]
     assert sorted(r[-1] for r in indexed) == expected
+
+
+@on_backends()
+def test_vacuums_registry_read_from_mlflows_tables_is_what_the_api_gives(
+    lineage_tracking, make_table, tmp_path
+):
+    from lineage_plugin.queries.protected import registry_versions
+    from lineage_plugin.queries.workspace import Workspace
+    from lineage_plugin.store import registry_tables
+    from lineage_plugin.store.mlflow_database import MlflowDatabase, sql_backend_url
+
+    a_registry(make_table, tmp_path)
+    MlflowClient().set_model_version_tag("n", "1", "lineage.protect", "true")
+    ws = Workspace(lineage_tracking)
+    with MlflowDatabase(sql_backend_url(lineage_tracking)).connect() as conn:
+        direct = registry_tables.registry_versions(conn, workspace="default")
+    api = registry_tables.from_api(ws.model_versions(), ws.registered_models())
+    assert direct == api
+    assert registry_versions(ws) == direct == registry_versions(ws, direct=False)
+    by = {(v.name, v.version): v for v in direct}
+    assert list(by) == [("m", "2"), ("m", "1"), ("n", "1")]  # m v3 deleted, the prompt left out
+    assert by["m", "2"].aliases == ("champion",) and by["m", "2"].current_stage == "Production"
+    assert by["m", "1"].aliases == () and by["m", "1"].current_stage == "Archived"
+    assert by["n", "1"].tags["lineage.protect"] == "true"
+    assert all(v.run_id and v.source == "s3://bucket/model" for v in direct)
+    assert all(any(k.startswith("lineage.manifest") for k in v.tags) for v in direct)
+    assert not any(k.startswith(EVENT_PREFIX) for v in direct for k in v.tags)

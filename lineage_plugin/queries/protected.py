@@ -22,6 +22,7 @@ from lineage_plugin import tags as T
 from lineage_plugin.errors import LineageError
 from lineage_plugin.queries.workspace import Workspace
 from lineage_plugin.records import DeltaInput
+from lineage_plugin.store.registry_tables import RegistryVersion
 
 #: The stages that mean "in use" (Archived and None do not).
 IN_USE_STAGES = ("Production", "Staging")
@@ -88,7 +89,7 @@ class Protection:
 
 
 def guards(ws: Workspace, *, keep_newest: int = KEEP_NEWEST) -> list[Guard]:
-    """Every model version whose data must stay readable, in registry order.
+    """Every model version whose data must stay readable, by name, newest version first.
 
     Args:
         ws: Where MLflow is.
@@ -99,41 +100,61 @@ def guards(ws: Workspace, *, keep_newest: int = KEEP_NEWEST) -> list[Guard]:
     """
     if keep_newest < 0:
         raise LineageError(f"--keep-newest must be 0 or more, not {keep_newest}.")
-    by_model: dict[str, list[Any]] = defaultdict(list)
-    for mv in ws.model_versions():
-        by_model[mv.name].append(mv)
-    # A searched ModelVersion carries no aliases: the registered model has them.
-    aliases: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for model in ws.registered_models():
-        for alias, version in (getattr(model, "aliases", None) or {}).items():
-            aliases[(model.name, str(version))].append(alias)
-    found = []
-    for name in sorted(by_model):
-        versions = sorted(by_model[name], key=lambda mv: -int(mv.version))
-        for rank, mv in enumerate(versions):
-            why = _reasons(
-                mv,
-                aliases[(name, str(mv.version))],
-                newest=rank < keep_newest,
-                keep_newest=keep_newest,
-            )
-            if why:
-                found.append(_guard(ws, mv, why))
+    found: list[Guard] = []
+    previous, rank = None, 0
+    for mv in registry_versions(ws):  # by name, newest first: rank counts from the newest
+        rank = rank + 1 if mv.name == previous else 0
+        previous = mv.name
+        why = _reasons(mv, newest=rank < keep_newest, keep_newest=keep_newest)
+        if why:
+            found.append(_guard(ws, mv, why))
     return found
 
 
-def _reasons(mv: Any, aliases: Iterable[str], *, newest: bool, keep_newest: int) -> tuple[str, ...]:
-    why = [f"alias {a}" for a in sorted({*aliases, *(getattr(mv, "aliases", None) or ())})]
+def registry_versions(ws: Workspace, *, direct: bool = True) -> list[RegistryVersion]:
+    """Every model version with its aliases and ``lineage.*`` tags, by name, newest first.
+
+    On a SQL backend (``direct``) they are read straight from MLflow's tables, which costs a
+    few milliseconds where building MLflow's registry store costs a tenth of a second; a
+    database that cannot be read so (not MLflow's schema, no workspace set) is read through
+    MLflow's API, as every other backend is.
+
+    Args:
+        ws: Where MLflow is.
+        direct: Read MLflow's tables when the backend is SQL.
+    """
+    from lineage_plugin.store import registry_tables
+    from lineage_plugin.store.mlflow_database import (
+        MlflowDatabase,
+        MlflowDatabaseError,
+        active_workspace,
+        sql_backend_url,
+    )
+
+    url = sql_backend_url(ws.tracking_uri) if direct else None
+    if url is not None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with MlflowDatabase(url).connect() as conn:
+                return registry_tables.registry_versions(conn, workspace=active_workspace())
+        except (MlflowDatabaseError, SQLAlchemyError):
+            pass  # MLflow's API says what is wrong, if anything is
+    return registry_tables.from_api(ws.model_versions(), ws.registered_models())
+
+
+def _reasons(mv: RegistryVersion, *, newest: bool, keep_newest: int) -> tuple[str, ...]:
+    why = [f"alias {a}" for a in mv.aliases]
     if mv.current_stage in IN_USE_STAGES:
         why.append(f"stage {mv.current_stage}")
     if newest:
         why.append(f"newest {keep_newest}")
-    if str((mv.tags or {}).get(T.PROTECT, "")).strip().lower() == "true":
+    if str(mv.tags.get(T.PROTECT, "")).strip().lower() == "true":
         why.append(f"tag {T.PROTECT}")
     return tuple(why)
 
 
-def _guard(ws: Workspace, mv: Any, why: tuple[str, ...]) -> Guard:
+def _guard(ws: Workspace, mv: RegistryVersion, why: tuple[str, ...]) -> Guard:
     """The guard of ``mv``: its inputs from its own record, else from its run's."""
     base = {"name": mv.name, "version": str(mv.version), "run_id": mv.run_id or None, "why": why}
     try:
