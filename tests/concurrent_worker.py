@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 TABLES = ("alpha", "beta")
-#: The maintainer's vacuums delete files removed longer ago than this (a reader's load-to-read
-#: window is far shorter, as Delta's retention requires; see the README).
-LOOP_RETENTION_HOURS = 0.01
+#: The maintainer's vacuums delete files removed longer ago than this. Delta's rule: longer
+#: than any reader needs them; here, longer than a run's read-to-registration time (up to 29 s
+#: measured under this load), since a version read by a run not yet registered is unprotected.
+LOOP_RETENTION_HOURS = 0.02
 #: The maintainer's pause between rounds (seconds), so the trainers get the CPU too.
 PAUSE = 1.0
 

@@ -241,7 +241,7 @@ def check_protected_versions(done: dict[str, Any]) -> None:
             assert sorted({int(b) for b in rows["batch"]}) == done["content"][t][version]
 
 
-@on_backends("sqlite", "postgresql")
+@on_backends("sqlite", "postgresql", "mysql+pymysql")
 def test_eight_trainers_and_a_maintainer_through_one_server(backend_uri, tmp_path, capsys):
     done = run_everything(backend_uri, tmp_path)
     with capsys.disabled():
