@@ -210,10 +210,6 @@ def check_events(backend_uri: str, done: dict[str, Any]) -> None:
             else:
                 recorded[(e.kind, name, e.alias or e.stage, e.version)] += 1
     assert len(every_id) == len(set(every_id))  # no event twice
-    # The 24 moves of shared@champion, in time order, each replaced the one before it.
-    moves = [e for e in events_in_mlflow(client, "shared") if e.alias == "champion"]
-    assert [e.replaced for e in moves] == [(), *((e.version,) for e in moves[:-1])]
-    assert client.get_model_version_by_alias("shared", "champion").version == moves[-1].version
     assert recorded == made  # each change once, none invented
     assert sum(made.values()) == WORKERS * ITERATIONS * 4
     assert sorted(restore_events) == sorted((r["event_id"], r["version"]) for r in restores)
