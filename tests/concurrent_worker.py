@@ -30,7 +30,7 @@ from typing import Any
 
 TABLES = ("alpha", "beta")
 #: The maintainer's vacuums delete files removed longer ago than this. Delta's rule: longer
-#: than any reader needs them; here, longer than a run's read-to-registration time (up to 29 s
+#: than any reader needs them; here, longer than a run's read-to-registration time (up to 41 s
 #: measured under this load), since a version read by a run not yet registered is unprotected.
 LOOP_RETENTION_HOURS = 0.02
 #: The maintainer's pause between rounds (seconds), so the trainers get the CPU too.
