@@ -74,8 +74,9 @@ def _engine(url: str) -> Engine:
     import sqlalchemy
 
     if url.startswith("sqlite:///"):
-        os.makedirs(os.path.dirname(os.path.abspath(url[len("sqlite:///") :])), exist_ok=True)
-        return sqlalchemy.create_engine(url, connect_args={"timeout": 30})
+        from lineage_plugin.store.sqlite_engine import sqlite_index_engine
+
+        return sqlite_index_engine(url)
     return sqlalchemy.create_engine(url, pool_pre_ping=True)
 
 

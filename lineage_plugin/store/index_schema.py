@@ -8,6 +8,7 @@ is kept in ``lineage_index_meta``; :func:`ensure_schema` creates or migrates it.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -247,6 +248,10 @@ def schema_version(conn: Connection) -> int | None:
     return int(value) if value is not None else None
 
 
+#: How often creating the index is tried while other processes create it too.
+SCHEMA_ATTEMPTS = 5
+
+
 def ensure_schema(engine: Engine) -> None:
     """Create the index tables, or migrate them to :data:`INDEX_SCHEMA_VERSION`.
 
@@ -255,15 +260,18 @@ def ensure_schema(engine: Engine) -> None:
     """
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-    try:
-        with engine.begin() as conn:
-            _ddl_in_transaction(conn)
-            _ensure(conn)
-    except (IntegrityError, OperationalError, ProgrammingError):
-        # Another process created the tables at the same moment; check what it left.
-        with engine.begin() as conn:
-            _ddl_in_transaction(conn)
-            _ensure(conn)
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            with engine.begin() as conn:
+                _ddl_in_transaction(conn)
+                _ensure(conn)
+            return
+        except (IntegrityError, OperationalError, ProgrammingError):
+            # Another process is creating the tables at the same moment (MySQL answers "skipped
+            # since its definition is being modified by concurrent DDL"); look again.
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 def _ddl_in_transaction(conn: Connection) -> None:
@@ -274,7 +282,7 @@ def _ddl_in_transaction(conn: Connection) -> None:
         return
     dbapi = conn.connection.dbapi_connection
     if dbapi is not None and getattr(dbapi, "in_transaction", True) is False:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # a reader turned writer would deadlock
 
 
 def _ensure(conn: Connection) -> None:

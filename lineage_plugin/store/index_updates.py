@@ -13,6 +13,7 @@ from lineage_plugin import tags as T
 from lineage_plugin.deleted import DeletedVersion
 from lineage_plugin.events import EVENT_PREFIX, RegistryEvent
 from lineage_plugin.openlineage import MlflowRunFacts
+from lineage_plugin.store.deadlocks import retry_deadlocks
 from lineage_plugin.store.index import LineageIndex, RunRow, index_for
 from lineage_plugin.store.recording import failed, writing_own_events
 
@@ -62,13 +63,13 @@ def index_run_tags(store: Any, run_id: str, tags: dict[str, str]) -> None:
     try:
         index = index_for(store)
         if in_backend_database(store, index):
-            _index_run_from_tables(index, run_id)
+            retry_deadlocks(lambda: _index_run_from_tables(index, run_id))
             return
         run = store.get_run(run_id)
         if T.STATUS not in run.data.tags:
             return  # no lineage (yet): reindex leaves such runs out too
         record = T.run_lineage_from_tags(run_id, run.data.tags)
-        index.record_run(record, run_row(run.info))
+        retry_deadlocks(lambda: index.record_run(record, run_row(run.info)))
     except Exception as exc:
         failed("a run in the lineage index", exc)
 

@@ -267,10 +267,31 @@ def _isolated(session: Session) -> Iterator[None]:
         yield
 
 
+def _lock_the_model(session: Session, name: str) -> None:
+    """Make concurrent changes of one registered model wait for each other before the plan
+    reads what the model holds: else two alias moves at once (two server workers) both read
+    the same holder, and the second's event names the wrong replaced version and leaves the
+    index holding the first's. SQLite: take the database's write lock now (``BEGIN
+    IMMEDIATE``); PostgreSQL, MySQL: lock the model's row (``SELECT ... FOR UPDATE``)."""
+    from sqlalchemy import text
+
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        dbapi = session.connection().connection.dbapi_connection
+        if dbapi is not None and getattr(dbapi, "in_transaction", True) is False:
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect in ("postgresql", "mysql", "mariadb"):
+        session.execute(
+            text("SELECT name FROM registered_models WHERE name = :name FOR UPDATE"),
+            {"name": name},
+        )
+
+
 def _plan_in_session(pending: _Pending, session: Session) -> SqlState | None:
     state = SqlState(pending.store, session, pending.name)
     try:
         with _isolated(session):
+            _lock_the_model(session, pending.name)
             pending.change = pending.planner(state, current_user(), _now())
     except MissingVersion:
         return None  # MLflow raises its own "not found" error next

@@ -6,8 +6,9 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lineage_plugin import tags as T
 from lineage_plugin.records import DeltaInput, DeltaOutput, RunLineage, to_json
@@ -81,6 +82,32 @@ def _batches(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+#: How often ``log_inputs`` is tried when a concurrent run created the same dataset first.
+LOG_INPUTS_ATTEMPTS = 3
+
+
+def _log_inputs(client: Any, run_id: str, datasets: list[Any]) -> None:
+    """``log_inputs``, tried again when it lost MLflow's race on the datasets table.
+
+    MLflow's SQL store looks the (experiment, name, digest) datasets up and inserts the missing
+    ones in one transaction; two runs of one experiment logging the same table version at the
+    same moment both insert, and one fails on the unique key (PostgreSQL, MySQL). The failed
+    transaction wrote nothing, and the retry finds the other run's dataset and links it.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(LOG_INPUTS_ATTEMPTS):
+        try:
+            client.log_inputs(run_id, datasets=datasets)
+            return
+        except MlflowException as exc:
+            message = str(exc).lower()
+            lost_race = "unique" in message or "duplicate" in message
+            if not lost_race or attempt == LOG_INPUTS_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def write_run(run_id: str, state: RunState) -> None:
     """Write what is new in ``state`` to the run, in as few calls as MLflow allows.
 
@@ -121,7 +148,7 @@ def write_run(run_id: str, state: RunState) -> None:
         client.log_batch(run_id, tags=batch)
     datasets = [dataset_input(state.inputs[i]) for i in new if i not in state.already_datasets]
     if datasets:
-        client.log_inputs(run_id, datasets=datasets)
+        _log_inputs(client, run_id, datasets)
     with tempfile.TemporaryDirectory(prefix="lineage-") as tmp:  # one artifact upload
         with open(os.path.join(tmp, MANIFEST_FILE), "w", encoding="utf-8") as fh:
             fh.write(T.manifest_json(record))
