@@ -98,6 +98,10 @@ def reindex(
             f"reindex(source='sql') reads MLflow's SQL database, and {ws.tracking_uri} has "
             "none. Use source='api' (--source api) or 'auto' for file: and http(s): tracking URIs."
         )
+    if url:  # a database that is not MLflow's is refused before MLflow's API touches it
+        from lineage_plugin.store.mlflow_database import MlflowDatabase
+
+        MlflowDatabase(url).check()
     if into is None:  # MLflow's record first: changes whose events a dead client never wrote
         resolved = _reconcile_intents(ws)
         if resolved:
@@ -170,8 +174,7 @@ def _from_tables(
     from lineage_plugin.store.mlflow_database import MlflowDatabase
 
     say = status_lines(progress)
-    database = MlflowDatabase(url)
-    database.check()  # before the index is made: not in a database that is not MLflow's
+    database = MlflowDatabase(url)  # checked by reindex before anything was written
     index = target()
     say(f"reading MLflow's tables directly in {database.safe_url}")
     with database.rebuilding(index) as (tables, conn):
