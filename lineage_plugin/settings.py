@@ -35,6 +35,18 @@ def autolog_requested_by_env() -> bool:
     return _flag(AUTOLOG_ENV)
 
 
+INTENT_GRACE_ENV = "MLFLOW_LINEAGE_INTENT_GRACE_SECONDS"
+
+
+def intent_grace_ms() -> int:
+    """How old (``MLFLOW_LINEAGE_INTENT_GRACE_SECONDS``, default 60) another client's intent
+    must be before a registry change resolves it: a younger one may be a change under way."""
+    try:
+        return int(float(os.environ.get(INTENT_GRACE_ENV, "60")) * 1000)
+    except ValueError:
+        return 60_000
+
+
 def strict() -> bool:
     """Whether ``MLFLOW_LINEAGE_STRICT`` turns capture failures into errors."""
     return _flag(STRICT_ENV)

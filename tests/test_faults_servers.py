@@ -164,6 +164,7 @@ def test_a_lineage_http_client_whose_server_dies_before_the_event_write_records_
 ):
     """The kill lands between MLflow's change and the event tags: the alias moved, its event is
     written after the restart, with its original id, exactly once."""
+    monkeypatch.setenv("MLFLOW_LINEAGE_INTENT_GRACE_SECONDS", "0")  # the rerun resolves it now
     from lineage_plugin.store import recording
 
     with mlflow_server_process(stock_backend, tmp_path) as server:

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from typing import Any
 
 from lineage_plugin import tags as T
@@ -92,12 +93,14 @@ def _happened(store: Any, name: str, event: RegistryEvent) -> bool:
         return False
 
 
-def reconcile_intents(store: Any, name: str) -> list[RegistryEvent]:
+def reconcile_intents(store: Any, name: str, *, older_than_ms: int = 0) -> list[RegistryEvent]:
     """Resolve the leftover intents of registered model ``name`` against the registry.
 
     Args:
         store: The wrapped registry store.
         name: The registered model.
+        older_than_ms: Leave intents younger than this: another client's change may be under
+            way (``0``: resolve every one, as ``reindex`` does).
 
     Returns:
         The events written now (changes that happened without their events being recorded).
@@ -117,6 +120,8 @@ def reconcile_intents(store: Any, name: str) -> list[RegistryEvent]:
         except (ValueError, KeyError, TypeError) as exc:  # not ours to repair: leave it
             _logger.warning("mlflow-delta-lineage: ignoring a damaged intent %s: %s", key, exc)
             continue
+        if events and older_than_ms and time.time() * 1000 - events[0].time < older_than_ms:
+            continue  # perhaps a change under way in another client
         if events and _happened(store, name, events[0]):
             written += _write_events(store, name, events, versions)
         drop_intent(store, name, key, tags)

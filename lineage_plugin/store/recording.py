@@ -144,7 +144,7 @@ def _record_around(store: Any, name: str, planner: Planner, call: Callable[[], _
         result = call()
     except BaseException:
         if intent is not None:  # it may have happened (a lost answer): the registry tells
-            reconcile(store, name, quiet=True)
+            reconcile(store, name, quiet=True, grace=False)
         raise
     finally:
         client_recording.reset(token)
@@ -159,7 +159,9 @@ def _record_around(store: Any, name: str, planner: Planner, call: Callable[[], _
     return result
 
 
-def reconcile(store: Any, name: str, *, quiet: bool = False) -> list[RegistryEvent]:
+def reconcile(
+    store: Any, name: str, *, quiet: bool = False, grace: bool = True
+) -> list[RegistryEvent]:
     """Resolve the leftover intents of model ``name`` (see :mod:`lineage_plugin.store.intents`)
     and index the events written for them; a failure is a warning (``quiet``: not even that).
 
@@ -168,7 +170,8 @@ def reconcile(store: Any, name: str, *, quiet: bool = False) -> list[RegistryEve
     """
     try:
         with own_tag_writes():
-            events = reconcile_intents(store, name)
+            older = settings.intent_grace_ms() if grace else 0
+            events = reconcile_intents(store, name, older_than_ms=older)
     except Exception as exc:
         if not quiet:
             failed("the registry events of an interrupted change", exc)
@@ -197,9 +200,30 @@ def write_events_with_api(store: Any, name: str, change: Change) -> None:
                     with contextlib.suppress(Exception):  # absent already
                         store.delete_model_version_tag(name, version, key)
                 else:
-                    store.set_model_version_tag(name, version, ModelVersionTag(key, value))
+                    tag = ModelVersionTag(key, value)
+                    _set_tag(lambda: store.set_model_version_tag(name, version, tag))  # noqa: B023
         for key, value in change.model_tags.items():
-            store.set_registered_model_tag(name, RegisteredModelTag(key, value))
+            tag = RegisteredModelTag(key, value)
+            _set_tag(lambda: store.set_registered_model_tag(name, tag))  # noqa: B023
+
+
+def _set_tag(write: Callable[[], Any]) -> None:
+    """A tag write, tried again when it lost MLflow's race with another client setting the same
+    key: MLflow's SQL store looks the tag up, then inserts it, so two at once fail on the unique
+    key; the retry finds the other's row and updates it."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(3):
+        try:
+            write()
+            return
+        except MlflowException as exc:
+            message = str(exc).lower()
+            if ("unique" not in message and "duplicate" not in message) or attempt == 2:
+                raise
+            import time
+
+            time.sleep(0.05 * (attempt + 1))
 
 
 def writing_own_events() -> bool:
